@@ -1,0 +1,96 @@
+# migkit - small Unix filters that carry a VM's migration stream.
+# make | make check | make install PREFIX=... DESTDIR=... | make demo | make bench
+
+# One word per filter: filters/NAME.c becomes the command mig-NAME.
+FILTERS = checksum
+
+PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+INCDIR = $(PREFIX)/include
+LIBDIR = $(PREFIX)/lib
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+MIG_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ichannel -Ifilters -Iemu-glue
+LIBS_JSON = $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+LIBS = -lxxhash
+
+# make check SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+B = build
+CHANNEL_SRC = $(filter-out channel/main.c,$(wildcard channel/*.c))
+CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
+FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
+COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(B)/bin/mig-info
+UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream
+MAN = $(wildcard man/*.[157])
+
+all: $(COMMANDS)
+
+$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(MIG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/libmigchan.a: $(CHANNEL_OBJ)
+	$(AR) rcs $@ $^
+
+# The same main(), built once per filter against that filter's symbol.
+$(B)/main-%.o: channel/main.c channel/mig.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(MIG_CFLAGS) $(CFLAGS) -DMIG_FILTER_NAME=$* -c $< -o $@
+
+$(B)/bin/mig-%: $(B)/main-%.o $(B)/filters/%.o $(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/filters/all.o: filters/all.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(MIG_CFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS),X($(f)))' -c $< -o $@
+
+$(B)/bin/mig-info: $(B)/tools/mig-info.o $(B)/filters/all.o $(FILTER_OBJ) \
+		$(B)/emu-glue/qemu-stream.o $(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_JSON)
+
+$(B)/tests/test-channel: $(B)/tests/unit/test-channel.o $(FILTER_OBJ) \
+		$(B)/filters/all.o $(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
+		$(B)/emu-glue/qemu-stream.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_JSON)
+
+# Installs what is missing (Debian); quiet when all is there.
+deps:
+	@scripts/install-deps
+
+check: all $(UNIT_TESTS)
+	scripts/run-tests
+
+demo: all
+	MIG_BIN=$(CURDIR)/$(B)/bin scripts/demo
+
+bench: all
+	MIG_BIN=$(CURDIR)/$(B)/bin bench/run
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(COMMANDS) $(DESTDIR)$(BINDIR)
+	install -m 644 channel/mig.h $(DESTDIR)$(INCDIR)
+	install -m 644 $(B)/libmigchan.a $(DESTDIR)$(LIBDIR)
+	for m in $(MAN); do \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}; done
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all deps check demo bench install clean
+.SECONDARY:

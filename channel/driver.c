@@ -1,0 +1,381 @@
+/*
+ * driver.c - main() of every filter command.
+ *
+ * Option conventions, the encode and decode loops, progress and the exit
+ * status live here, so that a filter is only its transformation.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mig.h"
+#include "progress.h"
+
+enum {
+	OPT_PROGRESS = 256,
+	OPT_META,
+	OPT_FRAME_SIZE,
+	OPT_FILTER = 1000, /* + index into the filter's options */
+};
+
+struct run {
+	const struct mig_filter *f;
+	void *st;
+	bool decode, verbose, quiet, progress;
+	uint64_t frame_size;
+	const char **meta; /* "KEY=VALUE" */
+	size_t nmeta;
+	const char *input; /* NULL: stdin */
+	const char *input_name;
+};
+
+static void usage(const struct mig_filter *f, FILE *out)
+{
+	fprintf(out,
+		"usage: mig-%s [options] [FILE]\n"
+		"       mig-%s -d [options] [FILE]%s%s\n"
+		"%s\n\n"
+		"Reads FILE (or standard input) and writes standard output.\n\n"
+		"  -d, --decode         peel a %s layer instead of adding one\n"
+		"      --meta KEY=VALUE add a META frame (when encoding; "
+		"repeatable)\n"
+		"      --frame-size N   inner bytes per frame (default 1M, "
+		"at most 16M)\n"
+		"      --progress       show bytes and rate on stderr\n"
+		"  -v, --verbose        describe the layer on stderr\n"
+		"  -q, --quiet          no warnings\n"
+		"  -h, --help           this help\n"
+		"  -V, --version        version\n",
+		f->name, f->name, f->decode_name ? "\n       mig-" : "",
+		f->decode_name ? f->decode_name : "", f->summary, f->name);
+	for (const struct mig_option *o = f->options; o && o->long_name; o++) {
+		char left[64];
+		snprintf(left, sizeof left, "%s%c%s--%s%s%s",
+			 o->short_name ? "-" : "  ",
+			 o->short_name ? o->short_name : ' ',
+			 o->short_name ? ", " : "  ", o->long_name,
+			 o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(out, "  %-21s%s\n", left, o->help);
+	}
+	fprintf(out, "\nExit status: 0 success, 1 bad or truncated input, "
+		     "2 usage, 3 I/O error, 4 system error.\n"
+		     "See mig-%s(1) and mig-stream(5).\n", f->name);
+}
+
+static int usage_error(const struct mig_filter *f, const char *fmt,
+		       const char *arg)
+{
+	fprintf(stderr, "%s: ", mig_progname);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'mig-%s --help'.\n", f->name);
+	return MIG_EXIT_USAGE;
+}
+
+static int fail(const struct run *r, const struct mig_err *e)
+{
+	fprintf(stderr, "%s: %s: %s\n", mig_progname, r->input_name, e->msg);
+	return e->code ? e->code : MIG_EXIT_SYS;
+}
+
+static int parse_args(struct run *r, int argc, char **argv)
+{
+	const struct mig_filter *f = r->f;
+	struct option *lo;
+	char shorts[128] = "+dhVqv";
+	size_t nopt = 0, sl = strlen(shorts);
+	int c, status = -1;
+
+	for (const struct mig_option *o = f->options; o && o->long_name; o++)
+		nopt++;
+	lo = calloc(nopt + 10, sizeof *lo);
+	r->meta = calloc((size_t)argc, sizeof *r->meta);
+	if (!lo || !r->meta) {
+		free(lo);
+		fprintf(stderr, "%s: out of memory\n", mig_progname);
+		return MIG_EXIT_SYS;
+	}
+	struct option common[] = {
+		{ "decode", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "meta", required_argument, NULL, OPT_META },
+		{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
+	};
+	size_t nc = sizeof common / sizeof common[0];
+	memcpy(lo, common, sizeof common);
+	for (size_t i = 0; i < nopt; i++) {
+		const struct mig_option *o = &f->options[i];
+		lo[nc + i] = (struct option){ o->long_name,
+					      o->arg ? required_argument
+						     : no_argument,
+					      NULL, OPT_FILTER + (int)i };
+		if (o->short_name && sl + 3 < sizeof shorts) {
+			shorts[sl++] = (char)o->short_name;
+			if (o->arg)
+				shorts[sl++] = ':';
+			shorts[sl] = '\0';
+		}
+	}
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		const struct mig_option *o = NULL;
+		struct mig_err e = { 0 };
+
+		switch (c) {
+		case 'd': r->decode = true; continue;
+		case 'h': usage(f, stdout); status = 0; goto out;
+		case 'V':
+			printf("mig-%s (migkit) %s\n", f->name,
+			       MIG_VERSION_STRING);
+			status = 0;
+			goto out;
+		case 'q': r->quiet = true; continue;
+		case 'v': r->verbose = true; continue;
+		case OPT_PROGRESS: r->progress = true; continue;
+		case OPT_META: r->meta[r->nmeta++] = optarg; continue;
+		case OPT_FRAME_SIZE:
+			if (mig_parse_size(optarg, &r->frame_size) < 0 ||
+			    r->frame_size == 0 ||
+			    r->frame_size > MIG_FRAME_DATA_MAX) {
+				status = usage_error(f, "--frame-size: '%s' is "
+						     "not a size from 1 to 16M",
+						     optarg);
+				goto out;
+			}
+			continue;
+		case '?':
+			if (optopt && optopt < 256)
+				status = usage_error(f, "unknown or incomplete "
+						     "option '-%s'",
+						     (const char[]){ (char)optopt, 0 });
+			else
+				status = usage_error(f, "unknown or incomplete "
+						     "option '%s'",
+						     argv[optind - 1]);
+			goto out;
+		default:
+			break;
+		}
+		if (c >= OPT_FILTER)
+			o = &f->options[c - OPT_FILTER];
+		else /* a short filter option */
+			for (size_t i = 0; i < nopt; i++)
+				if (f->options[i].short_name == c)
+					o = &f->options[i];
+		if (!o || f->set_option(r->st, o, optarg, &e) < 0) {
+			fprintf(stderr, "%s: %s\n", mig_progname,
+				o ? e.msg : "bad option");
+			status = o && e.code ? e.code : MIG_EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (argc - optind > 1) {
+		status = usage_error(f, "one input at most (got '%s' and more)",
+				     argv[optind + 1]);
+		goto out;
+	}
+	if (argc - optind == 1 && strcmp(argv[optind], "-") != 0)
+		r->input = argv[optind];
+	if (r->decode && (r->nmeta || r->frame_size)) {
+		status = usage_error(f, "%s", r->nmeta ? "--meta is for encoding"
+					    : "--frame-size is for encoding");
+		goto out;
+	}
+out:
+	free(lo);
+	return status;
+}
+
+static void show_layer(const struct run *r, struct mig_src *layer)
+{
+	char params[256] = "";
+	size_t plen;
+	const uint8_t *p = mig_layer_params(layer, &plen);
+	struct mig_layer_totals t;
+	char bin[32], benc[32];
+
+	if (r->f->describe)
+		r->f->describe(p, plen, params, sizeof params);
+	mig_layer_totals(layer, &t);
+	mig_format_bytes(t.bytes, bin, sizeof bin);
+	mig_format_bytes(t.encoded, benc, sizeof benc);
+	mig_warn("%s layer (%s): %llu frames, %s inner, %s encoded",
+		 r->f->name, params, (unsigned long long)t.frames, bin, benc);
+	for (size_t i = 0; i < mig_layer_meta_count(layer); i++) {
+		const struct mig_meta *m = mig_layer_meta(layer, i);
+		mig_warn("META %s=%s", m->key, m->value);
+	}
+}
+
+static int decode(struct run *r, struct mig_src *in)
+{
+	struct mig_err e = { 0 };
+	struct mig_progress pr;
+	struct mig_src *layer = mig_src_layer(in, r->f, r->st, &e);
+	uint64_t out = 0;
+	int rc = MIG_EXIT_OK;
+
+	if (!layer)
+		return fail(r, &e);
+	mig_progress_start(&pr, r->progress);
+	for (;;) {
+		const uint8_t *p;
+		size_t n;
+		int got = mig_src_chunk(layer, &p, &n, SIZE_MAX, &e);
+		if (got < 0) {
+			rc = fail(r, &e);
+			break;
+		}
+		if (got == 0)
+			break;
+		if (mig_write_all(1, p, n, &e) < 0) {
+			rc = fail(r, &e);
+			break;
+		}
+		out += n;
+		mig_progress_update(&pr, mig_src_offset(in), out);
+	}
+	if (rc == MIG_EXIT_OK) {
+		mig_progress_done(&pr, mig_src_offset(in), out);
+		if (r->verbose)
+			show_layer(r, layer);
+	}
+	mig_src_free(layer);
+	return rc;
+}
+
+static int encode(struct run *r, struct mig_src *in)
+{
+	struct mig_err e = { 0 };
+	struct mig_progress pr;
+	size_t fs = r->frame_size ? r->frame_size : MIG_FRAME_DATA_DEFAULT;
+	uint8_t *buf = malloc(fs + r->f->max_overhead);
+	struct mig_sink *k = NULL;
+	struct mig_layer_totals t;
+	int rc = MIG_EXIT_OK;
+
+	if (!buf) {
+		mig_err_set(&e, MIG_EXIT_SYS, "out of memory");
+		goto fail;
+	}
+	if (!(k = mig_sink_open(1, r->f, r->st, &e)))
+		goto fail;
+	for (size_t i = 0; i < r->nmeta; i++) {
+		char *kv = strdup(r->meta[i]), *eq;
+		if (!kv) {
+			mig_err_set(&e, MIG_EXIT_SYS, "out of memory");
+			goto fail;
+		}
+		if (!(eq = strchr(kv, '='))) {
+			free(kv);
+			mig_err_set(&e, MIG_EXIT_USAGE,
+				    "--meta '%s' is not KEY=VALUE", r->meta[i]);
+			goto fail;
+		}
+		*eq = '\0';
+		int m = mig_sink_meta(k, kv, eq + 1, &e);
+		free(kv);
+		if (m < 0)
+			goto fail;
+	}
+	mig_progress_start(&pr, r->progress);
+	for (;;) {
+		long n = mig_src_read(in, buf, fs, &e);
+		if (n < 0)
+			goto fail;
+		if (n > 0 && mig_sink_data(k, buf, (size_t)n, &e) < 0)
+			goto fail;
+		mig_sink_totals(k, &t);
+		mig_progress_update(&pr, t.bytes, t.encoded);
+		if ((size_t)n < fs)
+			break;
+	}
+	/* END goes out only after a clean end of input: a reader of this
+	 * layer can tell a finished stream from one cut short. */
+	if (mig_sink_end(k, &e) < 0)
+		goto fail;
+	mig_sink_totals(k, &t);
+	mig_progress_done(&pr, t.bytes, t.encoded);
+	if (r->verbose) {
+		char bin[32], benc[32];
+		mig_format_bytes(t.bytes, bin, sizeof bin);
+		mig_format_bytes(t.encoded, benc, sizeof benc);
+		mig_warn("%llu frames, %s in, %s out",
+			 (unsigned long long)t.frames, bin, benc);
+	}
+	goto out;
+fail:
+	rc = fail(r, &e);
+out:
+	mig_sink_free(k);
+	free(buf);
+	return rc;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
+{
+	struct run r = { .f = f, .input_name = "stdin" };
+	struct mig_src *in = NULL;
+	int fd = 0, rc;
+
+	mig_progname = argc > 0 ? base_name(argv[0]) : f->name;
+	if (f->decode_name && strncmp(mig_progname, "mig-", 4) == 0 &&
+	    strcmp(mig_progname + 4, f->decode_name) == 0)
+		r.decode = true;
+	/* A dead reader or writer must end us with an error at once, not
+	 * with a signal a pipeline may not report. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!(r.st = f->create())) {
+		fprintf(stderr, "%s: out of memory\n", mig_progname);
+		return MIG_EXIT_SYS;
+	}
+	if ((rc = parse_args(&r, argc, argv)) >= 0)
+		goto out;
+	rc = MIG_EXIT_OK;
+	if (!r.decode && isatty(1)) {
+		fprintf(stderr, "%s: refusing to write a mig stream to a "
+				"terminal; redirect standard output\n",
+			mig_progname);
+		rc = MIG_EXIT_USAGE;
+		goto out;
+	}
+	if (r.input) {
+		r.input_name = r.input;
+		if ((fd = open(r.input, O_RDONLY | O_CLOEXEC)) < 0) {
+			fprintf(stderr, "%s: %s: %s\n", mig_progname, r.input,
+				strerror(errno));
+			rc = errno == ENOENT ? MIG_EXIT_USAGE : MIG_EXIT_IO;
+			goto out;
+		}
+	}
+	mig_pipe_grow(fd);
+	mig_pipe_grow(1);
+	if (!(in = mig_src_fd(fd, r.input_name))) {
+		fprintf(stderr, "%s: out of memory\n", mig_progname);
+		rc = MIG_EXIT_SYS;
+		goto out;
+	}
+	rc = r.decode ? decode(&r, in) : encode(&r, in);
+out:
+	mig_src_free(in);
+	if (fd > 0)
+		close(fd);
+	free(r.meta);
+	f->destroy(r.st);
+	return rc;
+}

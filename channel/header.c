@@ -1,0 +1,109 @@
+/* header.c - the layer header: build it, and read and check it. */
+#include <string.h>
+#include <xxhash.h>
+
+#include "mig.h"
+#include "header.h"
+
+size_t mig_header_build(uint8_t *out, uint8_t kind, const uint8_t *params,
+			size_t plen)
+{
+	out[0] = MIG_MAGIC_0;
+	out[1] = MIG_MAGIC_1;
+	out[2] = MIG_MAGIC_2;
+	out[3] = MIG_MAGIC_3;
+	out[4] = MIG_FORMAT_VERSION;
+	out[5] = kind;
+	mig_put_le16(out + 6, 0);
+	mig_put_le32(out + 8, (uint32_t)plen);
+	memcpy(out + MIG_HEADER_FIXED, params, plen);
+	size_t n = MIG_HEADER_FIXED + plen;
+	mig_put_le64(out + n, XXH3_64bits(out, n));
+	return n + MIG_HEADER_CHECK;
+}
+
+/* Say what the input is when it is not the layer we peel. */
+static int wrong_input(const struct mig_detect *d, uint8_t want,
+		       struct mig_err *e)
+{
+	const struct mig_kind *wk = mig_kind_by_id(want);
+	const struct mig_kind *k;
+	const char *wname = wk ? wk->name : "mig";
+
+	switch (d->type) {
+	case MIG_INPUT_EMPTY:
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "input is empty, not a %s layer", wname);
+	case MIG_INPUT_QEMU:
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "input is a raw QEMU stream, not a %s layer: "
+				   "nothing to decode", wname);
+	case MIG_INPUT_LAYER:
+		if (d->version != MIG_FORMAT_VERSION)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "input is a mig stream of format "
+					   "version %u; this program reads "
+					   "version %u", d->version,
+					   MIG_FORMAT_VERSION);
+		if ((k = mig_kind_by_id(d->kind)))
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "input is a %s layer; run %s first",
+					   k->name, k->peeler);
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "input is a mig layer of unknown kind %u",
+				   d->kind);
+	case MIG_INPUT_UNKNOWN:
+	default: {
+		char what[128];
+		mig_detect_describe(d, what, sizeof what);
+		return mig_err_set(e, MIG_EXIT_DATA, "input is %s", what);
+	}
+	}
+}
+
+int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *params,
+		    size_t *plen, struct mig_err *e)
+{
+	uint8_t h[MIG_HEADER_FIXED + MIG_PARAMS_MAX + MIG_HEADER_CHECK];
+	struct mig_detect d;
+	long n;
+
+	if (mig_detect(in, &d, e) < 0)
+		return -1;
+	if (d.type != MIG_INPUT_LAYER || d.version != MIG_FORMAT_VERSION ||
+	    d.kind != want_kind) {
+		/* a magic alone, cut before its kind, is a truncated header */
+		if (d.type == MIG_INPUT_LAYER && d.headlen < 6)
+			goto truncated;
+		return wrong_input(&d, want_kind, e);
+	}
+	n = mig_src_read(in, h, MIG_HEADER_FIXED, e);
+	if (n < 0)
+		return -1;
+	if (n < MIG_HEADER_FIXED)
+		goto truncated;
+	if (mig_get_le16(h + 6) != 0)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "layer header: unknown flags 0x%04x",
+				   mig_get_le16(h + 6));
+	uint32_t p = mig_get_le32(h + 8);
+	if (p > MIG_PARAMS_MAX)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "layer header: parameter length %u exceeds "
+				   "the limit of %u", p, MIG_PARAMS_MAX);
+	n = mig_src_read(in, h + MIG_HEADER_FIXED, p + MIG_HEADER_CHECK, e);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < p + MIG_HEADER_CHECK)
+		goto truncated;
+	size_t covered = MIG_HEADER_FIXED + p;
+	if (XXH3_64bits(h, covered) != mig_get_le64(h + covered))
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "layer header is corrupt (check mismatch)");
+	memcpy(params, h + MIG_HEADER_FIXED, p);
+	*plen = p;
+	return 0;
+truncated:
+	return mig_err_set(e, MIG_EXIT_DATA,
+			   "truncated: the stream ends inside the layer header");
+}

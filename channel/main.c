@@ -1,0 +1,10 @@
+/* main.c - the main() of a filter command, built once per filter with
+ * -DMIG_FILTER_NAME=name (see the Makefile). */
+#include "mig.h"
+
+extern const struct mig_filter MIG_FILTER_SYMBOL(MIG_FILTER_NAME);
+
+int main(int argc, char **argv)
+{
+	return mig_filter_main(&MIG_FILTER_SYMBOL(MIG_FILTER_NAME), argc, argv);
+}

@@ -1,0 +1,307 @@
+/*
+ * mig.h - libmigchan, the migkit channel library.
+ *
+ * Everything that reads or writes a mig stream goes through here: the
+ * layer header and frames (see mig-stream(5)), input detection, robust
+ * descriptor I/O, and the driver that turns a filter -- a set of
+ * callbacks that only transform bytes -- into a command.
+ */
+#ifndef MIG_H
+#define MIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MIG_VERSION_STRING "0.1.0"
+
+/* ---- The format (mig-stream(5)) ---------------------------------------- */
+
+#define MIG_MAGIC_0 0x89 /* not ASCII: text is never taken for a layer */
+#define MIG_MAGIC_1 'M'
+#define MIG_MAGIC_2 'I'
+#define MIG_MAGIC_3 'G'
+#define MIG_FORMAT_VERSION 1
+
+#define MIG_HEADER_FIXED 12 /* magic, version, kind, flags, param length */
+#define MIG_HEADER_CHECK 8  /* XXH3-64 of everything before it */
+#define MIG_PARAMS_MAX 4096
+#define MIG_FRAME_HEADER 8
+
+/* Inner bytes carried by one frame, and the bound on any frame's payload:
+ * a decoder never allocates more than this for a frame, whatever its
+ * length field says. */
+#define MIG_FRAME_DATA_DEFAULT (1u << 20)
+#define MIG_FRAME_DATA_MAX (16u << 20)
+#define MIG_FRAME_OVERHEAD_MAX (64u << 10)
+#define MIG_FRAME_PAYLOAD_MAX (MIG_FRAME_DATA_MAX + MIG_FRAME_OVERHEAD_MAX)
+
+#define MIG_META_KEY_MAX 64
+#define MIG_META_VALUE_MAX (64u << 10)
+#define MIG_META_TOTAL_MAX (1u << 20) /* all META of one layer */
+#define MIG_END_TOTALS 16             /* u64 inner bytes, u64 frames */
+#define MIG_TRAILER_MAX 4096
+
+enum mig_frame_type {
+	MIG_FRAME_DATA = 1,
+	MIG_FRAME_META = 2,
+	MIG_FRAME_END = 3,
+};
+
+/* Layer kinds are assigned by mig-stream(5); each names the command that
+ * peels it, so a decoder handed the wrong layer can say what to run. */
+struct mig_kind {
+	uint8_t id;
+	const char *name;   /* "checksum" */
+	const char *peeler; /* "mig-checksum -d" */
+};
+const struct mig_kind *mig_kind_by_id(uint8_t id);
+
+/* ---- Errors -------------------------------------------------------------- */
+
+/* Exit codes of every migkit command (mig(7)). */
+enum {
+	MIG_EXIT_OK = 0,
+	MIG_EXIT_DATA = 1,  /* input is not what was expected: corrupt,
+			       truncated, wrong layer, failed check */
+	MIG_EXIT_USAGE = 2, /* bad command line */
+	MIG_EXIT_IO = 3,    /* read or write failed: broken pipe, disk */
+	MIG_EXIT_SYS = 4,   /* out of memory, library failure */
+};
+
+struct mig_err {
+	int code; /* one of MIG_EXIT_* */
+	char msg[1024];
+};
+
+/* Set (or, with mig_err_prefix, prepend context to) an error; they return
+ * -1 so that a failing path can end in `return mig_err_set(...)`. */
+int mig_err_set(struct mig_err *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int mig_err_prefix(struct mig_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The running program's name ("mig-checksum") for messages. */
+extern const char *mig_progname;
+void mig_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- Byte helpers -------------------------------------------------------- */
+
+static inline void mig_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void mig_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void mig_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t mig_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t mig_get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+static inline uint64_t mig_get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---- Descriptor I/O ------------------------------------------------------- */
+
+/* Write all of it, across short writes, EINTR and EAGAIN (a descriptor
+ * left non-blocking by whoever spawned us). */
+int mig_write_all(int fd, const void *buf, size_t len, struct mig_err *e);
+int mig_writev_all(int fd, const void *a, size_t alen, const void *b,
+		   size_t blen, struct mig_err *e);
+/* Ask for a large pipe buffer where fd is a pipe; silently keeps the
+ * default where the system refuses. */
+void mig_pipe_grow(int fd);
+
+/* ---- Sources: where a decoder reads from --------------------------------- */
+
+/* A source yields bytes in chunks; a layer source yields the verified inner
+ * bytes of a layer read from another source, so layers stack. */
+struct mig_src;
+
+struct mig_src *mig_src_fd(int fd, const char *name);
+/* Bytes consumed from this source so far. */
+uint64_t mig_src_offset(const struct mig_src *s);
+const char *mig_src_name(const struct mig_src *s);
+/* The next chunk of at most max bytes, consumed; valid until the next call.
+ * Returns 1 (data), 0 (clean end), -1 (error in e). */
+int mig_src_chunk(struct mig_src *s, const uint8_t **p, size_t *len,
+		  size_t max, struct mig_err *e);
+/* Read exactly len bytes unless the source ends first; returns the count
+ * read (short only at the end), or -1. */
+long mig_src_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e);
+/* Look at the first bytes without consuming them (n <= 64); *got may be
+ * less than n only at the end of the source. */
+int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
+		 struct mig_err *e);
+void mig_src_free(struct mig_src *s);
+
+/* ---- What a stream is ---------------------------------------------------- */
+
+enum mig_input_type {
+	MIG_INPUT_EMPTY,
+	MIG_INPUT_QEMU,   /* raw QEMU savevm stream: QEVM */
+	MIG_INPUT_LAYER,  /* a mig layer */
+	MIG_INPUT_UNKNOWN,
+};
+
+struct mig_detect {
+	enum mig_input_type type;
+	uint8_t kind;       /* MIG_INPUT_LAYER */
+	uint8_t version;    /* MIG_INPUT_LAYER */
+	uint8_t head[8];    /* first bytes, for messages */
+	size_t headlen;
+};
+int mig_detect(struct mig_src *s, struct mig_detect *d, struct mig_err *e);
+/* "a raw QEMU stream", "a checksum layer", "not a mig stream (starts 41 42..)" */
+void mig_detect_describe(const struct mig_detect *d, char *buf, size_t len);
+
+/* ---- META ---------------------------------------------------------------- */
+
+struct mig_meta {
+	char *key;
+	char *value;
+	size_t value_len;
+};
+/* Check "KEY=VALUE" (as given by --meta or found in a META frame). */
+int mig_meta_parse(const uint8_t *p, size_t len, struct mig_meta *m,
+		   struct mig_err *e);
+void mig_meta_clear(struct mig_meta *m);
+
+/* ---- Filters ------------------------------------------------------------- */
+
+struct mig_frame {
+	uint8_t type;   /* MIG_FRAME_* */
+	uint8_t flags;  /* the layer's own per-frame flags */
+	uint64_t index; /* 0 for the first frame after the header */
+	const uint8_t *data;
+	size_t len;
+};
+
+struct mig_option {
+	const char *long_name;
+	int short_name; /* 0 for long only */
+	const char *arg; /* name of its argument, NULL for a flag */
+	const char *help;
+};
+
+/*
+ * A filter is a transformation and nothing else. The library reads and
+ * writes, frames, counts, handles options and reports errors. Every frame
+ * of a layer, META and END included, passes through encode/decode, so a
+ * layer protects (or hides) all of its frames the same way.
+ *
+ * Encoding: in->data has `tailroom` writable bytes after in->len, so a
+ * filter that appends (a checksum, a tag) can do it in place and point
+ * *out at in->data; otherwise it points *out at a buffer of its own, valid
+ * until the next call. Decoding: *out may point into in->data.
+ * Callbacks return 0, or -1 after mig_err_set().
+ */
+struct mig_filter {
+	const char *name;         /* command is mig-NAME */
+	const char *decode_name;  /* optional alias that decodes: mig-ALIAS */
+	uint8_t kind;             /* layer kind (mig-stream(5)) */
+	const char *summary;      /* one line for --help */
+	size_t max_overhead;      /* payload bytes a frame may grow by */
+	const struct mig_option *options; /* filter-specific, NULL-terminated */
+
+	void *(*create)(void);
+	void (*destroy)(void *st);
+	int (*set_option)(void *st, const struct mig_option *opt,
+			  const char *arg, struct mig_err *e);
+
+	int (*encode_init)(void *st, uint8_t *params, size_t *params_len,
+			   struct mig_err *e);
+	int (*encode)(void *st, struct mig_frame *in, size_t tailroom,
+		      const uint8_t **out, size_t *out_len, uint8_t *flags,
+		      struct mig_err *e);
+	/* layer-specific part of the END frame (after the totals) */
+	int (*encode_trailer)(void *st, uint8_t *trailer, size_t *len,
+			      struct mig_err *e);
+
+	int (*decode_init)(void *st, const uint8_t *params, size_t params_len,
+			   struct mig_err *e);
+	int (*decode)(void *st, const struct mig_frame *in, const uint8_t **out,
+		      size_t *out_len, struct mig_err *e);
+	int (*decode_trailer)(void *st, const uint8_t *trailer, size_t len,
+			      struct mig_err *e);
+	/* describe the parameters for -v and mig-info: "hash=xxh3" */
+	void (*describe)(const uint8_t *params, size_t len, char *buf,
+			 size_t buflen);
+};
+
+/* Each filter file ends with MIG_FILTER(name, {...}); the command's main
+ * (channel/main.c) is built against one of them. */
+#define MIG_FILTER_SYMBOL(name) MIG_FILTER_SYMBOL_(name)
+#define MIG_FILTER_SYMBOL_(name) mig_filter_##name
+#define MIG_FILTER(name) const struct mig_filter MIG_FILTER_SYMBOL(name) =
+
+/* ---- Layers -------------------------------------------------------------- */
+
+struct mig_layer_totals {
+	uint64_t bytes;      /* inner bytes */
+	uint64_t frames;     /* frames before END */
+	uint64_t data_frames;
+	uint64_t encoded;    /* bytes of the layer itself, header to END */
+};
+
+/*
+ * Peel one layer: returns a source whose bytes are the layer's inner
+ * stream, each frame verified before any of its bytes is handed out. It
+ * reports a missing END, data after END, and totals that disagree. The
+ * layer source owns neither inner nor st.
+ */
+struct mig_src *mig_src_layer(struct mig_src *inner, const struct mig_filter *f,
+			      void *st, struct mig_err *e);
+/* After the header has been read (the first chunk, or mig_layer_open). */
+int mig_layer_open(struct mig_src *layer, struct mig_err *e);
+const uint8_t *mig_layer_params(const struct mig_src *layer, size_t *len);
+size_t mig_layer_meta_count(const struct mig_src *layer);
+const struct mig_meta *mig_layer_meta(const struct mig_src *layer, size_t i);
+/* Totals so far; complete once the source has returned its clean end. */
+void mig_layer_totals(const struct mig_src *layer, struct mig_layer_totals *t);
+
+/* Write one layer: header, META frames, DATA frames, END. */
+struct mig_sink;
+struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
+			       struct mig_err *e);
+int mig_sink_meta(struct mig_sink *k, const char *key, const char *value,
+		  struct mig_err *e);
+/* buf must have f->max_overhead writable bytes after len. */
+int mig_sink_data(struct mig_sink *k, uint8_t *buf, size_t len,
+		  struct mig_err *e);
+int mig_sink_end(struct mig_sink *k, struct mig_err *e);
+void mig_sink_totals(const struct mig_sink *k, struct mig_layer_totals *t);
+void mig_sink_free(struct mig_sink *k);
+
+/* ---- The command driver -------------------------------------------------- */
+
+/* main() of every filter command: options, encode or decode, errors. */
+int mig_filter_main(const struct mig_filter *f, int argc, char **argv);
+
+/* Parse "1M", "64K", "4096" (bytes); -1 on garbage or overflow. */
+int mig_parse_size(const char *s, uint64_t *out);
+/* "1.5 GiB" */
+void mig_format_bytes(uint64_t n, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,219 @@
+/* source.c - reading a stream in chunks, whatever produces it. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "source-private.h"
+
+/* Below this, a read goes through the source's buffer; above it, straight
+ * into the caller's. */
+#define DIRECT_MIN (64u << 10)
+
+void mig_src_init(struct mig_src *s, const struct mig_src_ops *ops,
+		  const char *name)
+{
+	memset(s, 0, sizeof *s);
+	s->ops = ops;
+	s->name = name;
+}
+
+uint64_t mig_src_offset(const struct mig_src *s)
+{
+	return s->offset;
+}
+
+const char *mig_src_name(const struct mig_src *s)
+{
+	return s->name;
+}
+
+static size_t buffered(const struct mig_src *s)
+{
+	return s->looklen - s->lookpos + s->curlen;
+}
+
+/* Make sure cur holds something unless the source has ended. */
+static int fill(struct mig_src *s, struct mig_err *e)
+{
+	if (s->curlen > 0 || s->lookpos < s->looklen)
+		return 1;
+	if (s->ended)
+		return 0;
+	int r = s->ops->next(s, &s->cur, &s->curlen, e);
+	if (r == 0) {
+		s->ended = true;
+		s->curlen = 0;
+	}
+	return r;
+}
+
+int mig_src_chunk(struct mig_src *s, const uint8_t **p, size_t *len,
+		  size_t max, struct mig_err *e)
+{
+	int r = fill(s, e);
+	if (r <= 0)
+		return r;
+	if (s->lookpos < s->looklen) {
+		size_t n = s->looklen - s->lookpos;
+		*p = s->look + s->lookpos;
+		*len = n < max ? n : max;
+		s->lookpos += *len;
+	} else {
+		*p = s->cur;
+		*len = s->curlen < max ? s->curlen : max;
+		s->cur += *len;
+		s->curlen -= *len;
+	}
+	s->offset += *len;
+	return 1;
+}
+
+long mig_src_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e)
+{
+	uint8_t *out = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		if (buffered(s) == 0 && !s->ended && s->ops->read_direct &&
+		    len - done >= DIRECT_MIN) {
+			long n = s->ops->read_direct(s, out + done, len - done, e);
+			if (n < 0)
+				return -1;
+			if (n == 0) {
+				s->ended = true;
+				break;
+			}
+			done += (size_t)n;
+			s->offset += (uint64_t)n;
+			continue;
+		}
+		const uint8_t *p;
+		size_t n;
+		int r = mig_src_chunk(s, &p, &n, len - done, e);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		memcpy(out + done, p, n);
+		done += n;
+	}
+	return (long)done;
+}
+
+int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
+		 struct mig_err *e)
+{
+	if (n > MIG_PEEK_MAX)
+		n = MIG_PEEK_MAX;
+	if (s->lookpos == s->looklen && s->curlen >= n) {
+		*p = s->cur;
+		*got = n;
+		return 0;
+	}
+	/* Gather n bytes into look, ahead of what is left of cur. */
+	memmove(s->look, s->look + s->lookpos, s->looklen - s->lookpos);
+	s->looklen -= s->lookpos;
+	s->lookpos = 0;
+	while (s->looklen < n) {
+		if (s->curlen == 0) {
+			if (s->ended)
+				break;
+			int r = s->ops->next(s, &s->cur, &s->curlen, e);
+			if (r < 0)
+				return -1;
+			if (r == 0) {
+				s->ended = true;
+				s->curlen = 0;
+				break;
+			}
+		}
+		size_t take = n - s->looklen;
+		if (take > s->curlen)
+			take = s->curlen;
+		memcpy(s->look + s->looklen, s->cur, take);
+		s->looklen += take;
+		s->cur += take;
+		s->curlen -= take;
+	}
+	*p = s->look;
+	*got = s->looklen;
+	return 0;
+}
+
+void mig_src_free(struct mig_src *s)
+{
+	if (s)
+		s->ops->free(s);
+}
+
+/* ---- A file descriptor --------------------------------------------------- */
+
+#define FD_BUF (1u << 20)
+
+struct fd_src {
+	struct mig_src base;
+	int fd;
+	uint8_t *buf;
+};
+
+static long fd_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e)
+{
+	struct fd_src *f = (struct fd_src *)s;
+
+	for (;;) {
+		ssize_t n = read(f->fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			/* a non-blocking descriptor from our spawner */
+			struct pollfd p = { .fd = f->fd, .events = POLLIN };
+			if (poll(&p, 1, -1) >= 0 || errno == EINTR)
+				continue;
+		}
+		return mig_err_set(e, MIG_EXIT_IO, "read: %s", strerror(errno));
+	}
+}
+
+static int fd_next(struct mig_src *s, const uint8_t **p, size_t *len,
+		   struct mig_err *e)
+{
+	struct fd_src *f = (struct fd_src *)s;
+
+	if (!f->buf && !(f->buf = malloc(FD_BUF)))
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	long n = fd_read(s, f->buf, FD_BUF, e);
+	if (n <= 0)
+		return (int)n;
+	*p = f->buf;
+	*len = (size_t)n;
+	return 1;
+}
+
+static void fd_free(struct mig_src *s)
+{
+	struct fd_src *f = (struct fd_src *)s;
+
+	free(f->buf);
+	free(f);
+}
+
+static const struct mig_src_ops fd_ops = {
+	.next = fd_next,
+	.read_direct = fd_read,
+	.free = fd_free,
+};
+
+struct mig_src *mig_src_fd(int fd, const char *name)
+{
+	struct fd_src *f = calloc(1, sizeof *f);
+
+	if (!f)
+		return NULL;
+	mig_src_init(&f->base, &fd_ops, name);
+	f->fd = fd;
+	return &f->base;
+}

@@ -1,0 +1,900 @@
+/*
+ * qemu-stream: one-pass, pull-based reader of QEMU's migration stream
+ * (savevm format v3).  See qemu-stream.h for what is parsed and how.
+ *
+ * Stream layout handled here (QEMU 7.2 precopy, all integers big endian):
+ *
+ *   be32 magic "QEVM", be32 version 3
+ *   0x07 configuration: be32 len + machine type, then optional
+ *        subsections (0x05, u8 len + name, be32 version, fields)
+ *   sections:
+ *     0x01 START / 0x04 FULL: be32 id, u8 len + idstr, be32 instance, be32 version
+ *     0x02 PART  / 0x03 END : be32 id
+ *     each followed by its content and a footer 0x7E + be32 id
+ *     0x08 COMMAND: be16 command, be16 length, payload
+ *   0x00 QEMU_VM_EOF
+ *   0x06 VMDESCRIPTION: be32 N, N bytes of JSON (end of stream)
+ *
+ *   "ram" content: be64 records (page address | flags in the low bits),
+ *   see parse_ram().
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "qemu-stream.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#define RD_BUF_CAP   (1u << 20)    /* structural read buffer */
+#define MAX_BLOCKS   4096          /* more RAM blocks than this is absurd */
+#define MAX_CAPS     256           /* capabilities in the configuration */
+#define DEFAULT_PAGE 4096u         /* TARGET_PAGE_SIZE of x86 and most targets */
+
+/* section types (migration/savevm.c) */
+enum {
+    VM_EOF        = 0x00,
+    SEC_START     = 0x01,
+    SEC_PART      = 0x02,
+    SEC_END       = 0x03,
+    SEC_FULL      = 0x04,
+    SEC_SUB       = 0x05,
+    SEC_VMDESC    = 0x06,
+    SEC_CONFIG    = 0x07,
+    SEC_COMMAND   = 0x08,
+    SEC_FOOTER    = 0x7E,
+};
+
+/* QEMU_VM_COMMAND that embeds a whole nested stream (postcopy) */
+#define MIG_CMD_PACKAGED 7
+
+/* RAM record flags (migration/ram.c) */
+#define RF_FULL          0x001u   /* obsolete since 2009 */
+#define RF_ZERO          0x002u
+#define RF_MEM_SIZE      0x004u
+#define RF_PAGE          0x008u
+#define RF_EOS           0x010u
+#define RF_CONTINUE      0x020u
+#define RF_XBZRLE        0x040u
+#define RF_HOOK          0x080u   /* RDMA */
+#define RF_COMPRESS      0x100u
+#define RF_MULTIFD_FLUSH 0x200u   /* QEMU >= 8.1, no payload */
+
+#define XBZRLE_ENCODING  0x01
+
+typedef unsigned long long ull;
+
+struct rdr {
+    qs_read_fn rd;
+    void *ctx;
+    unsigned char *buf;
+    size_t pos, len;      /* unread bytes are buf[pos..len) */
+    uint64_t base;        /* stream offset of buf[0] */
+    bool eof;
+    char *err;
+    size_t errlen;
+};
+
+struct scan {
+    struct rdr r;
+    struct qs_info *out;
+    unsigned flags;
+    bool ignore_shared;     /* x-ignore-shared: block list carries addresses */
+    bool have_ram;
+    uint32_t ram_id;
+    size_t cur_block;       /* last block named, for CONTINUE records */
+    size_t blocks_cap;
+};
+
+#define NO_BLOCK ((size_t)-1)
+
+/* ------------------------------------------------------------------ */
+/* errors                                                               */
+
+static int fail(struct rdr *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail(struct rdr *r, const char *fmt, ...)
+{
+    if (r->err && r->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->err, r->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static uint64_t off(const struct rdr *r) { return r->base + r->pos; }
+static uint64_t end_off(const struct rdr *r) { return r->base + r->len; }
+
+/* The stream ended with `missing` bytes of `what` (which began at `start`) absent. */
+static int truncated(struct rdr *r, const char *what, uint64_t start,
+                     uint64_t missing)
+{
+    uint64_t end = end_off(r);
+    if (end <= start)
+        return fail(r, "truncated: stream ends at offset %llu, where %s was expected",
+                    (ull)end, what);
+    return fail(r, "truncated: stream ends inside %s at offset %llu "
+                "(it starts at offset %llu; %llu more bytes expected)",
+                what, (ull)end, (ull)start, (ull)missing);
+}
+
+/* ------------------------------------------------------------------ */
+/* buffered reading                                                     */
+
+long qs_read_fd(void *ctx, void *buf, size_t len)
+{
+    return (long)read(*(int *)ctx, buf, len);
+}
+
+/* One call of the callback: > 0 bytes, 0 at EOF, -1 on error (err set). */
+static long pull(struct rdr *r, void *dst, size_t len)
+{
+    if (r->eof)
+        return 0;
+    for (;;) {
+        errno = 0;
+        long n = r->rd(r->ctx, dst, len);
+        if (n > 0) {
+            if ((size_t)n > len)
+                return fail(r, "read callback returned %ld bytes for a %zu-byte request",
+                            n, len);
+            return n;
+        }
+        if (n == 0) {
+            r->eof = true;
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        int e = errno;
+        return fail(r, "read error at offset %llu: %s", (ull)end_off(r),
+                    e ? strerror(e) : "unknown error");
+    }
+}
+
+/* Make n (<= RD_BUF_CAP) contiguous bytes available at buf + pos. */
+static int fill(struct rdr *r, size_t n, const char *what, uint64_t start)
+{
+    if (r->len - r->pos >= n)
+        return 0;
+    if (r->pos) {
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+        r->base += r->pos;
+        r->len -= r->pos;
+        r->pos = 0;
+    }
+    while (r->len < n) {
+        long got = pull(r, r->buf + r->len, RD_BUF_CAP - r->len);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            return truncated(r, what, start, n - r->len);
+        r->len += (size_t)got;
+    }
+    return 0;
+}
+
+/* Consume n bytes of any length without keeping them. */
+static int skip(struct rdr *r, uint64_t n, const char *what, uint64_t start)
+{
+    while (n) {
+        size_t avail = r->len - r->pos;
+        if (!avail) {
+            r->base += r->len;
+            r->pos = r->len = 0;
+            long got = pull(r, r->buf, RD_BUF_CAP);
+            if (got < 0)
+                return -1;
+            if (got == 0)
+                return truncated(r, what, start, n);
+            r->len = (size_t)got;
+            continue;
+        }
+        size_t k = avail < n ? avail : (size_t)n;
+        r->pos += k;
+        n -= k;
+    }
+    return 0;
+}
+
+static uint8_t get8(struct rdr *r) { return r->buf[r->pos++]; }
+
+static uint16_t get16(struct rdr *r)
+{
+    const unsigned char *p = r->buf + r->pos;
+    r->pos += 2;
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t get32(struct rdr *r)
+{
+    uint32_t v = be32(r->buf + r->pos);
+    r->pos += 4;
+    return v;
+}
+
+static uint64_t get64(struct rdr *r)
+{
+    uint64_t hi = get32(r);
+    return hi << 32 | get32(r);
+}
+
+/* Copy n raw bytes (already filled) into a NUL-terminated string. */
+static void getstr(struct rdr *r, char *dst, size_t n)
+{
+    memcpy(dst, r->buf + r->pos, n);
+    dst[n] = '\0';
+    r->pos += n;
+}
+
+/* Is every byte of s printable ASCII?  (idstrs and machine types are) */
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* configuration section                                                */
+
+static int parse_config(struct scan *s)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+    uint64_t start = off(r);
+
+    if (fill(r, 5, "configuration section", start))
+        return -1;
+    r->pos++;                                   /* 0x07 */
+    uint32_t len = get32(r);
+    if (len == 0 || len >= sizeof o->machine)
+        return fail(r, "absurd machine type length %u in the configuration section at offset %llu",
+                    len, (ull)start);
+    if (fill(r, len, "configuration section (machine type)", start))
+        return -1;
+    getstr(r, o->machine, len);
+    if (!printable(o->machine))
+        return fail(r, "machine type in the configuration section at offset %llu is not printable text",
+                    (ull)start);
+    o->has_config = true;
+
+    /* Subsections follow while the next byte is QEMU_VM_SUBSECTION. */
+    for (;;) {
+        uint64_t so = off(r);
+        if (fill(r, 1, "first section after the configuration", so))
+            return -1;
+        if (r->buf[r->pos] != SEC_SUB)
+            return 0;
+        if (fill(r, 2, "configuration subsection", so))
+            return -1;
+        r->pos++;
+        uint8_t nl = get8(r);
+        char name[256];
+        if (fill(r, (size_t)nl + 4, "configuration subsection header", so))
+            return -1;
+        getstr(r, name, nl);
+        (void)get32(r);                         /* subsection version */
+
+        if (!strcmp(name, "configuration/target-page-bits")) {
+            if (fill(r, 4, "configuration/target-page-bits", so))
+                return -1;
+            uint32_t bits = get32(r);
+            if (bits < 9 || bits > 24)
+                return fail(r, "absurd target-page-bits %u in the configuration at offset %llu",
+                            bits, (ull)so);
+            o->page_size = (uint64_t)1 << bits;
+        } else if (!strcmp(name, "configuration/capabilities")) {
+            if (fill(r, 4, "configuration/capabilities", so))
+                return -1;
+            uint32_t n = get32(r);
+            if (n > MAX_CAPS)
+                return fail(r, "absurd capability count %u in the configuration at offset %llu",
+                            n, (ull)so);
+            for (uint32_t i = 0; i < n; i++) {
+                char cap[256];
+                if (fill(r, 1, "configuration/capabilities", so))
+                    return -1;
+                uint8_t cl = get8(r);
+                if (fill(r, cl, "configuration/capabilities", so))
+                    return -1;
+                getstr(r, cap, cl);
+                if (!strcmp(cap, "x-ignore-shared"))
+                    s->ignore_shared = true;
+                size_t used = strlen(o->capabilities);
+                snprintf(o->capabilities + used, sizeof o->capabilities - used,
+                         "%s%s", used ? " " : "", cap);
+            }
+        } else if (!strcmp(name, "configuration/uuid")) {
+            if (fill(r, 16, "configuration/uuid", so))
+                return -1;
+            r->pos += 16;
+        } else {
+            return fail(r, "unknown configuration subsection '%s' at offset %llu",
+                        printable(name) ? name : "?", (ull)so);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* ram section                                                          */
+
+static int add_block(struct scan *s, const char *id, uint64_t size, uint64_t at)
+{
+    struct qs_info *o = s->out;
+    if (o->nblocks >= MAX_BLOCKS)
+        return fail(&s->r, "absurd number of RAM blocks (more than %d) at offset %llu",
+                    MAX_BLOCKS, (ull)at);
+    for (size_t i = 0; i < o->nblocks; i++)
+        if (!strcmp(o->blocks[i].id, id))
+            return fail(&s->r, "RAM block '%s' listed twice at offset %llu", id, (ull)at);
+    if (o->nblocks == s->blocks_cap) {
+        size_t cap = s->blocks_cap ? s->blocks_cap * 2 : 16;
+        struct qs_ramblock *nb = realloc(o->blocks, cap * sizeof *nb);
+        if (!nb)
+            return fail(&s->r, "out of memory");
+        o->blocks = nb;
+        s->blocks_cap = cap;
+    }
+    struct qs_ramblock *b = &o->blocks[o->nblocks++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->id, sizeof b->id, "%s", id);
+    b->size = size;
+    return 0;
+}
+
+/* The MEM_SIZE record's block list: u8 len + idstr + be64 size, until
+ * the sizes add up to the announced total. */
+static int parse_block_list(struct scan *s, uint64_t total, uint64_t rec)
+{
+    struct rdr *r = &s->r;
+    if (s->out->nblocks)
+        return fail(r, "second RAM block list (MEM_SIZE) at offset %llu", (ull)rec);
+    if (total == 0)
+        return fail(r, "empty RAM (MEM_SIZE 0) at offset %llu", (ull)rec);
+    s->out->ram_total = total;
+    uint64_t left = total;
+    while (left) {
+        uint64_t bo = off(r);
+        char id[256];
+        if (fill(r, 1, "RAM block list", bo))
+            return -1;
+        uint8_t nl = get8(r);
+        if (nl == 0)
+            return fail(r, "empty RAM block name at offset %llu", (ull)bo);
+        if (fill(r, (size_t)nl + 8, "RAM block list", bo))
+            return -1;
+        getstr(r, id, nl);
+        uint64_t size = get64(r);
+        if (!printable(id))
+            return fail(r, "RAM block name at offset %llu is not printable text", (ull)bo);
+        if (size == 0 || size > left)
+            return fail(r, "absurd size %llu of RAM block '%s' at offset %llu "
+                        "(%llu bytes of MEM_SIZE left)", (ull)size, id, (ull)bo, (ull)left);
+        if (s->ignore_shared) {                 /* be64 guest address */
+            if (fill(r, 8, "RAM block list", bo))
+                return -1;
+            r->pos += 8;
+        }
+        if (add_block(s, id, size, bo))
+            return -1;
+        left -= size;
+    }
+    return 0;
+}
+
+/* Name of the block a page record refers to (CONTINUE or u8 len + idstr). */
+static int record_block(struct scan *s, unsigned flags, uint64_t rec, size_t *bi)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+    if (flags & RF_CONTINUE) {
+        if (s->cur_block == NO_BLOCK)
+            return fail(r, "ram record with CONTINUE but no previous block at offset %llu",
+                        (ull)rec);
+        *bi = s->cur_block;
+        return 0;
+    }
+    char id[256];
+    if (fill(r, 1, "ram record block name", rec))
+        return -1;
+    uint8_t nl = get8(r);
+    if (fill(r, nl, "ram record block name", rec))
+        return -1;
+    getstr(r, id, nl);
+    for (size_t i = 0; i < o->nblocks; i++) {
+        if (!strcmp(o->blocks[i].id, id)) {
+            *bi = s->cur_block = i;
+            return 0;
+        }
+    }
+    return fail(r, "unknown RAM block '%s' at offset %llu (not in the setup list)",
+                printable(id) ? id : "?", (ull)rec);
+}
+
+/*
+ * Records until EOS.  Each starts with be64 (address | flags), flags in
+ * the bits below the page size:
+ *   MEM_SIZE  total RAM size; the block list follows
+ *   ZERO      [block] + one fill byte
+ *   PAGE      [block] + page_size bytes
+ *   XBZRLE    [block] + u8 encoding (1) + be16 len + len bytes
+ *   COMPRESS  [block] + be32 len + len bytes (zlib)
+ *   MULTIFD_FLUSH (8.1+): no payload
+ *   EOS       end of this section's ram data
+ * where [block] is nothing with CONTINUE, else u8 len + block idstr.
+ */
+static int parse_ram(struct scan *s)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+    const uint64_t psz = o->page_size;
+
+    for (;;) {
+        uint64_t rec = off(r);
+        if (fill(r, 8, "ram record header", rec))
+            return -1;
+        uint64_t v = get64(r);
+        unsigned flags = (unsigned)(v & (psz - 1));
+        uint64_t addr = v & ~(psz - 1);
+
+        if (flags & RF_HOOK)
+            return fail(r, "unsupported ram flag 0x80 (RAM_SAVE_FLAG_HOOK, RDMA) at offset %llu",
+                        (ull)rec);
+        if (flags & RF_FULL)
+            return fail(r, "unsupported ram flag 0x01 (obsolete RAM_SAVE_FLAG_FULL) at offset %llu",
+                        (ull)rec);
+        if (flags & RF_MEM_SIZE) {
+            if (parse_block_list(s, addr, rec))
+                return -1;
+            flags &= ~RF_MEM_SIZE;
+        }
+
+        unsigned kind = flags & (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS);
+        if (kind) {
+            size_t bi;
+            if (kind & (kind - 1))
+                return fail(r, "conflicting ram flags 0x%x at offset %llu", flags, (ull)rec);
+            if (record_block(s, flags, rec, &bi))
+                return -1;
+            struct qs_ramblock *b = &o->blocks[bi];
+            if (addr >= b->size)
+                return fail(r, "page address 0x%llx beyond RAM block '%s' (size 0x%llx) at offset %llu",
+                            (ull)addr, b->id, (ull)b->size, (ull)rec);
+            if (kind == RF_ZERO) {
+                if (fill(r, 1, "zero page record", rec))
+                    return -1;
+                r->pos++;                       /* fill byte, 0 since QEMU 2.x */
+                b->zero_pages++;
+            } else if (kind == RF_PAGE) {
+                if (skip(r, psz, "ram page", rec))
+                    return -1;
+                b->normal_pages++;
+            } else if (kind == RF_XBZRLE) {
+                if (fill(r, 3, "XBZRLE page header", rec))
+                    return -1;
+                uint8_t enc = get8(r);
+                uint16_t len = get16(r);
+                if (enc != XBZRLE_ENCODING || len > psz)
+                    return fail(r, "bad XBZRLE page header (encoding %u, length %u) at offset %llu",
+                                enc, len, (ull)rec);
+                if (skip(r, len, "XBZRLE page", rec))
+                    return -1;
+                b->other_pages++;
+            } else {
+                if (fill(r, 4, "compressed page header", rec))
+                    return -1;
+                uint32_t len = get32(r);
+                if (len == 0 || len > 2 * psz)
+                    return fail(r, "absurd compressed page length %u at offset %llu",
+                                len, (ull)rec);
+                if (skip(r, len, "compressed page", rec))
+                    return -1;
+                b->other_pages++;
+            }
+            flags &= ~(kind | RF_CONTINUE);
+        } else if (flags & RF_CONTINUE) {
+            return fail(r, "ram flag CONTINUE without a page at offset %llu", (ull)rec);
+        }
+
+        flags &= ~RF_MULTIFD_FLUSH;
+        if (flags & RF_EOS) {
+            flags &= ~RF_EOS;
+            if (flags)
+                return fail(r, "unknown ram flags 0x%x at offset %llu", flags, (ull)rec);
+            return 0;
+        }
+        if (flags)
+            return fail(r, "unknown ram flags 0x%x at offset %llu", flags, (ull)rec);
+    }
+}
+
+/* Optional section footer: 0x7E + be32 id of the section just read. */
+static int parse_footer(struct scan *s, uint32_t id)
+{
+    struct rdr *r = &s->r;
+    uint64_t fo = off(r);
+    if (fill(r, 1, "section footer or next section", fo))
+        return -1;
+    if (r->buf[r->pos] != SEC_FOOTER)
+        return 0;                   /* machine types before 2.4 send none */
+    if (fill(r, 5, "section footer", fo))
+        return -1;
+    r->pos++;
+    uint32_t fid = get32(r);
+    if (fid != id)
+        return fail(r, "section footer for section %u at offset %llu, expected section %u",
+                    fid, (ull)fo, id);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* opaque tail: device state, EOF, VMDESCRIPTION                        */
+
+static int rotate_left(unsigned char *a, size_t n, size_t k)
+{
+    if (k == 0 || k == n)
+        return 0;
+    if (k <= n / 2) {
+        unsigned char *t = malloc(k);
+        if (!t)
+            return -1;
+        memcpy(t, a, k);
+        memmove(a, a + k, n - k);
+        memcpy(a + n - k, t, k);
+        free(t);
+    } else {
+        unsigned char *t = malloc(n - k);
+        if (!t)
+            return -1;
+        memcpy(t, a + k, n - k);
+        memmove(a + (n - k), a, k);
+        memcpy(a, t, n - k);
+        free(t);
+    }
+    return 0;
+}
+
+static int parse_vmdesc(struct scan *s, const unsigned char *json, size_t n, uint64_t at)
+{
+    struct qs_info *o = s->out;
+    json_error_t je;
+    json_t *root = json_loadb((const char *)json, n, 0, &je);
+    if (!root)
+        return fail(&s->r, "VMDESCRIPTION JSON at offset %llu does not parse: %s (JSON line %d)",
+                    (ull)at, je.text, je.line);
+    int rc = -1;
+    json_t *devs = json_object_get(root, "devices");
+    if (!json_is_object(root) || !json_is_array(devs)) {
+        fail(&s->r, "VMDESCRIPTION JSON at offset %llu has no \"devices\" array", (ull)at);
+        goto out;
+    }
+    json_t *ps = json_object_get(root, "page_size");
+    if (json_is_integer(ps)) {
+        json_int_t p = json_integer_value(ps);
+        if (p > 0 && (uint64_t)p != o->page_size) {
+            if (o->nblocks) {
+                fail(&s->r, "page size mismatch: ram records parsed with %llu-byte pages, "
+                     "but the VMDESCRIPTION says %lld", (ull)o->page_size, (long long)p);
+                goto out;
+            }
+            o->page_size = (uint64_t)p;
+        }
+    }
+    size_t nd = json_array_size(devs);
+    if (nd) {
+        o->devices = calloc(nd, sizeof *o->devices);
+        if (!o->devices) {
+            fail(&s->r, "out of memory");
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < nd; i++) {
+        json_t *d = json_array_get(devs, i);
+        const char *name = json_string_value(json_object_get(d, "name"));
+        if (!name) {
+            fail(&s->r, "VMDESCRIPTION JSON at offset %llu: device %zu has no name", (ull)at, i);
+            goto out;
+        }
+        struct qs_device *qd = &o->devices[o->ndevices++];
+        snprintf(qd->name, sizeof qd->name, "%s", name);
+        qd->instance = (uint32_t)json_integer_value(json_object_get(d, "instance_id"));
+        qd->version = (uint32_t)json_integer_value(json_object_get(d, "version"));
+    }
+    o->has_vmdesc = true;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/*
+ * Consume the rest of the stream opaquely, keeping its last QS_TAIL_MAX
+ * bytes, then find "0x00 0x06 be32(N) {...N bytes" ending the stream.
+ * `dev_start` is the offset of the first device section, or 0 when the
+ * structural parser stopped at the EOF byte itself (still unread).
+ */
+static int scan_tail(struct scan *s, uint64_t dev_start)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+    const size_t cap = QS_TAIL_MAX;
+    unsigned char *ring = malloc(cap);
+    if (!ring)
+        return fail(r, "out of memory");
+
+    size_t w = r->len - r->pos;                 /* leftover of the read buffer */
+    memcpy(ring, r->buf + r->pos, w);
+    uint64_t total = end_off(r);
+    bool wrapped = false;
+    int rc = -1;
+
+    for (;;) {
+        if (w == cap) {
+            w = 0;
+            wrapped = true;
+        }
+        r->base = total;                        /* for messages */
+        r->pos = r->len = 0;
+        long got = pull(r, ring + w, cap - w);
+        if (got < 0)
+            goto out;
+        if (got == 0)
+            break;
+        w += (size_t)got;
+        total += (uint64_t)got;
+    }
+    r->base = total;
+    o->bytes = total;
+
+    size_t L = wrapped ? cap : w;
+    if (wrapped && rotate_left(ring, cap, w)) {
+        fail(r, "out of memory");
+        goto out;
+    }
+    const unsigned char *T = ring;
+    uint64_t tbase = total - L;                 /* stream offset of T[0] */
+
+    /* Scan backwards for 0x06 + be32 N with exactly N bytes left, '{' first. */
+    bool partial = false;
+    uint64_t p_at = 0, p_len = 0;
+    for (size_t i = L; i-- > 0;) {
+        if (T[i] != SEC_VMDESC)
+            continue;
+        if (L - i < 6) {
+            if (i > 0 && T[i - 1] == VM_EOF && !partial) {
+                partial = true;                 /* cut inside the be32 length */
+                p_at = tbase + i;
+                p_len = 0;
+            }
+            continue;
+        }
+        uint32_t n = be32(T + i + 1);
+        if (T[i + 5] != '{')
+            continue;
+        if ((uint64_t)n != L - i - 5) {
+            if (n > L - i - 5 && i > 0 && T[i - 1] == VM_EOF && !partial) {
+                partial = true;                 /* cut inside the JSON */
+                p_at = tbase + i;
+                p_len = n;
+            }
+            continue;
+        }
+        uint64_t at = tbase + i;
+        if (i == 0 || T[i - 1] != VM_EOF) {
+            fail(r, "VMDESCRIPTION at offset %llu is not preceded by QEMU_VM_EOF", (ull)at);
+            goto out;
+        }
+        o->has_eof = true;
+        o->vmdesc_offset = at;
+        o->vmdesc_bytes = 5 + (uint64_t)n;
+        if (dev_start)
+            o->device_bytes = at - 1 - dev_start;
+        rc = parse_vmdesc(s, T + i + 5, n, at);
+        goto out;
+    }
+
+    if (partial) {
+        if (p_len)
+            fail(r, "truncated: stream ends inside the VMDESCRIPTION JSON at offset %llu "
+                 "(%llu bytes announced at offset %llu, %llu present)",
+                 (ull)total, (ull)p_len, (ull)p_at, (ull)(total - p_at - 5));
+        else
+            fail(r, "truncated: stream ends inside the VMDESCRIPTION header at offset %llu "
+                 "(it starts at offset %llu)", (ull)total, (ull)p_at);
+        goto out;
+    }
+
+    /* No trailer: does the stream end with EOF right after a section? */
+    bool eof_end = L >= 1 && T[L - 1] == VM_EOF &&
+                   (dev_start ? (L >= 6 && T[L - 6] == SEC_FOOTER) : L == 1);
+    if (eof_end && (s->flags & QS_ALLOW_NO_VMDESC)) {
+        o->has_eof = true;
+        if (dev_start)
+            o->device_bytes = total - 1 - dev_start;
+        rc = 0;
+    } else if (eof_end) {
+        fail(r, "truncated: stream ends at offset %llu right after QEMU_VM_EOF, without the "
+             "VMDESCRIPTION trailer that QEMU sends unless the machine suppresses it",
+             (ull)total);
+    } else {
+        fail(r, "truncated: stream ends inside device state at offset %llu "
+             "(no QEMU_VM_EOF and VMDESCRIPTION trailer found%s)", (ull)total,
+             wrapped ? " in the last 16 MiB" : "");
+    }
+out:
+    free(ring);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* top level                                                            */
+
+static int parse_stream(struct scan *s)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+
+    if (fill(r, 8, "the stream header", 0))
+        return -1;
+    o->magic = get32(r);
+    if (o->magic != QS_MAGIC)
+        return fail(r, "bad magic 0x%08x at offset 0 (expected 0x%08x \"QEVM\"): "
+                    "not a QEMU migration stream", o->magic, QS_MAGIC);
+    o->version = get32(r);
+    if (o->version != QS_VERSION)
+        return fail(r, "unsupported stream version %u at offset 4 (expected %u)",
+                    o->version, QS_VERSION);
+
+    if (fill(r, 1, "configuration section", 8))
+        return -1;
+    if (r->buf[r->pos] == SEC_CONFIG && parse_config(s))
+        return -1;
+
+    for (;;) {
+        uint64_t so = off(r);
+        if (fill(r, 1, "a section or QEMU_VM_EOF", so))
+            return -1;
+        uint8_t t = r->buf[r->pos];
+        switch (t) {
+        case SEC_START:
+        case SEC_FULL: {
+            if (fill(r, 6, "section header", so))
+                return -1;
+            r->pos++;
+            uint32_t id = get32(r);
+            uint8_t nl = get8(r);
+            char name[256];
+            if (fill(r, (size_t)nl + 8, "section header", so))
+                return -1;
+            getstr(r, name, nl);
+            uint32_t inst = get32(r);
+            uint32_t ver = get32(r);
+            if (nl == 0 || !printable(name))
+                return fail(r, "bad section name in section header at offset %llu", (ull)so);
+            if (t == SEC_START)
+                o->sections_start++;
+            else
+                o->sections_full++;
+            if (strcmp(name, "ram") || inst != 0) {
+                /* First device-state section: opaque from here on. */
+                snprintf(o->first_device, sizeof o->first_device, "%s", name);
+                o->device_offset = so;
+                return scan_tail(s, so);
+            }
+            if (t == SEC_FULL || s->have_ram)
+                return fail(r, "unexpected %s section for \"ram\" at offset %llu",
+                            t == SEC_FULL ? "FULL" : "second START", (ull)so);
+            if (ver != 4)
+                return fail(r, "unsupported \"ram\" section version %u at offset %llu (expected 4)",
+                            ver, (ull)so);
+            s->have_ram = true;
+            s->ram_id = id;
+            if (parse_ram(s) || parse_footer(s, id))
+                return -1;
+            o->ram_bytes += off(r) - so;
+            break;
+        }
+        case SEC_PART:
+        case SEC_END: {
+            if (fill(r, 5, "section header", so))
+                return -1;
+            r->pos++;
+            uint32_t id = get32(r);
+            if (!s->have_ram || id != s->ram_id)
+                return fail(r, "%s section for unknown section id %u at offset %llu",
+                            t == SEC_PART ? "PART" : "END", id, (ull)so);
+            if (t == SEC_PART)
+                o->sections_part++;
+            else
+                o->sections_end++;
+            if (parse_ram(s) || parse_footer(s, id))
+                return -1;
+            o->ram_bytes += off(r) - so;
+            break;
+        }
+        case SEC_COMMAND: {
+            if (fill(r, 5, "command", so))
+                return -1;
+            r->pos++;
+            uint16_t cmd = get16(r);
+            uint16_t len = get16(r);
+            if (cmd == MIG_CMD_PACKAGED)
+                return fail(r, "unsupported command PACKAGED (postcopy) at offset %llu", (ull)so);
+            if (skip(r, len, "command", so))
+                return -1;
+            o->commands++;
+            break;
+        }
+        case VM_EOF:
+            /* No device state at all: the tail is EOF + VMDESCRIPTION. */
+            return scan_tail(s, 0);
+        case SEC_CONFIG:
+            return fail(r, "unexpected second configuration section at offset %llu", (ull)so);
+        case SEC_VMDESC:
+            return fail(r, "VMDESCRIPTION at offset %llu without a preceding QEMU_VM_EOF", (ull)so);
+        case SEC_FOOTER:
+            return fail(r, "section footer at offset %llu outside a section", (ull)so);
+        default:
+            return fail(r, "unknown section type 0x%02x at offset %llu", t, (ull)so);
+        }
+    }
+}
+
+int qs_scan(qs_read_fn rd, void *ctx, unsigned flags, struct qs_info *out,
+            char *err, size_t errlen)
+{
+    struct scan s;
+    memset(&s, 0, sizeof s);
+    memset(out, 0, sizeof *out);
+    if (err && errlen)
+        err[0] = '\0';
+    s.r.rd = rd;
+    s.r.ctx = ctx;
+    s.r.err = err;
+    s.r.errlen = errlen;
+    s.out = out;
+    s.flags = flags;
+    s.cur_block = NO_BLOCK;
+    out->page_size = DEFAULT_PAGE;
+
+    if (!rd)
+        return fail(&s.r, "no read function");
+    s.r.buf = malloc(RD_BUF_CAP);
+    if (!s.r.buf)
+        return fail(&s.r, "out of memory");
+
+    int rc = parse_stream(&s);
+    if (!out->bytes)
+        out->bytes = end_off(&s.r);
+    for (size_t i = 0; i < out->nblocks; i++) {
+        out->normal_pages += out->blocks[i].normal_pages;
+        out->zero_pages += out->blocks[i].zero_pages;
+        out->other_pages += out->blocks[i].other_pages;
+    }
+    free(s.r.buf);
+    return rc;
+}
+
+void qs_info_free(struct qs_info *info)
+{
+    if (!info)
+        return;
+    free(info->blocks);
+    free(info->devices);
+    memset(info, 0, sizeof *info);
+}

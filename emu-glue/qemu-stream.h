@@ -1,0 +1,132 @@
+/*
+ * qemu-stream: a one-pass, pull-based reader of QEMU's raw migration
+ * stream (savevm format version 3, as written by QEMU 7.2 to "exec:",
+ * "fd:" or a file), used by mig-info to describe a stream in the spirit
+ * of QEMU's scripts/analyze-migration.py.
+ *
+ * Unlike analyze-migration.py it never seeks: it works on a pipe, reads
+ * the stream once, in large chunks, and its memory use is bounded
+ * (about 1 MiB of read buffer plus a QS_TAIL_MAX ring) whatever the
+ * stream length.
+ *
+ * What is parsed structurally:
+ *   - the header (magic, version) and the configuration section
+ *     (machine type, and its subsections target-page-bits,
+ *     capabilities and uuid);
+ *   - every "ram" section (setup with the RAM block list, iterations,
+ *     completion), page record by page record, counted per block;
+ *   - COMMAND records and section footers in between.
+ * Device-state sections carry no length, so from the first section that
+ * is not "ram" on, the rest of the stream is consumed opaquely; only the
+ * last QS_TAIL_MAX bytes are kept, to find the QEMU_VM_EOF byte and the
+ * VMDESCRIPTION trailer (0x06, be32 N, N bytes of JSON ending the
+ * stream), whose JSON gives the device list.
+ */
+#ifndef MIGKIT_QEMU_STREAM_H
+#define MIGKIT_QEMU_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QS_MAGIC   0x5145564Du          /* "QEVM" */
+#define QS_VERSION 3u
+
+/* The VMDESCRIPTION trailer must lie within the last QS_TAIL_MAX bytes. */
+#define QS_TAIL_MAX (16u * 1024 * 1024)
+
+/*
+ * Pull callback: read up to len bytes into buf.  Return the number of
+ * bytes read (> 0), 0 at end of stream, or < 0 on error with errno set
+ * (EINTR is retried).  qs_scan asks for large pieces (hundreds of KiB or
+ * more); the callback may return fewer bytes than asked, as read(2) does.
+ */
+typedef long (*qs_read_fn)(void *ctx, void *buf, size_t len);
+
+/* Ready-made callback over a file descriptor: ctx points to an int fd. */
+long qs_read_fd(void *ctx, void *buf, size_t len);
+
+struct qs_ramblock {
+    char     id[256];          /* RAMBlock idstr, e.g. "mem", "pc.bios" */
+    uint64_t size;             /* used_length in bytes */
+    uint64_t normal_pages;     /* PAGE records (full page data) */
+    uint64_t zero_pages;       /* ZERO records (one fill byte) */
+    uint64_t other_pages;      /* XBZRLE and COMPRESS_PAGE records */
+};
+
+struct qs_device {             /* one entry of the vmdesc "devices" array */
+    char     name[256];        /* section idstr, e.g. "cpu", "0000:00:1f.2/ich9_ahci" */
+    uint32_t instance;         /* "instance_id" */
+    uint32_t version;          /* "version" */
+};
+
+struct qs_info {
+    /* header and configuration section */
+    uint32_t magic, version;   /* QS_MAGIC, QS_VERSION */
+    bool     has_config;       /* a configuration section (0x07) was present */
+    char     machine[256];     /* e.g. "pc-q35-7.2"; "" without configuration */
+    char     capabilities[256];/* validated capabilities sent in the
+                                  configuration, space separated ("" if none) */
+
+    /* ram section (structurally parsed) */
+    size_t   nblocks;
+    struct qs_ramblock *blocks;   /* from the setup stage's MEM_SIZE list */
+    uint64_t ram_total;           /* the MEM_SIZE value (sum of block sizes) */
+    uint64_t page_size;           /* target page size used for PAGE records:
+                                     4096 unless the configuration says otherwise */
+    uint64_t normal_pages, zero_pages, other_pages;  /* totals over all blocks */
+
+    /*
+     * Section headers seen in the structurally parsed part of the stream
+     * (from the header up to and including the header of the first
+     * device-state section).  The device-state sections after that are
+     * opaque: see ndevices for their list.
+     */
+    uint64_t sections_start, sections_part, sections_end, sections_full;
+    uint64_t commands;            /* QEMU_VM_COMMAND records */
+
+    /* byte accounting */
+    uint64_t bytes;               /* total stream length */
+    uint64_t ram_bytes;           /* bytes of ram sections, headers and footers included */
+    uint64_t device_bytes;        /* from the first device section to the EOF byte */
+    uint64_t device_offset;       /* offset of the first device section (0 if none) */
+    uint64_t vmdesc_offset;       /* offset of the 0x06 byte (0 if none) */
+    uint64_t vmdesc_bytes;        /* 5 + JSON length (0 if none) */
+
+    /* end of stream */
+    bool     has_eof;             /* QEMU_VM_EOF (0x00) seen where it belongs */
+    bool     has_vmdesc;          /* the VMDESCRIPTION trailer was found and parsed */
+    char     first_device[256];   /* idstr of the first device section, e.g. "timer" */
+    size_t   ndevices;
+    struct qs_device *devices;    /* from the vmdesc JSON "devices" */
+};
+
+/* Flags for qs_scan. */
+enum {
+    /*
+     * Accept a stream that ends with QEMU_VM_EOF but has no VMDESCRIPTION
+     * trailer (machines with suppress-vmdesc).  Without this flag such an
+     * ending is reported as truncation, because QEMU 7.2 precopy always
+     * sends the trailer and a stream cut right after the EOF byte looks
+     * exactly the same.
+     */
+    QS_ALLOW_NO_VMDESC = 1u << 0,
+};
+
+/*
+ * Read a whole migration stream through rd(ctx, ...) and describe it in
+ * *out.  Returns 0 on success; -1 on a malformed, truncated or unreadable
+ * stream, with a one-line message naming the byte offset in err (if err
+ * is not NULL and errlen > 0): truncation messages start with
+ * "truncated:".  On failure *out holds what was parsed before the error
+ * (out->bytes then counts the bytes read so far).  Either way, call
+ * qs_info_free(out) afterwards.  rd is never called again once it has
+ * returned 0 or an error.
+ */
+int qs_scan(qs_read_fn rd, void *ctx, unsigned flags, struct qs_info *out,
+            char *err, size_t errlen);
+
+/* Free what qs_scan allocated in *info and reset it; safe to call twice. */
+void qs_info_free(struct qs_info *info);
+
+#endif /* MIGKIT_QEMU_STREAM_H */

@@ -1,0 +1,200 @@
+#!/usr/bin/env bats
+# mig-checksum: the command, its options, and failing closed on real
+# QEMU streams.
+
+setup_file() {
+	load lib/common
+	test_stream_setup
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR" || exit 1
+}
+
+@test "--help prints the usage and exits 0" {
+	run -0 mig-checksum --help
+	assert_line --index 0 "usage: mig-checksum [options] [FILE]"
+	assert_output --partial "-d, --decode"
+}
+
+@test "--version prints the version" {
+	run -0 mig-checksum -V
+	assert_output "mig-checksum (migkit) 0.1.0"
+}
+
+@test "an unknown option is a usage error (exit 2)" {
+	run -2 --separate-stderr mig-checksum --bogus
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-checksum: unknown or incomplete option '--bogus'"
+}
+
+@test "two inputs are a usage error" {
+	run -2 --separate-stderr mig-checksum a b
+	output=$stderr assert_output --partial "one input at most"
+}
+
+@test "a missing input file is named" {
+	run -2 --separate-stderr mig-checksum nonexistent
+	output=$stderr assert_output "mig-checksum: nonexistent: No such file or directory"
+}
+
+@test "--frame-size out of range is a usage error" {
+	run -2 --separate-stderr mig-checksum --frame-size 17M
+	output=$stderr assert_output --partial "--frame-size: '17M' is not a size from 1 to 16M"
+	run -2 mig-checksum --frame-size 0
+	run -2 mig-checksum --frame-size 1X
+}
+
+@test "--meta must be KEY=VALUE with a valid key" {
+	run -2 --separate-stderr bash -c 'mig-checksum --meta novalue </dev/null >/dev/null'
+	output=$stderr assert_output "mig-checksum: stdin: --meta 'novalue' is not KEY=VALUE"
+	run -2 --separate-stderr bash -c 'mig-checksum --meta "a b=c" </dev/null >/dev/null'
+	output=$stderr assert_output --partial "META key has a character outside [A-Za-z0-9._-] at position 2"
+}
+
+@test "encoding options are refused with -d" {
+	run -2 --separate-stderr mig-checksum -d --meta a=b
+	output=$stderr assert_output --partial "--meta is for encoding"
+}
+
+@test "the layer starts with the mig magic, version 1, kind 1" {
+	printf 'x' | mig-checksum > out
+	run -0 od -An -tx1 -N6 out
+	assert_output " 89 4d 49 47 01 01"
+}
+
+@test "the encoder matches the test vector byte for byte" {
+	printf 'hello\n' | mig-checksum --meta vm=demo --frame-size 4 > out
+	cmp out "$REPO/tests/vectors/checksum-hello.mig"
+	mig-checksum < /dev/null > empty
+	cmp empty "$REPO/tests/vectors/checksum-empty.mig"
+}
+
+@test "a real QEMU stream round-trips byte for byte" {
+	mig-checksum < "$STREAM" > ck
+	mig-checksum -d < ck > back
+	cmp back "$STREAM"
+	# the layer costs a header, 16 bytes a frame and an END
+	frames=$(( ($(stat -c %s "$STREAM") + 1048575) / 1048576 ))
+	[ "$(stat -c %s ck)" -eq $(( $(stat -c %s "$STREAM") + 21 + frames * 16 + 48 )) ]
+}
+
+@test "input and output through FILE arguments and pipes" {
+	mig-checksum "$STREAM" | cat | mig-checksum -d - | cmp - "$STREAM"
+}
+
+@test "layers nest: two checksums peel in order" {
+	mig-checksum < "$STREAM" | mig-checksum > ck2
+	mig-checksum -d < ck2 > ck1
+	run -0 mig-info -j ck1
+	[ "$(jq -r '.layers | length' <<<"$output")" = 1 ]
+	mig-checksum -d < ck1 | cmp - "$STREAM"
+}
+
+@test "empty input makes a valid empty layer" {
+	mig-checksum < /dev/null > e
+	[ "$(stat -c %s e)" -eq 69 ]
+	mig-checksum -d < e > back
+	[ ! -s back ]
+}
+
+@test "a flipped byte is refused, naming the frame and offset; output is a prefix" {
+	mig-checksum < "$STREAM" > ck
+	at=$(ck_frame_offset 5)
+	flip_byte ck $((at + 1000))
+	run -1 --separate-stderr bash -c 'mig-checksum -d < ck > out'
+	output=$stderr assert_output --regexp "^mig-checksum: stdin: frame 5 \(offset $at\): checksum mismatch \(stored [0-9a-f]{16}, computed [0-9a-f]{16}\): the frame is corrupt, or frames were dropped, repeated or reordered$"
+	[ "$(stat -c %s out)" -eq $((5 * 1048576)) ]
+	assert_prefix out "$STREAM"
+}
+
+@test "a dropped frame is refused at that frame" {
+	mig-checksum < "$STREAM" > ck
+	a=$(ck_frame_offset 3); b=$(ck_frame_offset 4)
+	{ head -c "$a" ck; tail -c +$((b + 1)) ck; } > dropped
+	run -1 --separate-stderr bash -c 'mig-checksum -d < dropped > out'
+	output=$stderr assert_output --partial "frame 3 (offset $a): checksum mismatch"
+	assert_prefix out "$STREAM"
+}
+
+@test "a repeated frame is refused" {
+	mig-checksum < "$STREAM" > ck
+	a=$(ck_frame_offset 3); b=$(ck_frame_offset 4)
+	{ head -c "$b" ck; tail -c +$((a + 1)) ck; } > dup
+	run -1 --separate-stderr bash -c 'mig-checksum -d < dup > out'
+	output=$stderr assert_output --partial "frame 4 (offset $b): checksum mismatch"
+	assert_prefix out "$STREAM"
+}
+
+@test "a truncated layer is refused at every kind of cut; output is a prefix" {
+	mig-checksum < "$STREAM" > ck
+	size=$(stat -c %s ck)
+	for cut in 3 15 30 $(ck_frame_offset 2) $(( $(ck_frame_offset 2) + 5 )) \
+		$(( $(ck_frame_offset 7) + 4096 )) $((size - 50)) $((size - 1)); do
+		head -c "$cut" ck > cut
+		run -1 --separate-stderr bash -c 'mig-checksum -d < cut > out'
+		output=$stderr assert_output --regexp "^mig-checksum: stdin: truncated: "
+		assert_prefix out "$STREAM"
+	done
+}
+
+@test "a raw QEMU stream is not decoded, and nothing is written" {
+	run -1 --separate-stderr bash -c 'mig-checksum -d < "$STREAM" > out'
+	output=$stderr assert_output "mig-checksum: stdin: input is a raw QEMU stream, not a checksum layer: nothing to decode"
+	[ ! -s out ]
+}
+
+@test "other input is described by its first bytes" {
+	run -1 --separate-stderr bash -c 'printf "hello, world" | mig-checksum -d'
+	output=$stderr assert_output "mig-checksum: stdin: input is not a mig stream (it starts 68 65 6c 6c 6f 2c 20 77)"
+	run -1 --separate-stderr bash -c 'mig-checksum -d < /dev/null'
+	output=$stderr assert_output "mig-checksum: stdin: input is empty, not a checksum layer"
+}
+
+@test "data after END is refused" {
+	printf 'abc' | mig-checksum > ck
+	printf 'X' >> ck
+	run -1 --separate-stderr bash -c 'mig-checksum -d < ck'
+	output=$stderr assert_output --partial "data after the END frame at offset"
+}
+
+@test "a closed output ends the filter at once with exit 3" {
+	run -3 --separate-stderr bash -c 'mig-checksum < "$STREAM" | head -c 100 > /dev/null; exit ${PIPESTATUS[0]}'
+	output=$stderr assert_output "mig-checksum: stdin: write to stdout: Broken pipe"
+	run -3 --separate-stderr bash -c 'mig-checksum < "$STREAM" | mig-checksum -d | head -c 100 > /dev/null; exit ${PIPESTATUS[1]}'
+}
+
+@test "a full disk is an I/O error (exit 3)" {
+	run -3 --separate-stderr bash -c 'mig-checksum < "$STREAM" > /dev/full'
+	output=$stderr assert_output "mig-checksum: stdin: write to stdout: No space left on device"
+}
+
+@test "an unreadable input is an I/O error (exit 3)" {
+	run -3 --separate-stderr bash -c 'mig-checksum < / > out'
+	output=$stderr assert_output "mig-checksum: stdin: read: Is a directory"
+}
+
+@test "an encoder whose input is cut writes no END, so the cut is seen" {
+	# the upstream stage dies mid-stream; the inner layer has no END
+	run -1 --separate-stderr bash -c '
+		mig-checksum < "$STREAM" | head -c 5000000 | mig-checksum > outer
+		mig-checksum -d < outer | mig-checksum -d > out'
+	output=$stderr assert_output --partial "truncated"
+	assert_prefix out "$STREAM"
+}
+
+@test "--progress reports bytes and rate on stderr" {
+	run -0 --separate-stderr bash -c 'mig-checksum --progress < "$STREAM" > /dev/null'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp "^mig-checksum: [0-9.]+ MiB in, [0-9.]+ MiB out, .*/s, [0-9.]+ s$"
+}
+
+@test "-v shows the layer and its META when decoding" {
+	mig-checksum --meta vm.name=web-1 --meta "cmdline=qemu -m 64M" < "$STREAM" > ck
+	run -0 --separate-stderr bash -c 'mig-checksum -d -v < ck > /dev/null'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 --regexp "^mig-checksum: checksum layer \(hash=xxh3\): [0-9]+ frames, "
+	assert_line --index 1 "mig-checksum: META vm.name=web-1"
+	assert_line --index 2 "mig-checksum: META cmdline=qemu -m 64M"
+}

@@ -1,0 +1,682 @@
+/*
+ * test-channel.c - unit tests of libmigchan: the format, framing, limits
+ * and each error path, plus the checksum filter and the test vectors.
+ * Run from the repository root (it reads tests/vectors/).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "../../channel/header.h"
+#include "../../channel/source-private.h"
+#include "all.h"
+#include "tap.h"
+
+extern const struct mig_filter mig_filter_checksum;
+static const struct mig_filter *const CK = &mig_filter_checksum;
+
+/* ---- A filter that does nothing, to craft layers the checksum would
+ * refuse before the channel's own checks are reached. ---------------- */
+
+static void *id_create(void) { return malloc(1); }
+static void id_destroy(void *st) { free(st); }
+static int id_init(void *st, uint8_t *p, size_t *len, struct mig_err *e)
+{
+	(void)st, (void)p, (void)e;
+	*len = 0;
+	return 0;
+}
+static int id_encode(void *st, struct mig_frame *in, size_t room,
+		     const uint8_t **out, size_t *outlen, uint8_t *flags,
+		     struct mig_err *e)
+{
+	(void)st, (void)room, (void)flags, (void)e;
+	*out = in->data;
+	*outlen = in->len;
+	return 0;
+}
+static int id_trailer(void *st, uint8_t *t, size_t *len, struct mig_err *e)
+{
+	(void)st, (void)t, (void)e;
+	*len = 0;
+	return 0;
+}
+static int id_dinit(void *st, const uint8_t *p, size_t len, struct mig_err *e)
+{
+	(void)st, (void)p, (void)len, (void)e;
+	return 0;
+}
+static int id_decode(void *st, const struct mig_frame *in, const uint8_t **out,
+		     size_t *outlen, struct mig_err *e)
+{
+	(void)st, (void)e;
+	*out = in->data;
+	*outlen = in->len;
+	return 0;
+}
+static int id_dtrailer(void *st, const uint8_t *t, size_t len,
+		       struct mig_err *e)
+{
+	(void)st, (void)t;
+	return len ? mig_err_set(e, MIG_EXIT_DATA, "unexpected trailer") : 0;
+}
+static const struct mig_filter identity = {
+	.name = "identity", .kind = 250, .summary = "test",
+	.create = id_create, .destroy = id_destroy, .encode_init = id_init,
+	.encode = id_encode, .encode_trailer = id_trailer,
+	.decode_init = id_dinit, .decode = id_decode,
+	.decode_trailer = id_dtrailer,
+};
+
+/* ---- A source over memory, in chunks of a chosen size ----------------- */
+
+struct mem_src {
+	struct mig_src base;
+	const uint8_t *p;
+	size_t len, pos, chunk;
+};
+static int mem_next(struct mig_src *s, const uint8_t **p, size_t *len,
+		    struct mig_err *e)
+{
+	struct mem_src *m = (struct mem_src *)s;
+	(void)e;
+	if (m->pos == m->len)
+		return 0;
+	*p = m->p + m->pos;
+	*len = m->len - m->pos < m->chunk ? m->len - m->pos : m->chunk;
+	m->pos += *len;
+	return 1;
+}
+static void mem_free(struct mig_src *s) { free(s); }
+static const struct mig_src_ops mem_ops = { .next = mem_next, .free = mem_free };
+
+static struct mig_src *mem_src(const void *p, size_t len, size_t chunk)
+{
+	struct mem_src *m = calloc(1, sizeof *m);
+	mig_src_init(&m->base, &mem_ops, "memory");
+	m->p = p;
+	m->len = len;
+	m->chunk = chunk;
+	return &m->base;
+}
+
+/* ---- Encoding into memory, decoding from memory ----------------------- */
+
+struct buf {
+	uint8_t *p;
+	size_t len;
+};
+
+static struct buf slurp_fd(int fd)
+{
+	struct buf b = { 0 };
+	off_t end = lseek(fd, 0, SEEK_END);
+	b.p = malloc((size_t)end + 1);
+	b.len = (size_t)pread(fd, b.p, (size_t)end, 0);
+	return b;
+}
+
+/* Encode data in frames of fs bytes with the given META pairs. */
+static struct buf encode(const struct mig_filter *f, const void *data,
+			 size_t len, size_t fs, const char *const *meta)
+{
+	FILE *tmp = tmpfile();
+	int fd = fileno(tmp);
+	struct mig_err e = { 0 };
+	void *st = f->create();
+	struct mig_sink *k = mig_sink_open(fd, f, st, &e);
+	uint8_t *frame = malloc(fs + f->max_overhead);
+	struct buf b = { 0 };
+
+	if (!k)
+		goto out;
+	for (; meta && meta[0]; meta += 2)
+		if (mig_sink_meta(k, meta[0], meta[1], &e) < 0)
+			goto out;
+	for (size_t at = 0; at < len; at += fs) {
+		size_t n = len - at < fs ? len - at : fs;
+		memcpy(frame, (const uint8_t *)data + at, n);
+		if (mig_sink_data(k, frame, n, &e) < 0)
+			goto out;
+	}
+	if (mig_sink_end(k, &e) == 0)
+		b = slurp_fd(fd);
+out:
+	if (e.msg[0])
+		printf("# encode: %s\n", e.msg);
+	mig_sink_free(k);
+	f->destroy(st);
+	free(frame);
+	fclose(tmp);
+	return b;
+}
+
+/* Decode; returns 0 or -1 with e set; out gets what was handed out. */
+static int decode(const struct mig_filter *f, const void *p, size_t len,
+		  size_t chunk, struct buf *out, struct mig_err *e,
+		  size_t *nmeta)
+{
+	struct mig_src *in = mem_src(p, len, chunk);
+	void *st = f->create();
+	struct mig_src *l = mig_src_layer(in, f, st, e);
+	int r;
+
+	out->p = malloc(len + 1);
+	out->len = 0;
+	memset(e, 0, sizeof *e);
+	for (;;) {
+		const uint8_t *c;
+		size_t n;
+		r = mig_src_chunk(l, &c, &n, SIZE_MAX, e);
+		if (r <= 0)
+			break;
+		memcpy(out->p + out->len, c, n);
+		out->len += n;
+	}
+	if (nmeta)
+		*nmeta = mig_layer_meta_count(l);
+	mig_src_free(l);
+	mig_src_free(in);
+	f->destroy(st);
+	return r;
+}
+
+static uint8_t *pattern(size_t len)
+{
+	uint8_t *p = malloc(len + 1);
+	uint64_t x = 88172645463325252ull;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
+/* Append a raw frame to b (which has room). */
+static void put_frame(struct buf *b, uint8_t type, const void *p, uint32_t len)
+{
+	uint8_t *h = b->p + b->len;
+	h[0] = type, h[1] = 0, h[2] = h[3] = 0;
+	mig_put_le32(h + 4, len);
+	memcpy(h + 8, p, len);
+	b->len += 8 + len;
+}
+
+static struct buf identity_layer(void)
+{
+	struct buf b = { malloc(1 << 16), 0 };
+	b.len = mig_header_build(b.p, identity.kind, NULL, 0);
+	return b;
+}
+
+static void put_end(struct buf *b, uint64_t bytes, uint64_t frames)
+{
+	uint8_t t[16];
+	mig_put_le64(t, bytes);
+	mig_put_le64(t + 8, frames);
+	put_frame(b, MIG_FRAME_END, t, 16);
+}
+
+/* ---- Tests --------------------------------------------------------------- */
+
+static void test_sizes(void)
+{
+	uint64_t v;
+	ok(mig_parse_size("4096", &v) == 0 && v == 4096, "size 4096");
+	ok(mig_parse_size("64K", &v) == 0 && v == 65536, "size 64K");
+	ok(mig_parse_size("1MiB", &v) == 0 && v == 1 << 20, "size 1MiB");
+	ok(mig_parse_size("2g", &v) == 0 && v == 2ull << 30, "size 2g");
+	ok(mig_parse_size("", &v) < 0, "empty size refused");
+	ok(mig_parse_size("-1", &v) < 0, "negative size refused");
+	ok(mig_parse_size("1X", &v) < 0, "bad suffix refused");
+	ok(mig_parse_size("99999999999999999999", &v) < 0, "overflow refused");
+	ok(mig_parse_size("17179869184G", &v) < 0, "shift overflow refused");
+	char s[32];
+	mig_format_bytes(1536, s, sizeof s);
+	ok(strcmp(s, "1.5 KiB") == 0, "format 1536 as 1.5 KiB (%s)", s);
+}
+
+static void test_detect(void)
+{
+	static const struct { const char *in; size_t len; int type; const char *says; } cases[] = {
+		{ "", 0, MIG_INPUT_EMPTY, "empty" },
+		{ "QEVM\0\0\0\3", 8, MIG_INPUT_QEMU, "a raw QEMU stream" },
+		{ "\x89MIG\1\1", 6, MIG_INPUT_LAYER, "a checksum layer" },
+		{ "\x89MI", 3, MIG_INPUT_LAYER, "a truncated mig layer header" },
+		{ "\x89MIG\1\x77", 6, MIG_INPUT_LAYER, "unknown kind 119" },
+		{ "\x89MIG\2\1", 6, MIG_INPUT_LAYER, "format version 2" },
+		{ "hello", 5, MIG_INPUT_UNKNOWN, "it starts 68 65 6c 6c 6f" },
+		{ "Q", 1, MIG_INPUT_UNKNOWN, "it starts 51" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (size_t chunk = 1; chunk <= 8; chunk += 7) {
+			struct mig_src *s = mem_src(cases[i].in, cases[i].len, chunk);
+			struct mig_detect d;
+			struct mig_err e = { 0 };
+			char what[128];
+			int r = mig_detect(s, &d, &e);
+			mig_detect_describe(&d, what, sizeof what);
+			ok(r == 0 && (int)d.type == cases[i].type &&
+			   strstr(what, cases[i].says),
+			   "detect case %zu in chunks of %zu: %s", i, chunk, what);
+			/* detection does not consume */
+			uint8_t back[16];
+			long n = mig_src_read(s, back, sizeof back, &e);
+			ok(n == (long)cases[i].len &&
+			   memcmp(back, cases[i].in, cases[i].len) == 0,
+			   "detect case %zu leaves the bytes unread", i);
+			mig_src_free(s);
+		}
+	}
+}
+
+static void test_meta_parse(void)
+{
+	struct mig_meta m;
+	struct mig_err e = { 0 };
+	ok(mig_meta_parse((const uint8_t *)"vm.name=web-1", 13, &m, &e) == 0 &&
+	   strcmp(m.key, "vm.name") == 0 && strcmp(m.value, "web-1") == 0,
+	   "META vm.name=web-1 parses");
+	mig_meta_clear(&m);
+	ok(mig_meta_parse((const uint8_t *)"k=a=b", 5, &m, &e) == 0 &&
+	   strcmp(m.value, "a=b") == 0, "META value may hold '='");
+	mig_meta_clear(&m);
+	ok(mig_meta_parse((const uint8_t *)"k=", 2, &m, &e) == 0 &&
+	   m.value_len == 0, "META empty value");
+	mig_meta_clear(&m);
+	ok(mig_meta_parse((const uint8_t *)"novalue", 7, &m, &e) < 0,
+	   "META without '=' refused");
+	ok_msg(&e, "no '='", "  ... saying why");
+	ok(mig_meta_parse((const uint8_t *)"=v", 2, &m, &e) < 0,
+	   "META empty key refused");
+	ok(mig_meta_parse((const uint8_t *)"a b=v", 5, &m, &e) < 0,
+	   "META key with a space refused");
+	ok(mig_meta_parse((const uint8_t *)".k=v", 4, &m, &e) < 0,
+	   "META key starting with '.' refused");
+	ok(mig_meta_parse((const uint8_t *)"k=a\0b", 5, &m, &e) < 0,
+	   "META value with NUL refused");
+	char key[80];
+	memset(key, 'k', 65);
+	strcpy(key + 65, "=v");
+	ok(mig_meta_parse((const uint8_t *)key, strlen(key), &m, &e) < 0,
+	   "META key of 65 characters refused");
+}
+
+static void test_roundtrips(void)
+{
+	static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 65536, 300000 };
+	static const size_t frames[] = { 1, 4096, 65536, 1 << 20 };
+	uint8_t *data = pattern(300000);
+
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		for (size_t j = 0; j < sizeof frames / sizeof frames[0]; j++) {
+			if (frames[j] == 1 && sizes[i] > 5000)
+				continue;
+			struct buf enc = encode(CK, data, sizes[i], frames[j], NULL);
+			struct buf dec;
+			struct mig_err e;
+			int r = decode(CK, enc.p, enc.len, 7919, &dec, &e, NULL);
+			ok(r == 0 && dec.len == sizes[i] &&
+			   memcmp(dec.p, data, sizes[i]) == 0,
+			   "checksum round trip: %zu bytes in frames of %zu",
+			   sizes[i], frames[j]);
+			free(enc.p);
+			free(dec.p);
+		}
+	free(data);
+}
+
+/* Decoding must hand out only a prefix of the original, and fail. */
+static void expect_fail(const char *what, const struct buf *in,
+			const uint8_t *orig, size_t origlen, const char *words)
+{
+	struct buf dec;
+	struct mig_err e;
+	int r = decode(CK, in->p, in->len, 65536, &dec, &e, NULL);
+	ok(r < 0 && e.code == MIG_EXIT_DATA, "%s: refused", what);
+	ok_msg(&e, words, "%s: says '%s'", what, words);
+	ok(dec.len <= origlen && memcmp(dec.p, orig, dec.len) == 0,
+	   "%s: output (%zu bytes) is a prefix of the original", what, dec.len);
+	free(dec.p);
+}
+
+static void test_checksum_damage(void)
+{
+	size_t len = 10 * 4096, fs = 4096, fl = 8 + fs + 8;
+	uint8_t *data = pattern(len);
+	struct buf enc = encode(CK, data, len, fs, NULL);
+	size_t hl = MIG_HEADER_FIXED + 1 + MIG_HEADER_CHECK;
+	struct buf b = { malloc(enc.len + fl), 0 };
+
+	ok(enc.len == hl + 10 * fl + 8 + 16 + 16 + 8,
+	   "layer size is header + frames + END (%zu)", enc.len);
+
+	/* every byte position of a frame, flipped in turn (sampled) */
+	int all = 1;
+	for (size_t at = hl; at < enc.len; at += 97) {
+		memcpy(b.p, enc.p, enc.len);
+		b.len = enc.len;
+		b.p[at] ^= 0x01;
+		struct buf dec;
+		struct mig_err e;
+		int r = decode(CK, b.p, b.len, 65536, &dec, &e, NULL);
+		if (r == 0 || dec.len > len || memcmp(dec.p, data, dec.len) != 0) {
+			printf("# flip at %zu not caught (%s)\n", at, e.msg);
+			all = 0;
+		}
+		free(dec.p);
+	}
+	ok(all, "a flipped bit anywhere after the header is refused, prefix only");
+
+	memcpy(b.p, enc.p, enc.len);
+	b.len = enc.len;
+	b.p[hl + 3 * fl + 100] ^= 0x80;
+	expect_fail("flipped bit in frame 3", &b, data, len, "frame 3 (offset");
+	expect_fail("flipped bit in frame 3", &b, data, len, "checksum mismatch");
+
+	memcpy(b.p, enc.p, hl + 2 * fl);
+	memcpy(b.p + hl + 2 * fl, enc.p + hl + 3 * fl, enc.len - hl - 3 * fl);
+	b.len = enc.len - fl;
+	expect_fail("dropped frame 2", &b, data, len, "frame 2");
+
+	memcpy(b.p, enc.p, hl + 3 * fl);
+	memcpy(b.p + hl + 3 * fl, enc.p + hl + 2 * fl, enc.len - hl - 2 * fl);
+	b.len = enc.len + fl;
+	expect_fail("repeated frame 2", &b, data, len, "checksum mismatch");
+
+	memcpy(b.p, enc.p, enc.len);
+	memcpy(b.p + hl + 4 * fl, enc.p + hl + 5 * fl, fl);
+	memcpy(b.p + hl + 5 * fl, enc.p + hl + 4 * fl, fl);
+	b.len = enc.len;
+	expect_fail("frames 4 and 5 swapped", &b, data, len, "frame 4");
+
+	for (size_t cut = 0; cut < enc.len; cut += 331) {
+		struct buf c = { enc.p, cut };
+		char what[64];
+		snprintf(what, sizeof what, "cut at %zu", cut);
+		expect_fail(what, &c, data, len,
+			    cut == 0 ? "empty" : "truncated");
+	}
+	struct buf c = { enc.p, enc.len - 1 };
+	expect_fail("last byte cut", &c, data, len, "truncated");
+
+	memcpy(b.p, enc.p, enc.len);
+	b.p[enc.len] = 0;
+	b.len = enc.len + 1;
+	expect_fail("a byte after END", &b, data, len, "data after the END frame");
+	b.len = 2 * enc.len;
+	b.p = realloc(b.p, b.len);
+	memcpy(b.p, enc.p, enc.len);
+	memcpy(b.p + enc.len, enc.p, enc.len);
+	expect_fail("two layers back to back", &b, data, len, "data after the END");
+
+	free(b.p);
+	free(enc.p);
+	free(data);
+}
+
+static void test_wrong_input(void)
+{
+	uint8_t *data = pattern(1000);
+	struct buf ck = encode(CK, data, 1000, 4096, NULL);
+	struct buf dec;
+	struct mig_err e;
+
+	int r = decode(&identity, ck.p, ck.len, 64, &dec, &e, NULL);
+	ok(r < 0 && e.code == MIG_EXIT_DATA, "wrong layer refused");
+	ok_msg(&e, "input is a checksum layer; run mig-checksum -d first",
+	       "wrong layer names the command that peels it");
+	ok(dec.len == 0, "wrong layer: nothing written");
+	free(dec.p);
+
+	r = decode(CK, "QEVM\0\0\0\3\7", 9, 64, &dec, &e, NULL);
+	ok(r < 0, "raw QEMU stream refused");
+	ok_msg(&e, "input is a raw QEMU stream, not a checksum layer",
+	       "raw QEMU stream named as such");
+	free(dec.p);
+
+	ck.p[6] = 1; /* flags */
+	r = decode(CK, ck.p, ck.len, 64, &dec, &e, NULL);
+	ok(r < 0, "unknown header flags refused");
+	ok_msg(&e, "unknown flags", "  ... saying so");
+	free(dec.p);
+	ck.p[6] = 0;
+
+	ck.p[12] = 9; /* the hash parameter, check now wrong */
+	r = decode(CK, ck.p, ck.len, 64, &dec, &e, NULL);
+	ok_msg(&e, "layer header is corrupt", "corrupt header parameter refused");
+	free(dec.p);
+	/* same, with a valid header check: the filter refuses the value */
+	uint8_t h[MIG_HEADER_MAX];
+	uint8_t bad = 9;
+	size_t hl = mig_header_build(h, 1, &bad, 1);
+	memcpy(ck.p, h, hl);
+	r = decode(CK, ck.p, ck.len, 64, &dec, &e, NULL);
+	ok_msg(&e, "unsupported checksum parameters", "unknown hash refused");
+	free(dec.p);
+
+	mig_put_le32(ck.p + 8, MIG_PARAMS_MAX + 1);
+	r = decode(CK, ck.p, ck.len, 64, &dec, &e, NULL);
+	ok_msg(&e, "parameter length 4097 exceeds", "huge parameter length refused");
+	free(dec.p);
+	free(ck.p);
+	free(data);
+}
+
+static void test_framing_limits(void)
+{
+	struct buf b, dec;
+	struct mig_err e;
+	size_t n;
+
+	b = identity_layer();
+	put_frame(&b, MIG_FRAME_DATA, "abc", 3);
+	put_end(&b, 3, 1);
+	ok(decode(&identity, b.p, b.len, 1, &dec, &e, NULL) == 0 &&
+	   dec.len == 3 && memcmp(dec.p, "abc", 3) == 0,
+	   "hand-made layer decodes, one byte at a time");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	uint8_t *h = b.p + b.len;
+	put_frame(&b, MIG_FRAME_DATA, "", 0);
+	mig_put_le32(h + 4, 0xffffffffu);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "frame length 0xffffffff refused");
+	ok_msg(&e, "exceeds the limit of", "  ... before allocating it");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	h = b.p + b.len;
+	put_frame(&b, MIG_FRAME_DATA, "abc", 3);
+	mig_put_le32(h + 4, MIG_FRAME_PAYLOAD_MAX);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "frame at the limit but cut short refused");
+	ok_msg(&e, "truncated: the stream ends inside frame 0", "  ... as truncated");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	put_frame(&b, 7, "abc", 3);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "unknown frame type refused");
+	ok_msg(&e, "unknown frame type 0x07", "  ... naming the type");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	h = b.p + b.len;
+	put_frame(&b, MIG_FRAME_DATA, "abc", 3);
+	h[3] = 1;
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "non-zero reserved bytes refused");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	put_frame(&b, MIG_FRAME_DATA, "abc", 3);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "layer without END refused");
+	ok_msg(&e, "truncated: the stream ends after frame 1", "  ... as truncated");
+	ok(dec.len == 3, "  ... after handing out the verified frame");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	put_frame(&b, MIG_FRAME_DATA, "abc", 3);
+	put_end(&b, 4, 1);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "END with the wrong byte total refused");
+	ok_msg(&e, "END says 4 bytes, the layer carried 3", "  ... naming both");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	put_frame(&b, MIG_FRAME_DATA, "abc", 3);
+	put_end(&b, 3, 2);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "END with the wrong frame count refused");
+	ok_msg(&e, "END says 2 frames, the layer has 1", "  ... naming both");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	put_frame(&b, MIG_FRAME_END, "short", 5);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "END too short refused");
+	free(dec.p);
+	free(b.p);
+
+	b = identity_layer();
+	put_frame(&b, MIG_FRAME_META, "k=v", 3);
+	put_frame(&b, MIG_FRAME_META, "x y=v", 5);
+	put_end(&b, 0, 2);
+	ok(decode(&identity, b.p, b.len, 64, &dec, &e, NULL) < 0,
+	   "bad META key in a stream refused");
+	ok_msg(&e, "frame 1 (offset", "  ... naming the frame");
+	free(dec.p);
+	free(b.p);
+
+	/* the META bound: 17 values of 64 KiB exceed 1 MiB in all */
+	b.p = malloc(18 * (MIG_META_VALUE_MAX + 16) + 1024);
+	b.len = mig_header_build(b.p, identity.kind, NULL, 0);
+	uint8_t *v = malloc(MIG_META_VALUE_MAX + 2);
+	memset(v, 'x', MIG_META_VALUE_MAX + 2);
+	v[0] = 'k', v[1] = '=';
+	for (int i = 0; i < 17; i++)
+		put_frame(&b, MIG_FRAME_META, v, MIG_META_VALUE_MAX + 2);
+	put_end(&b, 0, 17);
+	ok(decode(&identity, b.p, b.len, 65536, &dec, &e, &n) < 0,
+	   "META beyond 1 MiB in all refused");
+	ok_msg(&e, "META frames exceed", "  ... saying so");
+	free(v);
+	free(dec.p);
+	free(b.p);
+}
+
+static void test_meta_roundtrip(void)
+{
+	const char *meta[] = { "vm.name", "web-1", "host", "a=b", NULL };
+	struct buf enc = encode(CK, "xyz", 3, 4096, meta);
+	struct mig_src *in = mem_src(enc.p, enc.len, 5);
+	void *st = CK->create();
+	struct mig_err e = { 0 };
+	struct mig_src *l = mig_src_layer(in, CK, st, &e);
+	uint8_t out[8];
+	long n = mig_src_read(l, out, sizeof out, &e);
+	struct mig_layer_totals t;
+
+	ok(n == 3 && memcmp(out, "xyz", 3) == 0, "META layer carries its data");
+	ok(mig_layer_meta_count(l) == 2, "two META pairs read");
+	ok(strcmp(mig_layer_meta(l, 1)->key, "host") == 0 &&
+	   strcmp(mig_layer_meta(l, 1)->value, "a=b") == 0,
+	   "META host=a=b read back");
+	mig_layer_totals(l, &t);
+	ok(t.frames == 3 && t.data_frames == 1 && t.bytes == 3 &&
+	   t.encoded == enc.len, "totals: 3 frames, 1 data, 3 bytes, %zu encoded",
+	   enc.len);
+	mig_src_free(l);
+	mig_src_free(in);
+	CK->destroy(st);
+	free(enc.p);
+
+	FILE *tmp = tmpfile();
+	void *st2 = CK->create();
+	struct mig_sink *k = mig_sink_open(fileno(tmp), CK, st2, &e);
+	ok(mig_sink_meta(k, "bad key", "v", &e) < 0 && e.code == MIG_EXIT_USAGE,
+	   "encoder refuses a bad META key as a usage error");
+	mig_sink_free(k);
+	CK->destroy(st2);
+	fclose(tmp);
+}
+
+static struct buf read_file(const char *path)
+{
+	struct buf b = { 0 };
+	int fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		b = slurp_fd(fd);
+		close(fd);
+	}
+	return b;
+}
+
+/* The vectors in tests/vectors are the ones printed in mig-stream(5). */
+static void test_vectors(void)
+{
+	const char *meta[] = { "vm", "demo", NULL };
+	struct buf v = read_file("tests/vectors/checksum-hello.mig");
+	struct buf enc = encode(CK, "hello\n", 6, 4, meta);
+	ok(v.p && enc.len == v.len && memcmp(enc.p, v.p, v.len) == 0,
+	   "vector checksum-hello.mig: encoder output is byte-exact");
+	struct buf dec;
+	struct mig_err e;
+	size_t nmeta = 0;
+	ok(v.p && decode(CK, v.p, v.len, 3, &dec, &e, &nmeta) == 0 &&
+	   dec.len == 6 && memcmp(dec.p, "hello\n", 6) == 0 && nmeta == 1,
+	   "vector checksum-hello.mig decodes to hello");
+	free(dec.p);
+	free(v.p);
+	free(enc.p);
+
+	v = read_file("tests/vectors/checksum-empty.mig");
+	enc = encode(CK, "", 0, 4, NULL);
+	ok(v.p && enc.len == v.len && memcmp(enc.p, v.p, v.len) == 0,
+	   "vector checksum-empty.mig: encoder output is byte-exact");
+	free(v.p);
+	free(enc.p);
+}
+
+static void test_write_errors(void)
+{
+	int p[2];
+	struct mig_err e = { 0 };
+
+	signal(SIGPIPE, SIG_IGN);
+	ok(pipe(p) == 0, "pipe");
+	close(p[0]);
+	ok(mig_write_all(p[1], "x", 1, &e) < 0 && e.code == MIG_EXIT_IO,
+	   "write to a pipe with no reader fails as an I/O error");
+	ok_msg(&e, "Broken pipe", "  ... saying so");
+	close(p[1]);
+}
+
+int main(void)
+{
+	test_sizes();
+	test_detect();
+	test_meta_parse();
+	test_roundtrips();
+	test_checksum_damage();
+	test_wrong_input();
+	test_framing_limits();
+	test_meta_roundtrip();
+	test_vectors();
+	test_write_errors();
+	return tap_done();
+}

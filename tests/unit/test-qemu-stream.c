@@ -1,0 +1,516 @@
+/*
+ * Unit test of emu-glue/qemu-stream.c against a real QEMU migration
+ * stream (argv[1]), e.g. made from a paused q35 VM migrated once with
+ * `migrate exec:cat > FILE`.  TAP-style output; exit status 1 on any
+ * failure, 2 on a usage or setup error.
+ *
+ *   gcc -std=c11 -Wall -Wextra -O2 -I emu-glue emu-glue/qemu-stream.c \
+ *       tests/unit/test-qemu-stream.c $(pkg-config --cflags --libs jansson)
+ *   ./a.out /path/to/stream
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "qemu-stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef unsigned long long ull;
+
+static int tests, failures;
+
+static void check(int cond, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void check(int cond, const char *fmt, ...)
+{
+    va_list ap;
+    tests++;
+    if (!cond)
+        failures++;
+    printf("%sok %d - ", cond ? "" : "not ", tests);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ */
+/* A reader over segments of memory, returning pieces of chosen sizes. */
+
+struct seg { const unsigned char *p; size_t len; };
+
+struct mreader {
+    struct seg segs[4];
+    size_t nsegs, si, so;         /* current segment and offset in it */
+    const size_t *pieces;         /* piece sizes, cycled; NULL: as asked */
+    size_t npieces, k;
+    size_t calls;
+};
+
+static long mread(void *ctx, void *buf, size_t len)
+{
+    struct mreader *m = ctx;
+    m->calls++;
+    while (m->si < m->nsegs && m->so == m->segs[m->si].len) {
+        m->si++;
+        m->so = 0;
+    }
+    if (m->si == m->nsegs)
+        return 0;
+    size_t n = m->segs[m->si].len - m->so;
+    if (n > len)
+        n = len;
+    if (m->pieces) {
+        size_t want = m->pieces[m->k++ % m->npieces];
+        if (n > want)
+            n = want;
+    }
+    memcpy(buf, m->segs[m->si].p + m->so, n);
+    m->so += n;
+    return (long)n;
+}
+
+static void mr_init(struct mreader *m, const size_t *pieces, size_t npieces)
+{
+    memset(m, 0, sizeof *m);
+    m->pieces = pieces;
+    m->npieces = npieces;
+}
+
+static void mr_add(struct mreader *m, const void *p, size_t len)
+{
+    m->segs[m->nsegs].p = p;
+    m->segs[m->nsegs].len = len;
+    m->nsegs++;
+}
+
+/* A reader that repeats one filler block `count` times (synthetic device state). */
+struct filler { const unsigned char *blk; size_t blen; uint64_t left; };
+
+struct chain {                   /* memory head, filler, memory tail */
+    struct mreader head, tail;
+    struct filler fill;
+    int stage;
+};
+
+static long chain_read(void *ctx, void *buf, size_t len)
+{
+    struct chain *c = ctx;
+    long n;
+    if (c->stage == 0) {
+        if ((n = mread(&c->head, buf, len)) != 0)
+            return n;
+        c->stage = 1;
+    }
+    if (c->stage == 1) {
+        if (c->fill.left) {
+            size_t k = len < c->fill.blen ? len : c->fill.blen;
+            if (k > c->fill.left)
+                k = (size_t)c->fill.left;
+            memcpy(buf, c->fill.blk, k);
+            c->fill.left -= k;
+            return (long)k;
+        }
+        c->stage = 2;
+    }
+    return mread(&c->tail, buf, len);
+}
+
+/* ------------------------------------------------------------------ */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static const struct qs_ramblock *find_block(const struct qs_info *in, const char *id)
+{
+    for (size_t i = 0; i < in->nblocks; i++)
+        if (!strcmp(in->blocks[i].id, id))
+            return &in->blocks[i];
+    return NULL;
+}
+
+static int has_device(const struct qs_info *in, const char *name)
+{
+    for (size_t i = 0; i < in->ndevices; i++)
+        if (!strcmp(in->devices[i].name, name))
+            return 1;
+    return 0;
+}
+
+/* Same description, field by field (the pointers excepted). */
+static int same_info(const struct qs_info *a, const struct qs_info *b)
+{
+    struct qs_info x = *a, y = *b;
+    x.blocks = y.blocks = NULL;
+    x.devices = y.devices = NULL;
+    if (memcmp(&x, &y, sizeof x))
+        return 0;
+    if (a->nblocks && memcmp(a->blocks, b->blocks, a->nblocks * sizeof *a->blocks))
+        return 0;
+    if (a->ndevices && memcmp(a->devices, b->devices, a->ndevices * sizeof *a->devices))
+        return 0;
+    return 1;
+}
+
+static const unsigned char *data;
+static size_t dlen;
+
+/* Scan data[0..len) (or a patched copy) through pieces; return rc, fill err. */
+static int scan_mem(const unsigned char *p, size_t len, const size_t *pieces,
+                    size_t npieces, unsigned flags, struct qs_info *in,
+                    char *err, size_t errlen)
+{
+    struct mreader m;
+    mr_init(&m, pieces, npieces);
+    mr_add(&m, p, len);
+    return qs_scan(mread, &m, flags, in, err, errlen);
+}
+
+/* Offset of the first record of the first ram PART section: after the
+ * configuration, the ram START header, the setup's MEM_SIZE block list,
+ * EOS, the footer and the PART header. */
+static uint64_t first_part_records(const struct qs_info *in)
+{
+    uint64_t o = 8 + 1 + 4 + strlen(in->machine);
+    o += 1 + 4 + 1 + 3 + 4 + 4 + 8;
+    for (size_t i = 0; i < in->nblocks; i++)
+        o += 1 + strlen(in->blocks[i].id) + 8;
+    return o + 8 + 5 + 5;
+}
+
+static unsigned char *find_bytes(unsigned char *hay, size_t n, const void *needle, size_t k)
+{
+    for (size_t i = 0; i + k <= n; i++)
+        if (!memcmp(hay + i, needle, k))
+            return hay + i;
+    return NULL;
+}
+
+static long eio(void *ctx, void *b, size_t l)
+{
+    (void)ctx, (void)b, (void)l;
+    errno = EIO;
+    return -1;
+}
+
+static const size_t odd[] = { 1, 7, 4093, 65536, 3, 4096, 5 };
+#define NODD (sizeof odd / sizeof odd[0])
+
+/* Expect a failure whose message contains `word` (and, if set, `word2`). */
+static void expect_fail(const unsigned char *p, size_t len, unsigned flags,
+                        const char *word, const char *word2, const char *what)
+{
+    struct qs_info in;
+    char err[512], err2[512];
+    int rc = scan_mem(p, len, NULL, 0, flags, &in, err, sizeof err);
+    qs_info_free(&in);
+    int rc2 = scan_mem(p, len, odd, NODD, flags, &in, err2, sizeof err2);
+    qs_info_free(&in);
+    check(rc == -1 && strstr(err, word) && (!word2 || strstr(err, word2)) &&
+          rc2 == -1 && !strcmp(err, err2),
+          "%s: rc %d, \"%s\"%s", what, rc, err,
+          rc2 == -1 && !strcmp(err, err2) ? "" : " (differs with odd pieces)");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MIGRATION-STREAM\n", argv[0]);
+        return 2;
+    }
+    int fd = open(argv[1], O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        fprintf(stderr, "%s: %s\n", argv[1], strerror(errno));
+        return 2;
+    }
+
+    /* 1. Straight from the file descriptor. */
+    struct qs_info in;
+    char err[512];
+    int rc = qs_scan(qs_read_fd, &fd, 0, &in, err, sizeof err);
+    check(rc == 0, "qs_scan of %s through qs_read_fd succeeds%s%s", argv[1],
+          rc ? ": " : "", rc ? err : "");
+    close(fd);
+    if (rc) {
+        printf("1..%d\n", tests);
+        return 1;
+    }
+
+    check(in.magic == QS_MAGIC && in.version == QS_VERSION,
+          "magic 0x%08x, version %u", in.magic, in.version);
+    check(in.has_config && !strncmp(in.machine, "pc-q35-", 7),
+          "configuration names a q35 machine type (\"%s\")", in.machine);
+    check(in.bytes == (uint64_t)st.st_size, "bytes %llu equal the file size %llu",
+          (ull)in.bytes, (ull)st.st_size);
+    check(in.page_size == 4096, "page size %llu", (ull)in.page_size);
+
+    const struct qs_ramblock *mem = find_block(&in, "mem");
+    check(mem && mem->size >= 1 << 20,
+          "RAM block \"mem\" (the memory-backend id) is listed, size %llu",
+          mem ? (ull)mem->size : 0ULL);
+    check(find_block(&in, "pc.bios") && find_block(&in, "pc.rom") &&
+          find_block(&in, "/rom@etc/acpi/tables"),
+          "firmware blocks pc.bios, pc.rom and /rom@etc/acpi/tables are listed (%zu blocks)",
+          in.nblocks);
+
+    uint64_t sum = 0, nn = 0, nz = 0, no = 0;
+    int all_once = 1;
+    for (size_t i = 0; i < in.nblocks; i++) {
+        const struct qs_ramblock *b = &in.blocks[i];
+        sum += b->size;
+        nn += b->normal_pages;
+        nz += b->zero_pages;
+        no += b->other_pages;
+        if (b->normal_pages + b->zero_pages != b->size / in.page_size || b->other_pages) {
+            all_once = 0;
+            printf("# block %s: size %llu = %llu pages, normal %llu + zero %llu, other %llu\n",
+                   b->id, (ull)b->size, (ull)(b->size / in.page_size),
+                   (ull)b->normal_pages, (ull)b->zero_pages, (ull)b->other_pages);
+        }
+    }
+    check(sum == in.ram_total, "block sizes add up to MEM_SIZE %llu", (ull)in.ram_total);
+    check(all_once, "paused VM migrated once: every block has normal + zero pages = size / page size");
+    check(nn == in.normal_pages && nz == in.zero_pages && no == in.other_pages,
+          "page totals (normal %llu, zero %llu, other %llu) are the sums over blocks",
+          (ull)in.normal_pages, (ull)in.zero_pages, (ull)in.other_pages);
+    check(in.sections_start == 1 && in.sections_end == 1 && in.sections_full == 1 &&
+          !strcmp(in.first_device, "timer"),
+          "sections: 1 START (ram), %llu PART, 1 END, then device state from \"%s\"",
+          (ull)in.sections_part, in.first_device);
+    check(in.has_eof && in.has_vmdesc, "QEMU_VM_EOF and the VMDESCRIPTION trailer are found");
+    check(in.ndevices > 0 && has_device(&in, "cpu") && has_device(&in, "timer"),
+          "vmdesc lists %zu devices, among them cpu and timer", in.ndevices);
+    check(in.device_offset > 0 &&
+          in.device_offset + in.device_bytes + 1 == in.vmdesc_offset &&
+          in.vmdesc_offset + in.vmdesc_bytes == in.bytes &&
+          in.ram_bytes < in.device_offset,
+          "byte accounting: ram %llu, device state %llu at %llu, vmdesc %llu at %llu",
+          (ull)in.ram_bytes, (ull)in.device_bytes, (ull)in.device_offset,
+          (ull)in.vmdesc_bytes, (ull)in.vmdesc_offset);
+
+    /* Load the stream in memory for the piecewise and damaged variants. */
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    FILE *f = fopen(argv[1], "rb");
+    if (!buf || !f || fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+        fprintf(stderr, "cannot load %s\n", argv[1]);
+        return 2;
+    }
+    fclose(f);
+    data = buf;
+    dlen = (size_t)st.st_size;
+
+    /* Memory stays bounded: 512 MiB of opaque device state inserted after
+     * the first device section header.  Run first, while the RSS peak is
+     * still only the loaded file. */
+    {
+        static unsigned char blk[1 << 16];
+        memset(blk, 0xA5, sizeof blk);
+        size_t hdr = in.device_offset + 1 + 4 + 1 + strlen(in.first_device) + 4 + 4;
+        struct chain c;
+        memset(&c, 0, sizeof c);
+        mr_init(&c.head, NULL, 0);
+        mr_add(&c.head, data, hdr);
+        c.fill.blk = blk;
+        c.fill.blen = sizeof blk;
+        c.fill.left = (uint64_t)512 << 20;
+        mr_init(&c.tail, NULL, 0);
+        mr_add(&c.tail, data + hdr, dlen - hdr);
+        struct qs_info big;
+        long rss0 = max_rss_kib();
+        double t0 = now();
+        rc = qs_scan(chain_read, &c, 0, &big, err, sizeof err);
+        double t = now() - t0;
+        long grown = max_rss_kib() - rss0;
+        check(rc == 0 && big.bytes == in.bytes + ((uint64_t)512 << 20) &&
+              big.device_bytes == in.device_bytes + ((uint64_t)512 << 20) &&
+              big.ndevices == in.ndevices,
+              "stream with 512 MiB more device state scans (%.0f MB/s)%s%s",
+              (double)big.bytes / t / 1e6, rc ? ": " : "", rc ? err : "");
+        check(grown < 40 * 1024, "peak memory grew by %ld KiB (< 40 MiB) for a %llu-byte stream",
+              grown, (ull)big.bytes);
+        qs_info_free(&big);
+    }
+
+    /* Throughput on the real stream from memory, large pieces. */
+    {
+        struct qs_info again;
+        double best = 1e9;
+        for (int i = 0; i < 5; i++) {
+            double t0 = now();
+            rc = scan_mem(data, dlen, NULL, 0, 0, &again, err, sizeof err);
+            double t = now() - t0;
+            if (t < best)
+                best = t;
+            if (i < 4)
+                qs_info_free(&again);
+        }
+        check(rc == 0 && same_info(&in, &again),
+              "scan from memory gives the same description (%.0f MB/s)",
+              (double)dlen / best / 1e6);
+        qs_info_free(&again);
+    }
+
+    /* Chunk boundaries do not matter. */
+    {
+        static const size_t one[] = { 1 }, seven[] = { 7 }, p4093[] = { 4093 };
+        struct { const size_t *p; size_t n; const char *name; } pat[] = {
+            { one, 1, "1-byte" }, { seven, 1, "7-byte" }, { p4093, 1, "4093-byte" },
+            { odd, NODD, "1,7,4093,65536,3,4096,5-byte" },
+        };
+        for (size_t i = 0; i < sizeof pat / sizeof pat[0]; i++) {
+            struct qs_info p;
+            rc = scan_mem(data, dlen, pat[i].p, pat[i].n, 0, &p, err, sizeof err);
+            check(rc == 0 && same_info(&in, &p), "read in %s pieces: same description%s%s",
+                  pat[i].name, rc ? ": " : "", rc ? err : "");
+            qs_info_free(&p);
+        }
+    }
+
+    /* Truncations. */
+    {
+        uint64_t cfg_end = 8 + 1 + 4 + strlen(in.machine);
+        struct { uint64_t at; const char *word2; const char *what; } cut[] = {
+            { 0, "header", "empty stream" },
+            { 5, "header", "cut inside the header" },
+            { 11, "configuration", "cut inside the configuration section" },
+            { cfg_end + 30, "RAM block list", "cut inside the ram setup" },
+            { in.device_offset / 2, "ram", "cut in the middle of ram" },
+            { in.device_offset - 1, "footer", "cut inside the last ram footer" },
+            { in.device_offset + 3, "section header", "cut inside the first device section header" },
+            { in.device_offset + in.device_bytes / 2, "device state", "cut inside device state" },
+            { in.vmdesc_offset - 1, "device state", "cut just before QEMU_VM_EOF" },
+            { in.vmdesc_offset, "VMDESCRIPTION", "cut just before the VMDESCRIPTION (after EOF)" },
+            { in.vmdesc_offset + 3, "VMDESCRIPTION", "cut inside the VMDESCRIPTION length" },
+            { in.bytes - 1, "VMDESCRIPTION", "cut inside the VMDESCRIPTION JSON" },
+        };
+        for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+            char what[160];
+            snprintf(what, sizeof what, "%s (%llu bytes)", cut[i].what, (ull)cut[i].at);
+            expect_fail(data, (size_t)cut[i].at, 0, "truncated", cut[i].word2, what);
+        }
+
+        /* A page cut: walk the first ram PART to its first PAGE record. */
+        uint64_t page_cut = 0, o = first_part_records(&in);
+        while (o + 9 < in.device_offset) {
+            unsigned fl = data[o + 7] | (data[o + 6] & 0x0f) << 8;
+            uint64_t rec = o;
+            o += 8;
+            if (!(fl & 0x20))
+                o += 1 + data[o];               /* block name */
+            if (fl == 0x02 || fl == 0x22) {
+                o += 1;                         /* ZERO: fill byte */
+            } else {
+                if (fl == 0x08 || fl == 0x28)
+                    page_cut = o + 100;
+                (void)rec;
+                break;
+            }
+        }
+        if (page_cut)
+            expect_fail(data, (size_t)page_cut, 0, "truncated: stream ends inside ram page", NULL,
+                        "cut inside a ram page");
+        else
+            printf("# no named PAGE record of \"mem\" found near the start; page cut skipped\n");
+
+        struct qs_info p;
+        rc = scan_mem(data, (size_t)in.vmdesc_offset, NULL, 0, QS_ALLOW_NO_VMDESC, &p, err, sizeof err);
+        check(rc == 0 && p.has_eof && !p.has_vmdesc && p.ndevices == 0 &&
+              p.device_bytes == in.device_bytes,
+              "with QS_ALLOW_NO_VMDESC, a stream ending at QEMU_VM_EOF is accepted%s%s",
+              rc ? ": " : "", rc ? err : "");
+        qs_info_free(&p);
+    }
+
+    /* Corruptions. */
+    {
+        unsigned char *bad = malloc(dlen + 1);
+        if (!bad)
+            return 2;
+
+        memcpy(bad, data, dlen);
+        bad[1] ^= 0xFF;
+        expect_fail(bad, dlen, 0, "bad magic", "offset 0", "corrupted magic");
+
+        memcpy(bad, data, dlen);
+        bad[7] = 2;
+        expect_fail(bad, dlen, 0, "version", NULL, "stream version 2");
+
+        /* Inject a byte 0x42 right after the configuration section. */
+        uint64_t cfg_end = 8 + 1 + 4 + strlen(in.machine);
+        memcpy(bad, data, cfg_end);
+        bad[cfg_end] = 0x42;
+        memcpy(bad + cfg_end + 1, data + cfg_end, dlen - cfg_end);
+        char want[64];
+        snprintf(want, sizeof want, "unknown section type 0x42 at offset %llu", (ull)cfg_end);
+        expect_fail(bad, dlen + 1, 0, want, NULL, "bad section type after the configuration");
+
+        /* Rename "mem" in the setup's block list: later records name an unknown block. */
+        memcpy(bad, data, dlen);
+        unsigned char *m = find_bytes(bad + cfg_end, 4096, "\x03mem", 4);
+        if (m) {
+            m[3] = 'X';
+            expect_fail(bad, dlen, 0, "unknown RAM block 'mem'", "not in the setup list",
+                        "ram record naming a block absent from the setup");
+        }
+
+        /* An absurd block size in the setup. */
+        memcpy(bad, data, dlen);
+        m = find_bytes(bad + cfg_end, 4096, "\x03mem", 4);
+        if (m) {
+            m[4] = 0x7F;
+            expect_fail(bad, dlen, 0, "absurd size", "RAM block 'mem'", "absurd RAM block size");
+        }
+
+        /* Unsupported flag RAM_SAVE_FLAG_HOOK (RDMA) on the first PART record. */
+        memcpy(bad, data, dlen);
+        uint64_t fp = first_part_records(&in);
+        bad[fp + 7] |= 0x80;
+        snprintf(want, sizeof want, "0x80 (RAM_SAVE_FLAG_HOOK, RDMA) at offset %llu", (ull)fp);
+        expect_fail(bad, dlen, 0, want, NULL, "unsupported ram flag 0x80");
+
+        /* Damaged JSON in the trailer. */
+        memcpy(bad, data, dlen);
+        bad[in.vmdesc_offset + 5 + 1] = '#';
+        expect_fail(bad, dlen, 0, "does not parse", NULL, "VMDESCRIPTION JSON that does not parse");
+        free(bad);
+    }
+
+    /* A failing read callback. */
+    {
+        struct qs_info p;
+        rc = qs_scan(eio, NULL, 0, &p, err, sizeof err);
+        check(rc == -1 && strstr(err, "read error at offset 0"), "read error is reported: \"%s\"", err);
+        qs_info_free(&p);
+        qs_info_free(&p);
+    }
+
+    qs_info_free(&in);
+    free(buf);
+    printf("1..%d\n", tests);
+    if (failures)
+        printf("# %d of %d tests failed\n", failures, tests);
+    return failures ? 1 : 0;
+}
+

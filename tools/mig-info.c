@@ -1,0 +1,376 @@
+/*
+ * mig-info - describe a stream: every layer it can open without a key
+ * (kind, parameters, META, frames, sizes), then the raw QEMU stream
+ * inside (header, machine, RAM blocks and pages, devices).
+ *
+ * It reads the whole stream, so it also verifies it: the exit status is 0
+ * only for a stream that is complete and intact, which makes
+ * `mig-info -q FILE` a test of a checkpoint.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "all.h"
+#include "mig.h"
+#include "qemu-stream.h"
+
+#define MAX_LAYERS 16
+
+struct layer {
+	const struct mig_filter *f;
+	void *st;
+	struct mig_src *src;
+	uint8_t kind;
+};
+
+struct info {
+	const char *name;
+	struct mig_src *base;
+	struct layer layers[MAX_LAYERS];
+	size_t nlayers;
+	enum mig_input_type inner;  /* what the innermost bytes are */
+	uint8_t closed_kind;        /* a layer this program cannot open */
+	uint64_t inner_bytes;       /* of unknown inner data */
+	bool have_qemu;
+	struct qs_info qemu;
+	struct mig_err err;         /* the first failure, if any */
+	bool failed;
+};
+
+/* qemu-stream pulls from the innermost layer; layer errors are kept. */
+struct pull {
+	struct mig_src *src;
+	struct mig_err *err;
+	bool failed;
+};
+
+static long pull_read(void *ctx, void *buf, size_t len)
+{
+	struct pull *p = ctx;
+	long n = mig_src_read(p->src, buf, len, p->err);
+
+	if (n < 0) {
+		p->failed = true;
+		errno = EIO;
+	}
+	return n;
+}
+
+static struct mig_src *top(struct info *in)
+{
+	return in->nlayers ? in->layers[in->nlayers - 1].src : in->base;
+}
+
+/* Consume the rest so every layer reaches its END and is verified. */
+static int drain(struct info *in)
+{
+	const uint8_t *p;
+	size_t n;
+	int r;
+
+	while ((r = mig_src_chunk(top(in), &p, &n, SIZE_MAX, &in->err)) > 0)
+		in->inner_bytes += n;
+	return r;
+}
+
+static int scan(struct info *in)
+{
+	struct mig_detect d;
+
+	for (;;) {
+		if (mig_detect(top(in), &d, &in->err) < 0)
+			return -1;
+		in->inner = d.type;
+		if (d.type != MIG_INPUT_LAYER)
+			break;
+		if (d.headlen < 6)
+			return mig_err_set(&in->err, MIG_EXIT_DATA,
+					   "truncated: the stream ends inside "
+					   "the layer header");
+		const struct mig_filter *f = mig_filter_by_kind(d.kind);
+		if (!f || d.version != MIG_FORMAT_VERSION) {
+			in->closed_kind = d.kind ? d.kind : 255;
+			return drain(in);
+		}
+		if (in->nlayers == MAX_LAYERS)
+			return mig_err_set(&in->err, MIG_EXIT_DATA,
+					   "more than %d layers", MAX_LAYERS);
+		struct layer *l = &in->layers[in->nlayers];
+		l->f = f;
+		l->kind = d.kind;
+		if (!(l->st = f->create()))
+			return mig_err_set(&in->err, MIG_EXIT_SYS,
+					   "out of memory");
+		if (!(l->src = mig_src_layer(top(in), f, l->st, &in->err))) {
+			f->destroy(l->st);
+			return -1;
+		}
+		in->nlayers++;
+		if (mig_layer_open(l->src, &in->err) < 0)
+			return mig_err_prefix(&in->err, "layer %zu: ",
+					      in->nlayers);
+	}
+	if (d.type != MIG_INPUT_QEMU)
+		return drain(in);
+
+	struct pull p = { top(in), &in->err, false };
+	char qerr[512];
+	in->have_qemu = true;
+	if (qs_scan(pull_read, &p, 0, &in->qemu, qerr, sizeof qerr) < 0) {
+		if (!p.failed)
+			mig_err_set(&in->err, MIG_EXIT_DATA, "QEMU stream: %s",
+				    qerr);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Text ----------------------------------------------------------------- */
+
+static const char *human(uint64_t n, char *buf)
+{
+	mig_format_bytes(n, buf, 32);
+	return buf;
+}
+
+static void print_text(struct info *in)
+{
+	char b1[32], b2[32];
+
+	printf("%s: %llu bytes\n", in->name,
+	       (unsigned long long)mig_src_offset(in->base));
+	for (size_t i = 0; i < in->nlayers; i++) {
+		struct layer *l = &in->layers[i];
+		struct mig_layer_totals t;
+		size_t plen;
+		const uint8_t *p = mig_layer_params(l->src, &plen);
+		char params[256] = "";
+
+		if (l->f->describe)
+			l->f->describe(p, plen, params, sizeof params);
+		mig_layer_totals(l->src, &t);
+		printf("layer %zu: %s (%s)\n", i + 1, l->f->name, params);
+		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
+			printf("  meta %s=%s\n", mig_layer_meta(l->src, m)->key,
+			       mig_layer_meta(l->src, m)->value);
+		printf("  frames %llu (%llu data), inner %s, encoded %s",
+		       (unsigned long long)t.frames,
+		       (unsigned long long)t.data_frames, human(t.bytes, b1),
+		       human(t.encoded, b2));
+		if (t.bytes)
+			printf(", ratio %.3f", (double)t.encoded / (double)t.bytes);
+		printf("\n");
+	}
+	if (in->closed_kind) {
+		const struct mig_kind *k = mig_kind_by_id(in->closed_kind);
+		printf("layer %zu: %s%s, cannot be opened here (%llu bytes)\n",
+		       in->nlayers + 1, k ? k->name : "unknown kind",
+		       k ? "" : " or format version",
+		       (unsigned long long)in->inner_bytes);
+	} else if (in->inner == MIG_INPUT_UNKNOWN)
+		printf("inner data: %llu bytes, not a QEMU stream\n",
+		       (unsigned long long)in->inner_bytes);
+	else if (in->inner == MIG_INPUT_EMPTY)
+		printf("inner data: empty\n");
+	if (!in->have_qemu)
+		return;
+
+	struct qs_info *q = &in->qemu;
+	printf("QEMU migration stream, version %u\n", q->version);
+	if (q->machine[0])
+		printf("  machine %s\n", q->machine);
+	if (q->capabilities[0])
+		printf("  capabilities %s\n", q->capabilities);
+	if (q->nblocks) {
+		printf("  RAM %s in %zu blocks, page size %llu\n",
+		       human(q->ram_total, b1), q->nblocks,
+		       (unsigned long long)q->page_size);
+		for (size_t i = 0; i < q->nblocks; i++)
+			printf("    %-24s %10s  %llu pages, %llu zero\n",
+			       q->blocks[i].id, human(q->blocks[i].size, b1),
+			       (unsigned long long)q->blocks[i].normal_pages,
+			       (unsigned long long)q->blocks[i].zero_pages);
+	}
+	printf("  sections: %llu start, %llu part, %llu end, %llu full "
+	       "(before device state)\n",
+	       (unsigned long long)q->sections_start,
+	       (unsigned long long)q->sections_part,
+	       (unsigned long long)q->sections_end,
+	       (unsigned long long)q->sections_full);
+	printf("  ram sections %s, device state %s\n", human(q->ram_bytes, b1),
+	       human(q->device_bytes, b2));
+	if (q->ndevices) {
+		printf("  devices (%zu):", q->ndevices);
+		for (size_t i = 0; i < q->ndevices; i++)
+			printf(" %s", q->devices[i].name);
+		printf("\n");
+	}
+	printf("  end: %s, %s\n", q->has_eof ? "EOF marker" : "no EOF marker",
+	       q->has_vmdesc ? "device description" : "no device description");
+}
+
+/* ---- JSON ----------------------------------------------------------------- */
+
+static json_t *qemu_json(const struct qs_info *q)
+{
+	json_t *blocks = json_array(), *devices = json_array();
+
+	for (size_t i = 0; i < q->nblocks; i++)
+		json_array_append_new(blocks, json_pack(
+			"{s:s, s:I, s:I, s:I, s:I}", "id", q->blocks[i].id,
+			"size", (json_int_t)q->blocks[i].size,
+			"pages", (json_int_t)q->blocks[i].normal_pages,
+			"zero_pages", (json_int_t)q->blocks[i].zero_pages,
+			"other_pages", (json_int_t)q->blocks[i].other_pages));
+	for (size_t i = 0; i < q->ndevices; i++)
+		json_array_append_new(devices, json_pack(
+			"{s:s, s:I, s:I}", "name", q->devices[i].name,
+			"instance", (json_int_t)q->devices[i].instance,
+			"version", (json_int_t)q->devices[i].version));
+	return json_pack("{s:I, s:s, s:s, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I},"
+			 " s:I, s:I, s:I, s:b, s:b, s:o}",
+			 "version", (json_int_t)q->version,
+			 "machine", q->machine,
+			 "capabilities", q->capabilities,
+			 "ram_total", (json_int_t)q->ram_total,
+			 "page_size", (json_int_t)q->page_size,
+			 "ram_blocks", blocks,
+			 "sections", "start", (json_int_t)q->sections_start,
+			 "part", (json_int_t)q->sections_part,
+			 "end", (json_int_t)q->sections_end,
+			 "full", (json_int_t)q->sections_full,
+			 "bytes", (json_int_t)q->bytes,
+			 "ram_bytes", (json_int_t)q->ram_bytes,
+			 "device_bytes", (json_int_t)q->device_bytes,
+			 "eof", q->has_eof, "vmdesc", q->has_vmdesc,
+			 "devices", devices);
+}
+
+static void print_json(struct info *in)
+{
+	static const char *inner_names[] = { "empty", "qemu", "layer", "unknown" };
+	json_t *layers = json_array();
+
+	for (size_t i = 0; i < in->nlayers; i++) {
+		struct layer *l = &in->layers[i];
+		struct mig_layer_totals t;
+		size_t plen;
+		const uint8_t *p = mig_layer_params(l->src, &plen);
+		char params[256] = "";
+		json_t *meta = json_object();
+
+		if (l->f->describe)
+			l->f->describe(p, plen, params, sizeof params);
+		mig_layer_totals(l->src, &t);
+		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
+			json_object_set_new(meta, mig_layer_meta(l->src, m)->key,
+					    json_string(mig_layer_meta(l->src, m)->value));
+		json_array_append_new(layers, json_pack(
+			"{s:s, s:i, s:s, s:o, s:I, s:I, s:I, s:I}",
+			"kind", l->f->name, "format_version", MIG_FORMAT_VERSION,
+			"params", params, "meta", meta,
+			"frames", (json_int_t)t.frames,
+			"data_frames", (json_int_t)t.data_frames,
+			"inner_bytes", (json_int_t)t.bytes,
+			"encoded_bytes", (json_int_t)t.encoded));
+	}
+	if (in->closed_kind) {
+		const struct mig_kind *k = mig_kind_by_id(in->closed_kind);
+		json_array_append_new(layers, json_pack(
+			"{s:s, s:b}", "kind", k ? k->name : "unknown",
+			"opened", 0));
+	}
+	json_t *root = json_pack(
+		"{s:s, s:I, s:o, s:s, s:o, s:b, s:o}", "file", in->name,
+		"bytes", (json_int_t)mig_src_offset(in->base), "layers", layers,
+		"inner", in->closed_kind ? "closed" : inner_names[in->inner],
+		"qemu", in->have_qemu ? qemu_json(&in->qemu) : json_null(),
+		"complete", !in->failed,
+		"error", in->failed ? json_string(in->err.msg) : json_null());
+	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	printf("\n");
+	json_decref(root);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mig-info [--json] [-q] [FILE]\n"
+		"Describe a mig or raw QEMU migration stream read from FILE or "
+		"standard input:\nits layers, META, sizes, and the QEMU stream "
+		"inside. Reading it all, it also\nverifies it: exit status 0 "
+		"only for a complete, intact stream.\n\n"
+		"  -j, --json     machine-readable output\n"
+		"  -q, --quiet    no description, only the exit status and errors\n"
+		"  -h, --help     this help\n"
+		"  -V, --version  version\n\n"
+		"Exit status: 0 complete and intact, 1 bad or truncated, "
+		"2 usage, 3 I/O error.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct info in = { .name = "stdin" };
+	bool json = false, quiet = false;
+	int c, fd = 0, rc;
+
+	mig_progname = "mig-info";
+	while ((c = getopt_long(argc, argv, "jqhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'q': quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("mig-info (migkit) %s\n", MIG_VERSION_STRING);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'mig-info --help'.\n");
+			return MIG_EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "mig-info: one input at most\n");
+		return MIG_EXIT_USAGE;
+	}
+	if (argc - optind == 1 && strcmp(argv[optind], "-") != 0) {
+		in.name = argv[optind];
+		if ((fd = open(in.name, O_RDONLY | O_CLOEXEC)) < 0) {
+			fprintf(stderr, "mig-info: %s: %s\n", in.name,
+				strerror(errno));
+			return errno == ENOENT ? MIG_EXIT_USAGE : MIG_EXIT_IO;
+		}
+	}
+	mig_pipe_grow(fd);
+	if (!(in.base = mig_src_fd(fd, in.name))) {
+		fprintf(stderr, "mig-info: out of memory\n");
+		return MIG_EXIT_SYS;
+	}
+	in.failed = scan(&in) < 0;
+	if (!quiet)
+		json ? print_json(&in) : print_text(&in);
+	rc = MIG_EXIT_OK;
+	if (in.failed) {
+		fprintf(stderr, "mig-info: %s: %s\n", in.name, in.err.msg);
+		rc = in.err.code ? in.err.code : MIG_EXIT_DATA;
+	}
+	qs_info_free(&in.qemu);
+	for (size_t i = in.nlayers; i-- > 0;) {
+		mig_src_free(in.layers[i].src);
+		in.layers[i].f->destroy(in.layers[i].st);
+	}
+	mig_src_free(in.base);
+	if (fd > 0)
+		close(fd);
+	return rc;
+}
