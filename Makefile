@@ -1,8 +1,14 @@
 # migkit - small Unix filters that carry a VM's migration stream.
 # make | make check | make install PREFIX=... DESTDIR=... | make demo | make bench
 
-# One word per filter: filters/NAME.c becomes the command mig-NAME.
+# One word per filter: filters/NAME.c becomes the command mig-NAME, linked
+# with LIBS_FILTER_NAME.
 FILTERS = checksum
+LIBS_FILTER_checksum =
+
+# Commands that are not layer filters: tools/mig-NAME.c, linked with
+# OBJS_NAME and LIBS_NAME.
+TOOLS = info
 
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
@@ -12,9 +18,10 @@ LIBDIR = $(PREFIX)/lib
 
 CC ?= cc
 CFLAGS ?= -O2 -g
-MIG_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ichannel -Ifilters -Iemu-glue
+MIG_CFLAGS = -pthread -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ichannel -Ifilters -Iemu-glue
 LIBS_JSON = $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
-LIBS = -lxxhash
+LIBS = -lxxhash -pthread
+FILTER_LIBS = $(foreach f,$(FILTERS),$(LIBS_FILTER_$(f)))
 
 # make check SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer
 ifeq ($(SANITIZE),1)
@@ -26,7 +33,7 @@ B = build
 CHANNEL_SRC = $(filter-out channel/main.c,$(wildcard channel/*.c))
 CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
 FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
-COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(B)/bin/mig-info
+COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(TOOLS:%=$(B)/bin/mig-%)
 UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream
 MAN = $(wildcard man/*.[157])
 
@@ -46,21 +53,26 @@ $(B)/main-%.o: channel/main.c channel/mig.h | deps
 
 $(B)/bin/mig-%: $(B)/main-%.o $(B)/filters/%.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_$*)
 
 $(B)/filters/all.o: filters/all.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS),X($(f)))' -c $< -o $@
 
-$(B)/bin/mig-info: $(B)/tools/mig-info.o $(B)/filters/all.o $(FILTER_OBJ) \
-		$(B)/emu-glue/qemu-stream.o $(B)/libmigchan.a
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_JSON)
+OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
+LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
+
+define tool_rule
+$(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$(LIBS_$(1))
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
 $(B)/tests/test-channel: $(B)/tests/unit/test-channel.o $(FILTER_OBJ) \
 		$(B)/filters/all.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(FILTER_LIBS)
 
 $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 		$(B)/emu-glue/qemu-stream.o

@@ -1,0 +1,40 @@
+# shellcheck shell=bash
+# bench/lib.bash - shared by the benchmark scripts: timing, medians, tables.
+#   BENCH_RUNS  runs per measurement; the median is reported (default 5)
+BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MIG_BIN=${MIG_BIN:-$BENCH_REPO/build/bin}
+export PATH=$MIG_BIN:$PATH
+RUNS=${BENCH_RUNS:-5}
+
+# Seconds taken by a shell command line (run with pipefail), median of
+# RUNS runs. Fails if any run fails.
+median_time() {
+	local i t0 ts=()
+	for ((i = 0; i < RUNS; i++)); do
+		t0=$EPOCHREALTIME
+		bash -o pipefail -c "$1" || { echo "bench: failed: $1" >&2; return 1; }
+		ts+=("$(awk -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN { print a - b }')")
+	done
+	printf '%s\n' "${ts[@]}" | sort -g | sed -n "$((RUNS / 2 + 1))p"
+}
+
+# A real QEMU stream of a guest of MIB MiB at PATH, made once per run
+# (BENCH_STREAM reuses one).
+bench_stream() { # PATH MIB
+	if [ -n "${BENCH_STREAM:-}" ]; then
+		ln -sf "$BENCH_STREAM" "$1"
+	else
+		"$BENCH_REPO/scripts/make-test-stream" "$1" "$2" >/dev/null
+	fi
+}
+
+# One table row: NAME SECONDS BYTES BASELINE_SECONDS
+row() {
+	set -- "${1//|/\\|}" "${@:2}"
+	awk -v n="$1" -v t="$2" -v s="$3" -v f="$4" \
+		'BEGIN { printf "| %-44s | %8.3f | %8.0f | %6.2f |\n", n, t, s / t / 1e6, t / f }'
+}
+table_head() { # TITLE-OF-RATIO-COLUMN
+	printf '| %-44s | %8s | %8s | %6s |\n' pipeline seconds "MB/s" "$1"
+	printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ---------- ---------- --------
+}
