@@ -19,6 +19,7 @@ enum {
 	OPT_PROGRESS = 256,
 	OPT_META,
 	OPT_FRAME_SIZE,
+	OPT_THREADS,
 	OPT_FILTER = 1000, /* + index into the filter's options */
 };
 
@@ -27,6 +28,7 @@ struct run {
 	void *st;
 	bool decode, verbose, quiet, progress;
 	uint64_t frame_size;
+	int threads;
 	const char **meta; /* "KEY=VALUE" */
 	size_t nmeta;
 	const char *input; /* NULL: stdin */
@@ -45,13 +47,16 @@ static void usage(const struct mig_filter *f, FILE *out)
 		"repeatable)\n"
 		"      --frame-size N   inner bytes per frame (default 1M, "
 		"at most 16M)\n"
+		"%s"
 		"      --progress       show bytes and rate on stderr\n"
 		"  -v, --verbose        describe the layer on stderr\n"
 		"  -q, --quiet          no warnings\n"
 		"  -h, --help           this help\n"
 		"  -V, --version        version\n",
 		f->name, f->name, f->decode_name ? "\n       mig-" : "",
-		f->decode_name ? f->decode_name : "", f->summary, f->name);
+		f->decode_name ? f->decode_name : "", f->summary, f->name,
+		f->frame_ctx_create ? "  -T, --threads N      frames encoded or decoded at "
+				      "once (default: CPUs)\n" : "");
 	for (const struct mig_option *o = f->options; o && o->long_name; o++) {
 		char left[64];
 		snprintf(left, sizeof left, "%s%c%s--%s%s%s",
@@ -85,7 +90,7 @@ static int parse_args(struct run *r, int argc, char **argv)
 {
 	const struct mig_filter *f = r->f;
 	struct option *lo;
-	char shorts[128] = "+dhVqv";
+	char shorts[128] = "+dhVqvT:";
 	size_t nopt = 0, sl = strlen(shorts);
 	int c, status = -1;
 
@@ -107,6 +112,7 @@ static int parse_args(struct run *r, int argc, char **argv)
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
+		{ "threads", required_argument, NULL, 'T' },
 	};
 	size_t nc = sizeof common / sizeof common[0];
 	memcpy(lo, common, sizeof common);
@@ -140,6 +146,22 @@ static int parse_args(struct run *r, int argc, char **argv)
 		case 'q': r->quiet = true; continue;
 		case 'v': r->verbose = true; continue;
 		case OPT_PROGRESS: r->progress = true; continue;
+		case 'T': {
+			uint64_t t;
+			if (!f->frame_ctx_create) {
+				status = usage_error(f, "%s", "-T: this filter "
+						     "runs on one thread");
+				goto out;
+			}
+			if (mig_parse_size(optarg, &t) < 0 || t < 1 || t > 64) {
+				status = usage_error(f, "-T: '%s' is not a number "
+						     "of threads from 1 to 64",
+						     optarg);
+				goto out;
+			}
+			r->threads = (int)t;
+			continue;
+		}
 		case OPT_META: r->meta[r->nmeta++] = optarg; continue;
 		case OPT_FRAME_SIZE:
 			if (mig_parse_size(optarg, &r->frame_size) < 0 ||
@@ -219,7 +241,7 @@ static int decode(struct run *r, struct mig_src *in)
 {
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
-	struct mig_src *layer = mig_src_layer(in, r->f, r->st, &e);
+	struct mig_src *layer = mig_src_layer(in, r->f, r->st, r->threads, &e);
 	uint64_t out = 0;
 	int rc = MIG_EXIT_OK;
 
@@ -257,16 +279,11 @@ static int encode(struct run *r, struct mig_src *in)
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
 	size_t fs = r->frame_size ? r->frame_size : MIG_FRAME_DATA_DEFAULT;
-	uint8_t *buf = malloc(fs + r->f->max_overhead);
 	struct mig_sink *k = NULL;
 	struct mig_layer_totals t;
 	int rc = MIG_EXIT_OK;
 
-	if (!buf) {
-		mig_err_set(&e, MIG_EXIT_SYS, "out of memory");
-		goto fail;
-	}
-	if (!(k = mig_sink_open(1, r->f, r->st, &e)))
+	if (!(k = mig_sink_open(1, r->f, r->st, fs, r->threads, &e)))
 		goto fail;
 	for (size_t i = 0; i < r->nmeta; i++) {
 		char *kv = strdup(r->meta[i]), *eq;
@@ -288,10 +305,13 @@ static int encode(struct run *r, struct mig_src *in)
 	}
 	mig_progress_start(&pr, r->progress);
 	for (;;) {
+		uint8_t *buf = mig_sink_buffer(k, &e);
+		if (!buf)
+			goto fail;
 		long n = mig_src_read(in, buf, fs, &e);
 		if (n < 0)
 			goto fail;
-		if (n > 0 && mig_sink_data(k, buf, (size_t)n, &e) < 0)
+		if (n > 0 && mig_sink_data(k, (size_t)n, &e) < 0)
 			goto fail;
 		mig_sink_totals(k, &t);
 		mig_progress_update(&pr, t.bytes, t.encoded);
@@ -316,7 +336,6 @@ fail:
 	rc = fail(r, &e);
 out:
 	mig_sink_free(k);
-	free(buf);
 	return rc;
 }
 
@@ -328,7 +347,7 @@ static const char *base_name(const char *path)
 
 int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 {
-	struct run r = { .f = f, .input_name = "stdin" };
+	struct run r = { .f = f, .input_name = "stdin", .threads = mig_cpus() };
 	struct mig_src *in = NULL;
 	int fd = 0, rc;
 

@@ -4,24 +4,48 @@
  * The layer source hands out a frame's inner bytes only after the filter
  * has verified that frame, so whatever reaches the output is a prefix of
  * what the encoder was given, even when the stream turns out to be bad.
+ *
+ * Frames are read into a ring of slots in order; with a filter that has
+ * frame contexts and threads > 1, several are decoded at once on worker
+ * threads. They are handed out in order, and an error found while reading
+ * ahead is reported only after every frame before it has been handed out.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "header.h"
+#include "pool.h"
 #include "source-private.h"
+
+struct rslot {
+	struct mig_job job; /* first: the job is the slot */
+	const struct mig_filter *f;
+	void *ctx;
+	struct mig_frame fr;
+	uint64_t at; /* offset of the frame in the layer's input */
+	uint8_t *payload;
+	size_t cap;
+	const uint8_t *plain;
+	size_t plen;
+	int rc;
+	struct mig_err err;
+};
 
 struct layer_src {
 	struct mig_src base;
 	struct mig_src *in;
 	const struct mig_filter *f;
 	void *st;
-	bool opened;
+	bool opened, done;
 	uint8_t params[MIG_PARAMS_MAX];
 	size_t params_len;
-	uint8_t *payload;
-	size_t payload_cap;
-	uint64_t index;
+	struct mig_pool *pool;
+	struct rslot *slots;
+	size_t nslots;
+	uint64_t read, consumed; /* frames read into slots, and handed on */
+	bool read_stop;          /* END read, or reading failed */
+	bool read_failed;
+	struct mig_err read_err; /* reported once the frames before are out */
 	struct mig_layer_totals t;
 	uint64_t start; /* offset of the header in `in` */
 	struct mig_meta *meta;
@@ -39,6 +63,10 @@ int mig_layer_open(struct mig_src *s, struct mig_err *e)
 		return -1;
 	if (l->f->decode_init(l->st, l->params, l->params_len, e) < 0)
 		return mig_err_prefix(e, "layer header: ");
+	/* contexts are made from st once it knows the layer's parameters */
+	for (size_t i = 0; l->f->frame_ctx_create && i < l->nslots; i++)
+		if (!(l->slots[i].ctx = l->f->frame_ctx_create(l->st, e)))
+			return -1;
 	l->opened = true;
 	return 0;
 }
@@ -72,11 +100,11 @@ static int check_end(struct layer_src *l, const uint8_t *p, size_t n,
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "END frame too short for its totals");
 	uint64_t bytes = mig_get_le64(p), frames = mig_get_le64(p + 8);
-	if (frames != l->index)
+	if (frames != l->t.frames)
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "END says %llu frames, the layer has %llu",
 				   (unsigned long long)frames,
-				   (unsigned long long)l->index);
+				   (unsigned long long)l->t.frames);
 	if (bytes != l->t.bytes)
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "END says %llu bytes, the layer carried %llu",
@@ -103,134 +131,181 @@ static int expect_eof(struct layer_src *l, struct mig_err *e)
 	return 0;
 }
 
-/* Read, check and decode frames until one carries inner bytes. */
-static int layer_next(struct mig_src *s, const uint8_t **out, size_t *outlen,
-		      struct mig_err *e)
+/* Read the next frame into s and check its framing; 0 or -1. */
+static int read_frame(struct layer_src *l, struct rslot *s, struct mig_err *e)
 {
-	struct layer_src *l = (struct layer_src *)s;
+	uint8_t h[MIG_FRAME_HEADER];
+	uint64_t index = l->read;
+	long n;
 
-	if (mig_layer_open(s, e) < 0)
+	s->at = mig_src_offset(l->in);
+	n = mig_src_read(l->in, h, sizeof h, e);
+	if (n < 0)
 		return -1;
+	if (n == 0)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "truncated: the stream ends after frame %llu "
+				   "(offset %llu) with no END frame",
+				   (unsigned long long)index,
+				   (unsigned long long)s->at);
+	if (n < MIG_FRAME_HEADER)
+		goto truncated;
+	s->fr = (struct mig_frame){ .type = h[0], .flags = h[1], .index = index };
+	uint32_t len = mig_get_le32(h + 4);
+	if (s->fr.type < MIG_FRAME_DATA || s->fr.type > MIG_FRAME_END)
+		mig_err_set(e, MIG_EXIT_DATA, "unknown frame type 0x%02x",
+			    s->fr.type);
+	else if (mig_get_le16(h + 2) != 0)
+		mig_err_set(e, MIG_EXIT_DATA, "reserved bytes are not zero");
+	else if (len > MIG_FRAME_PAYLOAD_MAX)
+		mig_err_set(e, MIG_EXIT_DATA,
+			    "frame length %u exceeds the limit of %u", len,
+			    MIG_FRAME_PAYLOAD_MAX);
+	else
+		goto framing_ok;
+	return mig_err_prefix(e, "frame %llu (offset %llu): ",
+			      (unsigned long long)index,
+			      (unsigned long long)s->at);
+framing_ok:
+	if (len > s->cap) {
+		uint8_t *p = realloc(s->payload, len);
+		if (!p)
+			return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		s->payload = p;
+		s->cap = len;
+	}
+	n = mig_src_read(l->in, s->payload, len, e);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < len)
+		goto truncated;
+	s->fr.data = s->payload;
+	s->fr.len = len;
+	l->read++;
+	return 0;
+truncated:
+	return mig_err_set(e, MIG_EXIT_DATA,
+			   "truncated: the stream ends inside frame %llu "
+			   "(offset %llu)", (unsigned long long)index,
+			   (unsigned long long)s->at);
+}
+
+static void decode_job(struct mig_job *j)
+{
+	struct rslot *s = (struct rslot *)j;
+
+	s->rc = s->f->decode(s->ctx, &s->fr, &s->plain, &s->plen, &s->err);
+}
+
+/* Read ahead while there is a free slot and input to read without
+ * waiting; wait for input only when nothing is in flight. */
+static void read_ahead(struct layer_src *l)
+{
+	while (!l->read_stop && l->read - l->consumed < l->nslots &&
+	       (l->read == l->consumed || mig_src_ready(l->in))) {
+		struct rslot *s = &l->slots[l->read % l->nslots];
+		if (read_frame(l, s, &l->read_err) < 0) {
+			l->read_stop = l->read_failed = true;
+			break;
+		}
+		if (s->fr.type == MIG_FRAME_END)
+			l->read_stop = true;
+		mig_pool_submit(l->pool, &s->job, decode_job);
+	}
+}
+
+/* Hand out the next frame that carries inner bytes. */
+static int layer_next(struct mig_src *src, const uint8_t **out,
+		      size_t *outlen, struct mig_err *e)
+{
+	struct layer_src *l = (struct layer_src *)src;
+
+	if (mig_layer_open(src, e) < 0)
+		return -1;
+	if (l->done)
+		return 0;
 	for (;;) {
-		uint8_t h[MIG_FRAME_HEADER];
-		uint64_t at = mig_src_offset(l->in);
-		long n = mig_src_read(l->in, h, sizeof h, e);
-
-		if (n < 0)
+		read_ahead(l);
+		if (l->read == l->consumed) {
+			/* nothing in flight: reading must have failed */
+			*e = l->read_err;
 			return -1;
-		if (n == 0)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "truncated: the stream ends after "
-					   "frame %llu (offset %llu) with no "
-					   "END frame",
-					   (unsigned long long)l->index,
-					   (unsigned long long)at);
-		if (n < MIG_FRAME_HEADER)
-			goto truncated;
-
-		struct mig_frame fr = {
-			.type = h[0], .flags = h[1], .index = l->index,
-		};
-		uint32_t len = mig_get_le32(h + 4);
-		if (fr.type < MIG_FRAME_DATA || fr.type > MIG_FRAME_END) {
-			mig_err_set(e, MIG_EXIT_DATA, "unknown frame type 0x%02x",
-				    fr.type);
+		}
+		struct rslot *s = &l->slots[l->consumed % l->nslots];
+		mig_pool_wait(l->pool, &s->job);
+		l->consumed++;
+		if (s->rc < 0) {
+			*e = s->err;
 			goto context;
 		}
-		if (mig_get_le16(h + 2) != 0) {
-			mig_err_set(e, MIG_EXIT_DATA,
-				    "reserved bytes are not zero");
-			goto context;
-		}
-		if (len > MIG_FRAME_PAYLOAD_MAX) {
-			mig_err_set(e, MIG_EXIT_DATA,
-				    "frame length %u exceeds the limit of %u",
-				    len, MIG_FRAME_PAYLOAD_MAX);
-			goto context;
-		}
-		if (len > l->payload_cap) {
-			uint8_t *p = realloc(l->payload, len);
-			if (!p)
-				return mig_err_set(e, MIG_EXIT_SYS,
-						   "out of memory");
-			l->payload = p;
-			l->payload_cap = len;
-		}
-		n = mig_src_read(l->in, l->payload, len, e);
-		if (n < 0)
-			return -1;
-		if ((size_t)n < len)
-			goto truncated;
-
-		fr.data = l->payload;
-		fr.len = len;
-		const uint8_t *plain;
-		size_t plen;
-		if (l->f->decode(l->st, &fr, &plain, &plen, e) < 0)
-			goto context;
-
-		switch (fr.type) {
+		switch (s->fr.type) {
 		case MIG_FRAME_DATA:
-			if (plen > MIG_FRAME_DATA_MAX) {
+			if (s->plen > MIG_FRAME_DATA_MAX) {
 				mig_err_set(e, MIG_EXIT_DATA,
 					    "frame decodes to more than %u bytes",
 					    MIG_FRAME_DATA_MAX);
 				goto context;
 			}
-			l->index++;
 			l->t.frames++;
 			l->t.data_frames++;
-			l->t.bytes += plen;
-			if (plen == 0)
+			l->t.bytes += s->plen;
+			if (s->plen == 0)
 				continue;
-			*out = plain;
-			*outlen = plen;
+			*out = s->plain;
+			*outlen = s->plen;
 			return 1;
 		case MIG_FRAME_META:
-			if (keep_meta(l, plain, plen, e) < 0)
+			if (keep_meta(l, s->plain, s->plen, e) < 0)
 				goto context;
-			l->index++;
 			l->t.frames++;
 			continue;
-		case MIG_FRAME_END:
-			if (check_end(l, plain, plen, e) < 0)
+		default: /* END: read_ahead stopped after it */
+			if (check_end(l, s->plain, s->plen, e) < 0)
 				goto context;
 			if (expect_eof(l, e) < 0)
 				return -1;
+			l->done = true;
 			return 0;
 		}
-		continue;
-truncated:
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "truncated: the stream ends inside frame "
-				   "%llu (offset %llu)",
-				   (unsigned long long)l->index,
-				   (unsigned long long)at);
 context:
 		return mig_err_prefix(e, "frame %llu (offset %llu): ",
-				      (unsigned long long)l->index,
-				      (unsigned long long)at);
+				      (unsigned long long)s->fr.index,
+				      (unsigned long long)s->at);
 	}
 }
 
-static void layer_free(struct mig_src *s)
+static bool layer_ready(struct mig_src *src)
 {
-	struct layer_src *l = (struct layer_src *)s;
+	struct layer_src *l = (struct layer_src *)src;
 
+	return l->done || mig_src_ready(l->in);
+}
+
+static void layer_free(struct mig_src *src)
+{
+	struct layer_src *l = (struct layer_src *)src;
+
+	mig_pool_free(l->pool); /* finishes jobs still running */
+	for (size_t i = 0; l->slots && i < l->nslots; i++) {
+		if (l->f->frame_ctx_create && l->slots[i].ctx)
+			l->f->frame_ctx_destroy(l->slots[i].ctx);
+		free(l->slots[i].payload);
+	}
+	free(l->slots);
 	for (size_t i = 0; i < l->nmeta; i++)
 		mig_meta_clear(&l->meta[i]);
 	free(l->meta);
-	free(l->payload);
 	free(l);
 }
 
 static const struct mig_src_ops layer_ops = {
 	.next = layer_next,
+	.ready = layer_ready,
 	.free = layer_free,
 };
 
 struct mig_src *mig_src_layer(struct mig_src *inner, const struct mig_filter *f,
-			      void *st, struct mig_err *e)
+			      void *st, int threads, struct mig_err *e)
 {
 	struct layer_src *l = calloc(1, sizeof *l);
 
@@ -242,7 +317,21 @@ struct mig_src *mig_src_layer(struct mig_src *inner, const struct mig_filter *f,
 	l->in = inner;
 	l->f = f;
 	l->st = st;
+	if (f->frame_ctx_create && threads > 1)
+		l->pool = mig_pool_new(threads);
+	l->nslots = l->pool ? 2 * (size_t)threads : 1;
+	if (!(l->slots = calloc(l->nslots, sizeof *l->slots))) {
+		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < l->nslots; i++) {
+		l->slots[i].f = f;
+		l->slots[i].ctx = f->frame_ctx_create ? NULL : st;
+	}
 	return &l->base;
+fail:
+	layer_free(&l->base);
+	return NULL;
 }
 
 const uint8_t *mig_layer_params(const struct mig_src *s, size_t *len)

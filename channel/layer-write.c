@@ -1,50 +1,116 @@
-/* layer-write.c - writing one layer: header, frames, END. */
+/*
+ * layer-write.c - writing one layer: header, frames, END.
+ *
+ * DATA frames go through a ring of slots: the caller fills a slot's
+ * buffer, the filter encodes it (on a worker thread when the filter has
+ * frame contexts and threads > 1), and slots are written strictly in the
+ * order they were filled. Memory is the ring: slots x frame size.
+ */
 #include <stdlib.h>
 #include <string.h>
 
 #include "header.h"
+#include "pool.h"
+
+struct slot {
+	struct mig_job job; /* first: the job is the slot */
+	const struct mig_filter *f;
+	void *ctx;
+	uint8_t *buf;
+	struct mig_frame in;
+	size_t tailroom;
+	const uint8_t *out;
+	size_t outlen;
+	uint8_t flags;
+	int rc;
+	struct mig_err err;
+};
 
 struct mig_sink {
 	int fd;
 	const struct mig_filter *f;
 	void *st;
+	size_t frame_size;
 	uint64_t index;
 	struct mig_layer_totals t;
 	uint8_t *scratch; /* META and END frames are built here */
 	size_t scratch_cap;
+	struct mig_pool *pool;
+	struct slot *slots;
+	size_t nslots;
+	uint64_t filled, written; /* slots handed to the filter, and written */
 };
 
-static int emit(struct mig_sink *k, uint8_t type, uint8_t *buf, size_t len,
-		size_t tailroom, struct mig_err *e)
+static void encode_job(struct mig_job *j)
 {
-	struct mig_frame in = {
-		.type = type, .index = k->index, .data = buf, .len = len,
-	};
-	const uint8_t *out;
-	size_t outlen;
-	uint8_t flags = 0;
+	struct slot *s = (struct slot *)j;
+
+	s->flags = 0;
+	s->rc = s->f->encode(s->ctx, &s->in, s->tailroom, &s->out, &s->outlen,
+			     &s->flags, &s->err);
+}
+
+static int write_frame(struct mig_sink *k, struct slot *s, struct mig_err *e)
+{
 	uint8_t h[MIG_FRAME_HEADER];
 
-	if (k->f->encode(k->st, &in, tailroom, &out, &outlen, &flags, e) < 0)
+	if (s->rc < 0) {
+		*e = s->err;
 		return mig_err_prefix(e, "frame %llu: ",
-				      (unsigned long long)k->index);
-	if (outlen > MIG_FRAME_PAYLOAD_MAX)
+				      (unsigned long long)s->in.index);
+	}
+	if (s->outlen > MIG_FRAME_PAYLOAD_MAX)
 		return mig_err_set(e, MIG_EXIT_SYS,
 				   "frame %llu: filter made %zu bytes, over the "
-				   "limit of %u", (unsigned long long)k->index,
-				   outlen, MIG_FRAME_PAYLOAD_MAX);
-	h[0] = type;
-	h[1] = flags;
+				   "limit of %u", (unsigned long long)s->in.index,
+				   s->outlen, MIG_FRAME_PAYLOAD_MAX);
+	h[0] = s->in.type;
+	h[1] = s->flags;
 	mig_put_le16(h + 2, 0);
-	mig_put_le32(h + 4, (uint32_t)outlen);
-	if (mig_writev_all(k->fd, h, sizeof h, out, outlen, e) < 0)
+	mig_put_le32(h + 4, (uint32_t)s->outlen);
+	if (mig_writev_all(k->fd, h, sizeof h, s->out, s->outlen, e) < 0)
 		return -1;
-	k->index++;
-	k->t.encoded += sizeof h + outlen;
+	k->t.encoded += sizeof h + s->outlen;
 	return 0;
 }
 
+/* Write the oldest slot, waiting for it if it is still being encoded. */
+static int write_oldest(struct mig_sink *k, struct mig_err *e)
+{
+	struct slot *s = &k->slots[k->written % k->nslots];
+
+	mig_pool_wait(k->pool, &s->job);
+	k->written++;
+	return write_frame(k, s, e);
+}
+
+static int flush(struct mig_sink *k, struct mig_err *e)
+{
+	while (k->written < k->filled)
+		if (write_oldest(k, e) < 0)
+			return -1;
+	return 0;
+}
+
+/* META and END: encoded here, in order, after every DATA frame before. */
+static int emit_now(struct mig_sink *k, uint8_t type, uint8_t *buf, size_t len,
+		    size_t tailroom, struct mig_err *e)
+{
+	struct slot *s;
+
+	if (flush(k, e) < 0)
+		return -1;
+	s = &k->slots[k->filled % k->nslots];
+	s->in = (struct mig_frame){
+		.type = type, .index = k->index++, .data = buf, .len = len,
+	};
+	s->tailroom = tailroom;
+	encode_job(&s->job);
+	return write_frame(k, s, e);
+}
+
 struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
+			       size_t frame_size, int threads,
 			       struct mig_err *e)
 {
 	uint8_t params[MIG_PARAMS_MAX], h[MIG_HEADER_MAX];
@@ -58,14 +124,36 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 	k->fd = fd;
 	k->f = f;
 	k->st = st;
+	k->frame_size = frame_size ? frame_size : MIG_FRAME_DATA_DEFAULT;
+	if (k->frame_size > MIG_FRAME_DATA_MAX) {
+		mig_err_set(e, MIG_EXIT_USAGE, "frame size over %u bytes",
+			    MIG_FRAME_DATA_MAX);
+		goto fail;
+	}
+	if (f->frame_ctx_create && threads > 1)
+		k->pool = mig_pool_new(threads);
+	/* two slots a thread: one being encoded, one being filled or written */
+	k->nslots = k->pool ? 2 * (size_t)threads : 1;
 	k->scratch_cap = MIG_META_KEY_MAX + 1 + MIG_META_VALUE_MAX +
 			 f->max_overhead;
-	if (!(k->scratch = malloc(k->scratch_cap))) {
+	if (!(k->slots = calloc(k->nslots, sizeof *k->slots)) ||
+	    !(k->scratch = malloc(k->scratch_cap))) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto fail;
 	}
 	if (f->encode_init(st, params, &plen, e) < 0)
 		goto fail;
+	for (size_t i = 0; i < k->nslots; i++) {
+		struct slot *s = &k->slots[i];
+		s->f = f;
+		s->ctx = st;
+		if (f->frame_ctx_create && !(s->ctx = f->frame_ctx_create(st, e)))
+			goto fail;
+		if (!(s->buf = malloc(k->frame_size + f->max_overhead))) {
+			mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+			goto fail;
+		}
+	}
 	hlen = mig_header_build(h, f->kind, params, plen);
 	if (mig_write_all(fd, h, hlen, e) < 0)
 		goto fail;
@@ -94,25 +182,45 @@ int mig_sink_meta(struct mig_sink *k, const char *key, const char *value,
 		return -1;
 	}
 	mig_meta_clear(&m);
-	if (emit(k, MIG_FRAME_META, k->scratch, kl + 1 + vl,
-		 k->scratch_cap - (kl + 1 + vl), e) < 0)
+	if (emit_now(k, MIG_FRAME_META, k->scratch, kl + 1 + vl,
+		     k->scratch_cap - (kl + 1 + vl), e) < 0)
 		return -1;
 	k->t.frames++;
 	return 0;
 }
 
-int mig_sink_data(struct mig_sink *k, uint8_t *buf, size_t len,
-		  struct mig_err *e)
+uint8_t *mig_sink_buffer(struct mig_sink *k, struct mig_err *e)
 {
-	if (len > MIG_FRAME_DATA_MAX)
+	/* the slot to fill last held frame filled - nslots: write up to it */
+	while (k->filled - k->written >= k->nslots)
+		if (write_oldest(k, e) < 0)
+			return NULL;
+	return k->slots[k->filled % k->nslots].buf;
+}
+
+int mig_sink_data(struct mig_sink *k, size_t len, struct mig_err *e)
+{
+	struct slot *s = &k->slots[k->filled % k->nslots];
+
+	if (len > k->frame_size)
 		return mig_err_set(e, MIG_EXIT_SYS, "frame of %zu bytes is "
-				   "over the limit of %u", len,
-				   MIG_FRAME_DATA_MAX);
-	if (emit(k, MIG_FRAME_DATA, buf, len, k->f->max_overhead, e) < 0)
-		return -1;
+				   "over the frame size of %zu", len,
+				   k->frame_size);
+	s->in = (struct mig_frame){
+		.type = MIG_FRAME_DATA, .index = k->index++, .data = s->buf,
+		.len = len,
+	};
+	s->tailroom = k->f->max_overhead;
+	mig_pool_submit(k->pool, &s->job, encode_job);
+	k->filled++;
 	k->t.frames++;
 	k->t.data_frames++;
 	k->t.bytes += len;
+	/* write what is ready, without waiting */
+	while (k->written < k->filled &&
+	       mig_pool_done(k->pool, &k->slots[k->written % k->nslots].job))
+		if (write_oldest(k, e) < 0)
+			return -1;
 	return 0;
 }
 
@@ -121,12 +229,14 @@ int mig_sink_end(struct mig_sink *k, struct mig_err *e)
 	uint8_t *p = k->scratch;
 	size_t tlen = MIG_TRAILER_MAX;
 
+	if (flush(k, e) < 0)
+		return -1;
 	mig_put_le64(p, k->t.bytes);
 	mig_put_le64(p + 8, k->index);
 	if (k->f->encode_trailer(k->st, p + MIG_END_TOTALS, &tlen, e) < 0)
 		return -1;
-	return emit(k, MIG_FRAME_END, p, MIG_END_TOTALS + tlen,
-		    k->scratch_cap - (MIG_END_TOTALS + tlen), e);
+	return emit_now(k, MIG_FRAME_END, p, MIG_END_TOTALS + tlen,
+			k->scratch_cap - (MIG_END_TOTALS + tlen), e);
 }
 
 void mig_sink_totals(const struct mig_sink *k, struct mig_layer_totals *t)
@@ -138,6 +248,14 @@ void mig_sink_free(struct mig_sink *k)
 {
 	if (!k)
 		return;
+	mig_pool_free(k->pool); /* finishes jobs still running */
+	for (size_t i = 0; k->slots && i < k->nslots; i++) {
+		if (k->f->frame_ctx_create && k->slots[i].ctx &&
+		    k->slots[i].ctx != k->st)
+			k->f->frame_ctx_destroy(k->slots[i].ctx);
+		free(k->slots[i].buf);
+	}
+	free(k->slots);
 	free(k->scratch);
 	free(k);
 }

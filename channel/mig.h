@@ -211,10 +211,18 @@ struct mig_option {
  * of a layer, META and END included, passes through encode/decode, so a
  * layer protects (or hides) all of its frames the same way.
  *
+ * encode and decode get a frame context: st itself, or, for a filter that
+ * has frame_ctx_create, one of several contexts made from st. A filter
+ * with frame contexts declares that its frames are independent of each
+ * other: the library then encodes or decodes several at once on worker
+ * threads (-T), one context per frame in flight, and still writes them in
+ * order. Such a filter must not change st in encode/decode.
+ *
  * Encoding: in->data has `tailroom` writable bytes after in->len, so a
  * filter that appends (a checksum, a tag) can do it in place and point
- * *out at in->data; otherwise it points *out at a buffer of its own, valid
- * until the next call. Decoding: *out may point into in->data.
+ * *out at in->data; otherwise it points *out at a buffer of its context,
+ * valid until that context's next use. Decoding: *out may point into
+ * in->data or into the context.
  * Callbacks return 0, or -1 after mig_err_set().
  */
 struct mig_filter {
@@ -230,9 +238,13 @@ struct mig_filter {
 	int (*set_option)(void *st, const struct mig_option *opt,
 			  const char *arg, struct mig_err *e);
 
+	/* optional: independent frames, see above */
+	void *(*frame_ctx_create)(void *st, struct mig_err *e);
+	void (*frame_ctx_destroy)(void *ctx);
+
 	int (*encode_init)(void *st, uint8_t *params, size_t *params_len,
 			   struct mig_err *e);
-	int (*encode)(void *st, struct mig_frame *in, size_t tailroom,
+	int (*encode)(void *ctx, struct mig_frame *in, size_t tailroom,
 		      const uint8_t **out, size_t *out_len, uint8_t *flags,
 		      struct mig_err *e);
 	/* layer-specific part of the END frame (after the totals) */
@@ -241,7 +253,7 @@ struct mig_filter {
 
 	int (*decode_init)(void *st, const uint8_t *params, size_t params_len,
 			   struct mig_err *e);
-	int (*decode)(void *st, const struct mig_frame *in, const uint8_t **out,
+	int (*decode)(void *ctx, const struct mig_frame *in, const uint8_t **out,
 		      size_t *out_len, struct mig_err *e);
 	int (*decode_trailer)(void *st, const uint8_t *trailer, size_t len,
 			      struct mig_err *e);
@@ -268,11 +280,12 @@ struct mig_layer_totals {
 /*
  * Peel one layer: returns a source whose bytes are the layer's inner
  * stream, each frame verified before any of its bytes is handed out. It
- * reports a missing END, data after END, and totals that disagree. The
- * layer source owns neither inner nor st.
+ * reports a missing END, data after END, and totals that disagree. With
+ * threads > 1 and a filter with frame contexts, frames are decoded on that
+ * many threads. The layer source owns neither inner nor st.
  */
 struct mig_src *mig_src_layer(struct mig_src *inner, const struct mig_filter *f,
-			      void *st, struct mig_err *e);
+			      void *st, int threads, struct mig_err *e);
 /* After the header has been read (the first chunk, or mig_layer_open). */
 int mig_layer_open(struct mig_src *layer, struct mig_err *e);
 const uint8_t *mig_layer_params(const struct mig_src *layer, size_t *len);
@@ -281,15 +294,23 @@ const struct mig_meta *mig_layer_meta(const struct mig_src *layer, size_t i);
 /* Totals so far; complete once the source has returned its clean end. */
 void mig_layer_totals(const struct mig_src *layer, struct mig_layer_totals *t);
 
-/* Write one layer: header, META frames, DATA frames, END. */
+/*
+ * Write one layer: header, META frames, DATA frames, END. Frames hold at
+ * most frame_size inner bytes (0: the default); with threads > 1 and a
+ * filter with frame contexts, they are encoded on that many threads and
+ * written in order.
+ */
 struct mig_sink;
 struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
+			       size_t frame_size, int threads,
 			       struct mig_err *e);
 int mig_sink_meta(struct mig_sink *k, const char *key, const char *value,
 		  struct mig_err *e);
-/* buf must have f->max_overhead writable bytes after len. */
-int mig_sink_data(struct mig_sink *k, uint8_t *buf, size_t len,
-		  struct mig_err *e);
+/* The buffer to fill with the next frame's bytes (at most frame_size);
+ * may first write finished frames, so it can fail. */
+uint8_t *mig_sink_buffer(struct mig_sink *k, struct mig_err *e);
+/* Hand over the buffer from mig_sink_buffer, holding len bytes. */
+int mig_sink_data(struct mig_sink *k, size_t len, struct mig_err *e);
 int mig_sink_end(struct mig_sink *k, struct mig_err *e);
 void mig_sink_totals(const struct mig_sink *k, struct mig_layer_totals *t);
 void mig_sink_free(struct mig_sink *k);
@@ -299,6 +320,8 @@ void mig_sink_free(struct mig_sink *k);
 /* main() of every filter command: options, encode or decode, errors. */
 int mig_filter_main(const struct mig_filter *f, int argc, char **argv);
 
+/* Online CPUs: the default number of threads. */
+int mig_cpus(void);
 /* Parse "1M", "64K", "4096" (bytes); -1 on garbage or overflow. */
 int mig_parse_size(const char *s, uint64_t *out);
 /* "1.5 GiB" */

@@ -12,6 +12,9 @@ struct mig_src_ops {
 	 * skip a copy). Same returns as read(2), errors in e. */
 	long (*read_direct)(struct mig_src *s, void *buf, size_t len,
 			    struct mig_err *e);
+	/* Optional: would next() return without blocking? (Read-ahead asks
+	 * before waiting for more input while it has frames to hand out.) */
+	bool (*ready)(struct mig_src *s);
 	void (*free)(struct mig_src *s);
 };
 
@@ -30,6 +33,7 @@ struct mig_src {
 	bool ended;
 };
 
+bool mig_src_ready(struct mig_src *s);
 void mig_src_init(struct mig_src *s, const struct mig_src_ops *ops,
 		  const char *name);
 

@@ -142,6 +142,13 @@ int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
 	return 0;
 }
 
+bool mig_src_ready(struct mig_src *s)
+{
+	if (buffered(s) > 0 || s->ended || !s->ops->ready)
+		return true;
+	return s->ops->ready(s);
+}
+
 void mig_src_free(struct mig_src *s)
 {
 	if (s)
@@ -193,6 +200,13 @@ static int fd_next(struct mig_src *s, const uint8_t **p, size_t *len,
 	return 1;
 }
 
+static bool fd_ready(struct mig_src *s)
+{
+	struct pollfd p = { .fd = ((struct fd_src *)s)->fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) != 0; /* data, end, error or EINTR: go on */
+}
+
 static void fd_free(struct mig_src *s)
 {
 	struct fd_src *f = (struct fd_src *)s;
@@ -204,6 +218,7 @@ static void fd_free(struct mig_src *s)
 static const struct mig_src_ops fd_ops = {
 	.next = fd_next,
 	.read_direct = fd_read,
+	.ready = fd_ready,
 	.free = fd_free,
 };
 

@@ -58,11 +58,11 @@ static int checksum_encode_init(void *st, uint8_t *params, size_t *len,
 	return 0;
 }
 
-static int checksum_encode(void *st, struct mig_frame *in, size_t tailroom,
+static int checksum_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 			   const uint8_t **out, size_t *out_len,
 			   uint8_t *flags, struct mig_err *e)
 {
-	struct checksum *c = st;
+	struct checksum *c = ctx; /* no frame contexts: ctx is st */
 	uint8_t *tail = (uint8_t *)in->data + in->len;
 
 	(void)flags;
@@ -100,11 +100,11 @@ static int checksum_decode_init(void *st, const uint8_t *params, size_t len,
 	return 0;
 }
 
-static int checksum_decode(void *st, const struct mig_frame *in,
+static int checksum_decode(void *ctx, const struct mig_frame *in,
 			   const uint8_t **out, size_t *out_len,
 			   struct mig_err *e)
 {
-	struct checksum *c = st;
+	struct checksum *c = ctx;
 
 	if (in->len < TAG_LEN)
 		return mig_err_set(e, MIG_EXIT_DATA,

@@ -106,7 +106,8 @@ static int scan(struct info *in)
 		if (!(l->st = f->create()))
 			return mig_err_set(&in->err, MIG_EXIT_SYS,
 					   "out of memory");
-		if (!(l->src = mig_src_layer(top(in), f, l->st, &in->err))) {
+		if (!(l->src = mig_src_layer(top(in), f, l->st, mig_cpus(),
+					     &in->err))) {
 			f->destroy(l->st);
 			return -1;
 		}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -71,6 +72,64 @@ static const struct mig_filter identity = {
 	.decode_trailer = id_dtrailer,
 };
 
+/* ---- A filter with frame contexts, whose frames finish out of order:
+ * XOR with the frame index, an 8-byte tag of the index, random delays. -- */
+
+static int par_ctx_live;
+
+static void *par_ctx_create(void *st, struct mig_err *e)
+{
+	(void)st, (void)e;
+	__atomic_add_fetch(&par_ctx_live, 1, __ATOMIC_SEQ_CST);
+	return malloc(1);
+}
+static void par_ctx_destroy(void *ctx)
+{
+	__atomic_sub_fetch(&par_ctx_live, 1, __ATOMIC_SEQ_CST);
+	free(ctx);
+}
+static void jitter(uint64_t index)
+{
+	struct timespec t = { 0, (long)((index * 7919) % 5) * 300000 };
+	nanosleep(&t, NULL);
+}
+static int par_encode(void *ctx, struct mig_frame *in, size_t room,
+		      const uint8_t **out, size_t *outlen, uint8_t *flags,
+		      struct mig_err *e)
+{
+	uint8_t *p = (uint8_t *)in->data;
+	(void)ctx, (void)room, (void)flags, (void)e;
+	jitter(in->index);
+	for (size_t i = 0; i < in->len; i++)
+		p[i] ^= (uint8_t)in->index;
+	mig_put_le64(p + in->len, in->index);
+	*out = p;
+	*outlen = in->len + 8;
+	return 0;
+}
+static int par_decode(void *ctx, const struct mig_frame *in,
+		      const uint8_t **out, size_t *outlen, struct mig_err *e)
+{
+	uint8_t *p = (uint8_t *)in->data;
+	(void)ctx;
+	jitter(in->index);
+	if (in->len < 8 || mig_get_le64(p + in->len - 8) != in->index)
+		return mig_err_set(e, MIG_EXIT_DATA, "tag mismatch");
+	for (size_t i = 0; i < in->len - 8; i++)
+		p[i] ^= (uint8_t)in->index;
+	*out = p;
+	*outlen = in->len - 8;
+	return 0;
+}
+static const struct mig_filter parallel = {
+	.name = "parallel", .kind = 251, .summary = "test", .max_overhead = 8,
+	.create = id_create, .destroy = id_destroy,
+	.frame_ctx_create = par_ctx_create, .frame_ctx_destroy = par_ctx_destroy,
+	.encode_init = id_init, .encode = par_encode,
+	.encode_trailer = id_trailer, .decode_init = id_dinit,
+	.decode = par_decode, .decode_trailer = id_dtrailer,
+};
+
 /* ---- A source over memory, in chunks of a chosen size ----------------- */
 
 struct mem_src {
@@ -120,15 +179,15 @@ static struct buf slurp_fd(int fd)
 }
 
 /* Encode data in frames of fs bytes with the given META pairs. */
-static struct buf encode(const struct mig_filter *f, const void *data,
-			 size_t len, size_t fs, const char *const *meta)
+static struct buf encode_t(const struct mig_filter *f, const void *data,
+			   size_t len, size_t fs, const char *const *meta,
+			   int threads)
 {
 	FILE *tmp = tmpfile();
 	int fd = fileno(tmp);
 	struct mig_err e = { 0 };
 	void *st = f->create();
-	struct mig_sink *k = mig_sink_open(fd, f, st, &e);
-	uint8_t *frame = malloc(fs + f->max_overhead);
+	struct mig_sink *k = mig_sink_open(fd, f, st, fs, threads, &e);
 	struct buf b = { 0 };
 
 	if (!k)
@@ -138,8 +197,11 @@ static struct buf encode(const struct mig_filter *f, const void *data,
 			goto out;
 	for (size_t at = 0; at < len; at += fs) {
 		size_t n = len - at < fs ? len - at : fs;
+		uint8_t *frame = mig_sink_buffer(k, &e);
+		if (!frame)
+			goto out;
 		memcpy(frame, (const uint8_t *)data + at, n);
-		if (mig_sink_data(k, frame, n, &e) < 0)
+		if (mig_sink_data(k, n, &e) < 0)
 			goto out;
 	}
 	if (mig_sink_end(k, &e) == 0)
@@ -149,19 +211,24 @@ out:
 		printf("# encode: %s\n", e.msg);
 	mig_sink_free(k);
 	f->destroy(st);
-	free(frame);
 	fclose(tmp);
 	return b;
 }
 
+static struct buf encode(const struct mig_filter *f, const void *data,
+			 size_t len, size_t fs, const char *const *meta)
+{
+	return encode_t(f, data, len, fs, meta, 1);
+}
+
 /* Decode; returns 0 or -1 with e set; out gets what was handed out. */
-static int decode(const struct mig_filter *f, const void *p, size_t len,
-		  size_t chunk, struct buf *out, struct mig_err *e,
-		  size_t *nmeta)
+static int decode_t(const struct mig_filter *f, const void *p, size_t len,
+		    size_t chunk, struct buf *out, struct mig_err *e,
+		    size_t *nmeta, int threads)
 {
 	struct mig_src *in = mem_src(p, len, chunk);
 	void *st = f->create();
-	struct mig_src *l = mig_src_layer(in, f, st, e);
+	struct mig_src *l = mig_src_layer(in, f, st, threads, e);
 	int r;
 
 	out->p = malloc(len + 1);
@@ -182,6 +249,13 @@ static int decode(const struct mig_filter *f, const void *p, size_t len,
 	mig_src_free(in);
 	f->destroy(st);
 	return r;
+}
+
+static int decode(const struct mig_filter *f, const void *p, size_t len,
+		  size_t chunk, struct buf *out, struct mig_err *e,
+		  size_t *nmeta)
+{
+	return decode_t(f, p, len, chunk, out, e, nmeta, 1);
 }
 
 static uint8_t *pattern(size_t len)
@@ -586,7 +660,7 @@ static void test_meta_roundtrip(void)
 	struct mig_src *in = mem_src(enc.p, enc.len, 5);
 	void *st = CK->create();
 	struct mig_err e = { 0 };
-	struct mig_src *l = mig_src_layer(in, CK, st, &e);
+	struct mig_src *l = mig_src_layer(in, CK, st, 1, &e);
 	uint8_t out[8];
 	long n = mig_src_read(l, out, sizeof out, &e);
 	struct mig_layer_totals t;
@@ -607,7 +681,7 @@ static void test_meta_roundtrip(void)
 
 	FILE *tmp = tmpfile();
 	void *st2 = CK->create();
-	struct mig_sink *k = mig_sink_open(fileno(tmp), CK, st2, &e);
+	struct mig_sink *k = mig_sink_open(fileno(tmp), CK, st2, 0, 1, &e);
 	ok(mig_sink_meta(k, "bad key", "v", &e) < 0 && e.code == MIG_EXIT_USAGE,
 	   "encoder refuses a bad META key as a usage error");
 	mig_sink_free(k);
@@ -652,6 +726,49 @@ static void test_vectors(void)
 	free(enc.p);
 }
 
+static void test_parallel(void)
+{
+	size_t len = 40 * 4096 + 123, fs = 4096;
+	uint8_t *data = pattern(len);
+	const char *meta[] = { "k", "v", NULL };
+	struct buf one = encode_t(&parallel, data, len, fs, meta, 1);
+	struct buf four = encode_t(&parallel, data, len, fs, meta, 4);
+	struct buf dec;
+	struct mig_err e;
+	size_t nmeta = 0;
+
+	ok(one.len > len && one.len == four.len &&
+	   memcmp(one.p, four.p, one.len) == 0,
+	   "4 threads write the same bytes as 1 (frames in order)");
+	ok(decode_t(&parallel, four.p, four.len, 5000, &dec, &e, &nmeta, 4) == 0 &&
+	   dec.len == len && memcmp(dec.p, data, len) == 0 && nmeta == 1,
+	   "4 threads decode in order");
+	free(dec.p);
+
+	/* frame 7 (the META is frame 0) fails its check */
+	size_t fl = 8 + fs + 8, hl = MIG_HEADER_FIXED + MIG_HEADER_CHECK;
+	size_t f7 = hl + (8 + 3 + 8) + 6 * fl;
+	four.p[f7 + 8 + fs] ^= 1;
+	ok(decode_t(&parallel, four.p, four.len, 5000, &dec, &e, NULL, 4) < 0,
+	   "4 threads: a bad frame 7 is refused");
+	ok_msg(&e, "frame 7 (offset", "  ... naming frame 7");
+	ok(dec.len == 6 * fs && memcmp(dec.p, data, dec.len) == 0,
+	   "  ... after exactly the 6 data frames before it (%zu bytes)", dec.len);
+	free(dec.p);
+	four.p[f7 + 8 + fs] ^= 1;
+
+	ok(decode_t(&parallel, four.p, f7 + 20, 5000, &dec, &e, NULL, 4) < 0,
+	   "4 threads: a cut inside frame 7 is refused");
+	ok_msg(&e, "truncated: the stream ends inside frame 7", "  ... as truncated");
+	ok(dec.len == 6 * fs && memcmp(dec.p, data, dec.len) == 0,
+	   "  ... after the frames before it");
+	free(dec.p);
+	ok(par_ctx_live == 0, "every frame context was destroyed");
+	free(one.p);
+	free(four.p);
+	free(data);
+}
+
 static void test_write_errors(void)
 {
 	int p[2];
@@ -677,6 +794,7 @@ int main(void)
 	test_framing_limits();
 	test_meta_roundtrip();
 	test_vectors();
+	test_parallel();
 	test_write_errors();
 	return tap_done();
 }
