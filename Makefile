@@ -1,10 +1,14 @@
 # migkit - small Unix filters that carry a VM's migration stream.
 # make | make check | make install PREFIX=... DESTDIR=... | make demo | make bench
 
-# One word per filter: filters/NAME.c becomes the command mig-NAME, linked
-# with LIBS_FILTER_NAME.
-FILTERS = checksum
+# Every filters/NAME.c (but all.c) becomes the command mig-NAME, linked
+# with LIBS_FILTER_NAME; ALIAS_NAME is its decoding alias (a link).
+FILTERS = $(filter-out all,$(basename $(notdir $(wildcard filters/*.c))))
 LIBS_FILTER_checksum =
+LIBS_FILTER_compress = -lzstd -llz4 -lz -ldeflate
+ALIAS_compress = decompress
+LIBS_FILTER_encrypt = -lsodium
+ALIAS_encrypt = decrypt
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
@@ -34,10 +38,11 @@ CHANNEL_SRC = $(filter-out channel/main.c,$(wildcard channel/*.c))
 CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
 FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
 COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(TOOLS:%=$(B)/bin/mig-%)
+ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
 UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream
 MAN = $(wildcard man/*.[157])
 
-all: $(COMMANDS)
+all: $(COMMANDS) $(ALIASES)
 
 $(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h) | deps
 	@mkdir -p $(dir $@)
@@ -54,6 +59,12 @@ $(B)/main-%.o: channel/main.c channel/mig.h | deps
 $(B)/bin/mig-%: $(B)/main-%.o $(B)/filters/%.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_$*)
+
+define alias_rule
+$(B)/bin/mig-$(ALIAS_$(1)): $(B)/bin/mig-$(1)
+	ln -sf mig-$(1) $$@
+endef
+$(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(eval $(call alias_rule,$(f)))))
 
 $(B)/filters/all.o: filters/all.c Makefile
 	@mkdir -p $(dir $@)
@@ -96,6 +107,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(COMMANDS) $(DESTDIR)$(BINDIR)
+	$(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),ln -sf mig-$(f) $(DESTDIR)$(BINDIR)/mig-$(ALIAS_$(f));))
 	install -m 644 channel/mig.h $(DESTDIR)$(INCDIR)
 	install -m 644 $(B)/libmigchan.a $(DESTDIR)$(LIBDIR)
 	for m in $(MAN); do \

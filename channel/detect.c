@@ -7,6 +7,8 @@
 /* The registry of mig-stream(5): kind numbers are never reused. */
 static const struct mig_kind kinds[] = {
 	{ 1, "checksum", "mig-checksum -d" },
+	{ 2, "compress", "mig-decompress" },
+	{ 3, "encrypt", "mig-decrypt" },
 };
 
 const struct mig_kind *mig_kind_by_id(uint8_t id)
