@@ -45,8 +45,7 @@ static void usage(const struct mig_filter *f, FILE *out)
 		"  -d, --decode         peel a %s layer instead of adding one\n"
 		"      --meta KEY=VALUE add a META frame (when encoding; "
 		"repeatable)\n"
-		"      --frame-size N   inner bytes per frame (default 1M, "
-		"at most 16M)\n"
+		"      --frame-size N   inner bytes per frame (at most 16M)\n"
 		"%s"
 		"      --progress       show bytes and rate on stderr\n"
 		"  -v, --verbose        describe the layer on stderr\n"
@@ -278,7 +277,9 @@ static int encode(struct run *r, struct mig_src *in)
 {
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
-	size_t fs = r->frame_size ? r->frame_size : MIG_FRAME_DATA_DEFAULT;
+	size_t fs = r->frame_size     ? r->frame_size
+		    : r->f->frame_size ? r->f->frame_size
+				       : MIG_FRAME_DATA_DEFAULT;
 	struct mig_sink *k = NULL;
 	struct mig_layer_totals t;
 	int rc = MIG_EXIT_OK;

@@ -231,6 +231,7 @@ struct mig_filter {
 	uint8_t kind;             /* layer kind (mig-stream(5)) */
 	const char *summary;      /* one line for --help */
 	size_t max_overhead;      /* payload bytes a frame may grow by */
+	size_t frame_size;        /* default inner bytes a frame; 0: 1 MiB */
 	const struct mig_option *options; /* filter-specific, NULL-terminated */
 
 	void *(*create)(void);
