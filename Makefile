@@ -10,6 +10,9 @@ ALIAS_compress = decompress
 LIBS_FILTER_encrypt = -lsodium
 ALIAS_encrypt = decrypt
 
+# Filters that live in the channel library, which peels them itself.
+CHANNEL_FILTERS = envelope
+
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
 TOOLS = info
@@ -37,7 +40,8 @@ B = build
 CHANNEL_SRC = $(filter-out channel/main.c,$(wildcard channel/*.c))
 CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
 FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
-COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(TOOLS:%=$(B)/bin/mig-%)
+COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(CHANNEL_FILTERS:%=$(B)/bin/mig-%) \
+	$(TOOLS:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
 UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream
 MAN = $(wildcard man/*.[157])
@@ -60,6 +64,10 @@ $(B)/bin/mig-%: $(B)/main-%.o $(B)/filters/%.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_$*)
 
+$(CHANNEL_FILTERS:%=$(B)/bin/mig-%): $(B)/bin/mig-%: $(B)/main-%.o $(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 define alias_rule
 $(B)/bin/mig-$(ALIAS_$(1)): $(B)/bin/mig-$(1)
 	ln -sf mig-$(1) $$@
@@ -68,7 +76,7 @@ $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(eval $(call alias_rule,$(f)))))
 
 $(B)/filters/all.o: filters/all.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(MIG_CFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS),X($(f)))' -c $< -o $@
+	$(CC) $(MIG_CFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
 
 OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)

@@ -9,6 +9,7 @@ static const struct mig_kind kinds[] = {
 	{ 1, "checksum", "mig-checksum -d" },
 	{ 2, "compress", "mig-decompress" },
 	{ 3, "encrypt", "mig-decrypt" },
+	{ 4, "envelope", "mig-envelope -d" },
 };
 
 const struct mig_kind *mig_kind_by_id(uint8_t id)

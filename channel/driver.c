@@ -14,6 +14,7 @@
 
 #include "mig.h"
 #include "progress.h"
+#include "tagged.h"
 
 enum {
 	OPT_PROGRESS = 256,
@@ -215,7 +216,7 @@ out:
 	return status;
 }
 
-static void show_layer(const struct run *r, struct mig_src *layer)
+static void show_layer(const struct mig_filter *f, struct mig_src *layer)
 {
 	char params[256] = "";
 	size_t plen;
@@ -223,53 +224,84 @@ static void show_layer(const struct run *r, struct mig_src *layer)
 	struct mig_layer_totals t;
 	char bin[32], benc[32];
 
-	if (r->f->describe)
-		r->f->describe(p, plen, params, sizeof params);
+	if (f->describe)
+		f->describe(p, plen, params, sizeof params);
 	mig_layer_totals(layer, &t);
 	mig_format_bytes(t.bytes, bin, sizeof bin);
 	mig_format_bytes(t.encoded, benc, sizeof benc);
 	mig_warn("%s layer (%s): %llu frames, %s inner, %s encoded",
-		 r->f->name, params, (unsigned long long)t.frames, bin, benc);
+		 f->name, params, (unsigned long long)t.frames, bin, benc);
 	for (size_t i = 0; i < mig_layer_meta_count(layer); i++) {
 		const struct mig_meta *m = mig_layer_meta(layer, i);
 		mig_warn("META %s=%s", m->key, m->value);
 	}
 }
 
+#define ENVELOPES_MAX 8
+
 static int decode(struct run *r, struct mig_src *in)
 {
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
-	struct mig_src *layer = mig_src_layer(in, r->f, r->st, r->threads, &e);
+	struct mig_src *env[ENVELOPES_MAX], *src = in, *layer = NULL;
+	void *env_st[ENVELOPES_MAX];
+	size_t nenv = 0;
 	uint64_t out = 0;
 	int rc = MIG_EXIT_OK;
 
-	if (!layer)
-		return fail(r, &e);
+	/* Envelopes only carry META: peel them first, whatever we decode. */
+	while (r->f->kind != MIG_KIND_ENVELOPE && nenv < ENVELOPES_MAX) {
+		struct mig_detect d;
+		if (mig_detect(src, &d, &e) < 0)
+			goto fail;
+		if (d.type != MIG_INPUT_LAYER || d.headlen < 6 ||
+		    d.version != MIG_FORMAT_VERSION || d.kind != MIG_KIND_ENVELOPE)
+			break;
+		if (!(env_st[nenv] = mig_filter_envelope.create())) {
+			mig_err_set(&e, MIG_EXIT_SYS, "out of memory");
+			goto fail;
+		}
+		env[nenv] = mig_src_layer(src, &mig_filter_envelope,
+					  env_st[nenv], 1, &e);
+		if (!env[nenv]) {
+			mig_filter_envelope.destroy(env_st[nenv]);
+			goto fail;
+		}
+		src = env[nenv++];
+		if (mig_layer_open(src, &e) < 0)
+			goto fail;
+	}
+	if (!(layer = mig_src_layer(src, r->f, r->st, r->threads, &e)))
+		goto fail;
 	mig_progress_start(&pr, r->progress);
 	for (;;) {
 		const uint8_t *p;
 		size_t n;
 		int got = mig_src_chunk(layer, &p, &n, SIZE_MAX, &e);
-		if (got < 0) {
-			rc = fail(r, &e);
-			break;
-		}
+		if (got < 0)
+			goto fail;
 		if (got == 0)
 			break;
-		if (mig_write_all(1, p, n, &e) < 0) {
-			rc = fail(r, &e);
-			break;
-		}
+		if (mig_write_all(1, p, n, &e) < 0)
+			goto fail;
 		out += n;
 		mig_progress_update(&pr, mig_src_offset(in), out);
 	}
-	if (rc == MIG_EXIT_OK) {
-		mig_progress_done(&pr, mig_src_offset(in), out);
-		if (r->verbose)
-			show_layer(r, layer);
+	mig_progress_done(&pr, mig_src_offset(in), out);
+	if (r->verbose) {
+		for (size_t i = 0; i < nenv; i++)
+			show_layer(&mig_filter_envelope, env[i]);
+		show_layer(r->f, layer);
 	}
+	goto out;
+fail:
+	rc = fail(r, &e);
+out:
 	mig_src_free(layer);
+	while (nenv-- > 0) {
+		mig_src_free(env[nenv]);
+		mig_filter_envelope.destroy(env_st[nenv]);
+	}
 	return rc;
 }
 
