@@ -15,7 +15,7 @@ CHANNEL_FILTERS = envelope
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
-TOOLS = info
+TOOLS = info tee ssh
 
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
@@ -80,6 +80,9 @@ $(B)/filters/all.o: filters/all.c Makefile
 
 OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
+OBJS_tee = $(B)/emu-glue/qemu-stream.o
+LIBS_tee = $(LIBS_JSON)
+LIBS_ssh = -lssh
 
 define tool_rule
 $(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a

@@ -61,8 +61,8 @@ static int wrong_input(const struct mig_detect *d, uint8_t want,
 	}
 }
 
-int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *params,
-		    size_t *plen, struct mig_err *e)
+int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *kind,
+		    uint8_t *params, size_t *plen, struct mig_err *e)
 {
 	uint8_t h[MIG_HEADER_FIXED + MIG_PARAMS_MAX + MIG_HEADER_CHECK];
 	struct mig_detect d;
@@ -71,7 +71,7 @@ int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *params,
 	if (mig_detect(in, &d, e) < 0)
 		return -1;
 	if (d.type != MIG_INPUT_LAYER || d.version != MIG_FORMAT_VERSION ||
-	    d.kind != want_kind) {
+	    (want_kind && d.kind != want_kind)) {
 		/* a magic alone, cut before its kind, is a truncated header */
 		if (d.type == MIG_INPUT_LAYER && d.headlen < 6)
 			goto truncated;
@@ -102,8 +102,52 @@ int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *params,
 				   "layer header is corrupt (check mismatch)");
 	memcpy(params, h + MIG_HEADER_FIXED, p);
 	*plen = p;
+	if (kind)
+		*kind = d.kind;
 	return 0;
 truncated:
 	return mig_err_set(e, MIG_EXIT_DATA,
 			   "truncated: the stream ends inside the layer header");
+}
+
+int mig_err_frame_truncated(struct mig_err *e, uint64_t index, uint64_t at)
+{
+	return mig_err_set(e, MIG_EXIT_DATA,
+			   "truncated: the stream ends inside frame %llu "
+			   "(offset %llu)", (unsigned long long)index,
+			   (unsigned long long)at);
+}
+
+int mig_frame_header_read(struct mig_src *in, uint64_t index,
+			  struct mig_frame *fr, uint32_t *len, struct mig_err *e)
+{
+	uint8_t h[MIG_FRAME_HEADER];
+	uint64_t at = mig_src_offset(in);
+	long n = mig_src_read(in, h, sizeof h, e);
+
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "truncated: the stream ends after frame %llu "
+				   "(offset %llu) with no END frame",
+				   (unsigned long long)index,
+				   (unsigned long long)at);
+	if (n < MIG_FRAME_HEADER)
+		return mig_err_frame_truncated(e, index, at);
+	*fr = (struct mig_frame){ .type = h[0], .flags = h[1], .index = index };
+	*len = mig_get_le32(h + 4);
+	if (fr->type < MIG_FRAME_DATA || fr->type > MIG_FRAME_END)
+		mig_err_set(e, MIG_EXIT_DATA, "unknown frame type 0x%02x",
+			    fr->type);
+	else if (mig_get_le16(h + 2) != 0)
+		mig_err_set(e, MIG_EXIT_DATA, "reserved bytes are not zero");
+	else if (*len > MIG_FRAME_PAYLOAD_MAX)
+		mig_err_set(e, MIG_EXIT_DATA,
+			    "frame length %u exceeds the limit of %u", *len,
+			    MIG_FRAME_PAYLOAD_MAX);
+	else
+		return 0;
+	return mig_err_prefix(e, "frame %llu (offset %llu): ",
+			      (unsigned long long)index, (unsigned long long)at);
 }

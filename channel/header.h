@@ -9,9 +9,15 @@
 /* Writes the header into out (MIG_HEADER_MAX bytes); returns its length. */
 size_t mig_header_build(uint8_t *out, uint8_t kind, const uint8_t *params,
 			size_t plen);
-/* Reads and checks a header of the wanted kind; params must hold
- * MIG_PARAMS_MAX bytes. A different input is reported as what it is. */
-int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *params,
-		    size_t *plen, struct mig_err *e);
+/* Reads and checks a header of the wanted kind (0: any, then *kind says
+ * which); params must hold MIG_PARAMS_MAX bytes. A different input is
+ * reported as what it is. */
+int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *kind,
+		    uint8_t *params, size_t *plen, struct mig_err *e);
+/* Reads and checks the framing of frame `index`: type, reserved bytes,
+ * the length bound. A clean end here means a missing END. */
+int mig_frame_header_read(struct mig_src *in, uint64_t index,
+			  struct mig_frame *fr, uint32_t *len, struct mig_err *e);
+int mig_err_frame_truncated(struct mig_err *e, uint64_t index, uint64_t at);
 
 #endif

@@ -59,7 +59,8 @@ int mig_layer_open(struct mig_src *s, struct mig_err *e)
 	if (l->opened)
 		return 0;
 	l->start = mig_src_offset(l->in);
-	if (mig_header_read(l->in, l->f->kind, l->params, &l->params_len, e) < 0)
+	if (mig_header_read(l->in, l->f->kind, NULL, l->params, &l->params_len,
+			    e) < 0)
 		return -1;
 	if (l->f->decode_init(l->st, l->params, l->params_len, e) < 0)
 		return mig_err_prefix(e, "layer header: ");
@@ -134,39 +135,11 @@ static int expect_eof(struct layer_src *l, struct mig_err *e)
 /* Read the next frame into s and check its framing; 0 or -1. */
 static int read_frame(struct layer_src *l, struct rslot *s, struct mig_err *e)
 {
-	uint8_t h[MIG_FRAME_HEADER];
-	uint64_t index = l->read;
-	long n;
+	uint32_t len;
 
 	s->at = mig_src_offset(l->in);
-	n = mig_src_read(l->in, h, sizeof h, e);
-	if (n < 0)
+	if (mig_frame_header_read(l->in, l->read, &s->fr, &len, e) < 0)
 		return -1;
-	if (n == 0)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "truncated: the stream ends after frame %llu "
-				   "(offset %llu) with no END frame",
-				   (unsigned long long)index,
-				   (unsigned long long)s->at);
-	if (n < MIG_FRAME_HEADER)
-		goto truncated;
-	s->fr = (struct mig_frame){ .type = h[0], .flags = h[1], .index = index };
-	uint32_t len = mig_get_le32(h + 4);
-	if (s->fr.type < MIG_FRAME_DATA || s->fr.type > MIG_FRAME_END)
-		mig_err_set(e, MIG_EXIT_DATA, "unknown frame type 0x%02x",
-			    s->fr.type);
-	else if (mig_get_le16(h + 2) != 0)
-		mig_err_set(e, MIG_EXIT_DATA, "reserved bytes are not zero");
-	else if (len > MIG_FRAME_PAYLOAD_MAX)
-		mig_err_set(e, MIG_EXIT_DATA,
-			    "frame length %u exceeds the limit of %u", len,
-			    MIG_FRAME_PAYLOAD_MAX);
-	else
-		goto framing_ok;
-	return mig_err_prefix(e, "frame %llu (offset %llu): ",
-			      (unsigned long long)index,
-			      (unsigned long long)s->at);
-framing_ok:
 	if (len > s->cap) {
 		uint8_t *p = realloc(s->payload, len);
 		if (!p)
@@ -174,20 +147,15 @@ framing_ok:
 		s->payload = p;
 		s->cap = len;
 	}
-	n = mig_src_read(l->in, s->payload, len, e);
+	long n = mig_src_read(l->in, s->payload, len, e);
 	if (n < 0)
 		return -1;
 	if ((size_t)n < len)
-		goto truncated;
+		return mig_err_frame_truncated(e, l->read, s->at);
 	s->fr.data = s->payload;
 	s->fr.len = len;
 	l->read++;
 	return 0;
-truncated:
-	return mig_err_set(e, MIG_EXIT_DATA,
-			   "truncated: the stream ends inside frame %llu "
-			   "(offset %llu)", (unsigned long long)index,
-			   (unsigned long long)s->at);
 }
 
 static void decode_job(struct mig_job *j)

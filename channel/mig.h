@@ -316,6 +316,14 @@ int mig_sink_end(struct mig_sink *k, struct mig_err *e);
 void mig_sink_totals(const struct mig_sink *k, struct mig_layer_totals *t);
 void mig_sink_free(struct mig_sink *k);
 
+/* Follow a layer's framing (any kind) to its END and the end of input,
+ * without decoding: 0 if the layer is whole, else -1 saying why. */
+struct mig_walk {
+	uint8_t kind;
+	uint64_t frames; /* before END */
+};
+int mig_layer_walk(struct mig_src *in, struct mig_walk *w, struct mig_err *e);
+
 /* ---- The command driver -------------------------------------------------- */
 
 /* main() of every filter command: options, encode or decode, errors. */

@@ -1,0 +1,545 @@
+/*
+ * mig-tee - pass a stream on unchanged and keep a checkpoint of it that is
+ * never mistaken for a complete one.
+ *
+ * The main thread forwards standard input to standard output and hands
+ * each piece to a writer thread through a small ring (bounded memory), so
+ * the disk never sits between QEMU and the rest of the pipeline unless
+ * the ring is full. The writer copies the pieces into an unnamed file in
+ * FILE's directory (O_TMPFILE) while following the stream's structure:
+ * a mig layer must reach its END frame, a raw QEMU stream its EOF marker
+ * and device description. Only then is the file linked in as FILE. A
+ * truncated stream, a write error or a signal leaves no FILE, and, the
+ * file having no name until then, no temporary either.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../channel/source-private.h"
+#include "../channel/progress.h"
+#include "mig.h"
+#include "qemu-stream.h"
+#include "tagged.h"
+
+#define CHUNK (1u << 20)
+#define RING 8 /* pieces in flight between forwarding and the disk */
+
+struct tee {
+	/* options */
+	const char *path;
+	bool fsync, required, forward, verbose, quiet, progress;
+	const char **meta;
+	size_t nmeta;
+
+	/* the ring: main fills at head, the writer takes at tail */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint8_t *buf[RING];
+	size_t len[RING];
+	size_t head, tail, count;
+	bool eof;
+
+	/* the checkpoint, owned by the writer thread until it ends */
+	int fd;
+	char *tmpname; /* only without O_TMPFILE */
+	struct mig_sink *env;
+	void *env_st;
+	bool linked;          /* FILE has been given its name */
+	bool abandoned;       /* a write failed: no checkpoint */
+	struct mig_err werr;  /* why */
+	bool complete;        /* the stream ended where its writer ended it */
+	struct mig_err verr;  /* why not */
+	char what[128];       /* what the stream was, for -v */
+	uint64_t written;
+};
+
+/* ---- The writer's view of the ring, as a source ------------------------- */
+
+struct ring_src {
+	struct mig_src base;
+	struct tee *t;
+	bool holding; /* the piece handed out last is still in the ring */
+};
+
+static void abandon(struct tee *t, const struct mig_err *e)
+{
+	if (t->abandoned)
+		return;
+	t->abandoned = true;
+	t->werr = *e;
+	pthread_mutex_lock(&t->mu);
+	pthread_cond_broadcast(&t->cv); /* --required: main stops at once */
+	pthread_mutex_unlock(&t->mu);
+}
+
+static int copy_out(struct tee *t, const uint8_t *p, size_t n)
+{
+	struct mig_err e = { 0 };
+
+	if (t->abandoned)
+		return 0;
+	if (t->env) {
+		uint8_t *frame = mig_sink_buffer(t->env, &e);
+		if (frame) {
+			memcpy(frame, p, n);
+			mig_sink_data(t->env, n, &e);
+		}
+	} else {
+		mig_write_all(t->fd, p, n, &e);
+	}
+	if (e.code) {
+		/* the sink says "write to output: ..." */
+		abandon(t, &e);
+		return -1;
+	}
+	t->written += n;
+	return 0;
+}
+
+static int ring_next(struct mig_src *s, const uint8_t **p, size_t *len,
+		     struct mig_err *e)
+{
+	struct ring_src *r = (struct ring_src *)s;
+	struct tee *t = r->t;
+
+	(void)e;
+	pthread_mutex_lock(&t->mu);
+	if (r->holding) {
+		t->tail = (t->tail + 1) % RING;
+		t->count--;
+		r->holding = false;
+		pthread_cond_broadcast(&t->cv);
+	}
+	while (t->count == 0 && !t->eof)
+		pthread_cond_wait(&t->cv, &t->mu);
+	if (t->count == 0) {
+		pthread_mutex_unlock(&t->mu);
+		return 0;
+	}
+	*p = t->buf[t->tail];
+	*len = t->len[t->tail];
+	r->holding = true;
+	pthread_mutex_unlock(&t->mu);
+	copy_out(t, *p, *len);
+	return 1;
+}
+
+static void ring_free(struct mig_src *s)
+{
+	(void)s;
+}
+
+static const struct mig_src_ops ring_ops = { .next = ring_next, .free = ring_free };
+
+static long pull(void *ctx, void *buf, size_t len)
+{
+	struct mig_err e;
+	long n = mig_src_read(ctx, buf, len, &e);
+
+	if (n < 0)
+		errno = EIO;
+	return n;
+}
+
+/* Follow the stream's structure to its end; the verdict goes in t. */
+static void check_stream(struct tee *t, struct mig_src *src)
+{
+	struct mig_detect d;
+	struct mig_err *e = &t->verr;
+
+	if (mig_detect(src, &d, e) < 0)
+		return;
+	mig_detect_describe(&d, t->what, sizeof t->what);
+	if (d.type == MIG_INPUT_LAYER && d.headlen >= 6 &&
+	    d.version == MIG_FORMAT_VERSION) {
+		struct mig_walk w;
+		t->complete = mig_layer_walk(src, &w, e) == 0;
+	} else if (d.type == MIG_INPUT_QEMU) {
+		struct qs_info q = { 0 };
+		char msg[512];
+		t->complete = qs_scan(pull, src, 0, &q, msg, sizeof msg) == 0;
+		if (!t->complete)
+			mig_err_set(e, MIG_EXIT_DATA, "QEMU stream: %s", msg);
+		qs_info_free(&q);
+	} else if (d.type == MIG_INPUT_EMPTY) {
+		mig_err_set(e, MIG_EXIT_DATA, "the stream is empty");
+	} else if (d.type == MIG_INPUT_LAYER) {
+		mig_err_set(e, MIG_EXIT_DATA, "%s: cannot tell whether it is "
+			    "complete", t->what);
+	} else {
+		mig_err_set(e, MIG_EXIT_DATA, "input is %s: cannot tell "
+			    "whether it is complete", t->what);
+	}
+}
+
+static void *writer(void *arg)
+{
+	struct tee *t = arg;
+	struct ring_src r = { .t = t };
+	const uint8_t *p;
+	size_t n;
+	struct mig_err e;
+
+	mig_src_init(&r.base, &ring_ops, t->path);
+	check_stream(t, &r.base);
+	/* whatever the verdict, take everything so forwarding never waits */
+	while (mig_src_chunk(&r.base, &p, &n, SIZE_MAX, &e) > 0)
+		t->complete = false; /* the checks stop only at an error */
+	if (t->complete && t->env && !t->abandoned && mig_sink_end(t->env, &e) < 0)
+		abandon(t, &e);
+	return NULL;
+}
+
+/* ---- The checkpoint file ------------------------------------------------- */
+
+static char *tmp_path; /* a named temporary, removed by the signal handler */
+
+static void on_signal(int sig)
+{
+	if (tmp_path)
+		unlink(tmp_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int open_checkpoint(struct tee *t)
+{
+	char *copy = strdup(t->path);
+	const char *dir = copy ? dirname(copy) : ".";
+
+	/* Unnamed until complete: nothing to clean up after any death. */
+	t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (t->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
+			  errno == EINVAL)) {
+		if (asprintf(&t->tmpname, "%s/.mig-tee.XXXXXX", dir) < 0) {
+			t->tmpname = NULL;
+			errno = ENOMEM;
+		} else if ((t->fd = mkstemp(t->tmpname)) >= 0) {
+			tmp_path = t->tmpname;
+			signal(SIGINT, on_signal);
+			signal(SIGTERM, on_signal);
+			signal(SIGHUP, on_signal);
+		}
+	}
+	free(copy);
+	return t->fd < 0 ? -1 : 0;
+}
+
+static void discard_checkpoint(struct tee *t)
+{
+	if (t->tmpname && !t->linked) {
+		unlink(t->tmpname);
+		tmp_path = NULL;
+	}
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+}
+
+/* Give the complete checkpoint its name, durably with --fsync. */
+static int link_checkpoint(struct tee *t, struct mig_err *e)
+{
+	char *copy = strdup(t->path), *tmp = NULL, proc[64];
+	const char *dir = copy ? dirname(copy) : ".";
+	int rc = -1, dfd = -1;
+
+	if (t->fsync && fsync(t->fd) < 0) {
+		mig_err_set(e, MIG_EXIT_IO, "fsync: %s", strerror(errno));
+		goto out;
+	}
+	if (t->tmpname) {
+		tmp = t->tmpname;
+	} else {
+		if (asprintf(&tmp, "%s/.mig-tee.%ld", dir, (long)getpid()) < 0) {
+			tmp = NULL;
+			mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+			goto out;
+		}
+		snprintf(proc, sizeof proc, "/proc/self/fd/%d", t->fd);
+		unlink(tmp); /* a leftover of a previous pid */
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0) {
+			mig_err_set(e, MIG_EXIT_IO, "link: %s", strerror(errno));
+			goto out;
+		}
+	}
+	if (rename(tmp, t->path) < 0) {
+		mig_err_set(e, MIG_EXIT_IO, "rename: %s", strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	tmp_path = NULL;
+	t->linked = true;
+	if (t->fsync) {
+		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+		    fsync(dfd) < 0) {
+			mig_err_set(e, MIG_EXIT_IO, "fsync of %s: %s", dir,
+				    strerror(errno));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (dfd >= 0)
+		close(dfd);
+	if (tmp != t->tmpname)
+		free(tmp);
+	free(copy);
+	return rc;
+}
+
+/* ---- Forwarding ------------------------------------------------------------ */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mig-tee [options] FILE\n"
+		"Copy standard input to standard output and keep a checkpoint "
+		"in FILE.\nFILE appears only when the stream ended where its "
+		"writer ended it (a mig\nlayer's END frame, a QEMU stream's "
+		"end), never half written.\n\n"
+		"  -o, --only           checkpoint only: nothing on standard "
+		"output\n"
+		"      --meta KEY=VALUE wrap the checkpoint in an envelope with "
+		"this META\n"
+		"      --fsync          make FILE durable before exiting 0\n"
+		"      --required       a failed checkpoint fails the pipeline "
+		"(default: warn,\n"
+		"                       keep forwarding)\n"
+		"      --progress       show bytes and rate on stderr\n"
+		"  -v, --verbose        say what was checkpointed\n"
+		"  -q, --quiet          no warnings\n"
+		"  -h, --help           this help\n"
+		"  -V, --version        version\n\n"
+		"Exit status: 0 success, 1 incomplete stream (no FILE), 2 usage, "
+		"3 I/O error.\nSee mig-tee(1).\n");
+}
+
+static int parse_args(struct tee *t, int argc, char **argv)
+{
+	enum { OPT_FSYNC = 256, OPT_REQUIRED, OPT_META, OPT_PROGRESS };
+	static const struct option lo[] = {
+		{ "only", no_argument, NULL, 'o' },
+		{ "fsync", no_argument, NULL, OPT_FSYNC },
+		{ "required", no_argument, NULL, OPT_REQUIRED },
+		{ "meta", required_argument, NULL, OPT_META },
+		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	t->meta = calloc((size_t)argc, sizeof *t->meta);
+	if (!t->meta)
+		return MIG_EXIT_SYS;
+	while ((c = getopt_long(argc, argv, "+ovqhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'o': t->forward = false; break;
+		case OPT_FSYNC: t->fsync = true; break;
+		case OPT_REQUIRED: t->required = true; break;
+		case OPT_PROGRESS: t->progress = true; break;
+		case 'v': t->verbose = true; break;
+		case 'q': t->quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("mig-tee (migkit) %s\n", MIG_VERSION_STRING);
+			return 0;
+		case OPT_META: {
+			struct mig_meta m;
+			struct mig_err e;
+			if (mig_meta_parse((const uint8_t *)optarg,
+					   strlen(optarg), &m, &e) < 0) {
+				fprintf(stderr, "mig-tee: --meta '%s': %s\n",
+					optarg, e.msg);
+				return MIG_EXIT_USAGE;
+			}
+			mig_meta_clear(&m);
+			t->meta[t->nmeta++] = optarg;
+			break;
+		}
+		default:
+			fprintf(stderr, "Try 'mig-tee --help'.\n");
+			return MIG_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "mig-tee: %s\nTry 'mig-tee --help'.\n",
+			argc - optind ? "one checkpoint FILE only"
+				      : "missing the checkpoint FILE");
+		return MIG_EXIT_USAGE;
+	}
+	t->path = argv[optind];
+	return -1;
+}
+
+static int open_envelope(struct tee *t, struct mig_err *e)
+{
+	if (!t->nmeta)
+		return 0;
+	if (!(t->env_st = mig_filter_envelope.create()))
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	if (!(t->env = mig_sink_open(t->fd, &mig_filter_envelope, t->env_st,
+				     CHUNK, 1, e)))
+		return -1;
+	for (size_t i = 0; i < t->nmeta; i++) {
+		char *kv = strdup(t->meta[i]), *eq;
+		if (!kv)
+			return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		eq = strchr(kv, '=');
+		*eq = '\0';
+		int r = mig_sink_meta(t->env, kv, eq + 1, e);
+		free(kv);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Forward stdin to stdout, queueing each piece for the writer. Returns
+ * an exit status, or -1 to go on to the checkpoint's verdict. */
+static int forward(struct tee *t)
+{
+	struct mig_err e = { 0 };
+	struct mig_progress pr;
+	uint64_t total = 0;
+
+	mig_progress_start(&pr, t->progress);
+	for (;;) {
+		pthread_mutex_lock(&t->mu);
+		while (t->count == RING && !(t->required && t->abandoned))
+			pthread_cond_wait(&t->cv, &t->mu);
+		size_t slot = t->head;
+		bool stop = t->required && t->abandoned;
+		pthread_mutex_unlock(&t->mu);
+		if (stop)
+			break;
+
+		ssize_t n;
+		while ((n = read(0, t->buf[slot], CHUNK)) < 0 && errno == EINTR)
+			;
+		if (n < 0) {
+			fprintf(stderr, "mig-tee: stdin: read: %s\n",
+				strerror(errno));
+			return MIG_EXIT_IO;
+		}
+		if (n == 0)
+			break;
+		if (t->forward && mig_write_all(1, t->buf[slot], (size_t)n, &e) < 0) {
+			fprintf(stderr, "mig-tee: %s\n", e.msg);
+			return MIG_EXIT_IO;
+		}
+		total += (uint64_t)n;
+		mig_progress_update(&pr, total, total);
+		pthread_mutex_lock(&t->mu);
+		t->len[slot] = (size_t)n;
+		t->head = (t->head + 1) % RING;
+		t->count++;
+		pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+	}
+	mig_progress_done(&pr, total, total);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct tee t = { .forward = true, .fd = -1 };
+	struct mig_err e = { 0 };
+	pthread_t th;
+	bool started = false;
+	int rc;
+
+	mig_progname = "mig-tee";
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&t.mu, NULL);
+	pthread_cond_init(&t.cv, NULL);
+	if ((rc = parse_args(&t, argc, argv)) >= 0)
+		goto out;
+	if (t.forward && isatty(1)) {
+		fprintf(stderr, "mig-tee: refusing to write a stream to a "
+				"terminal; redirect standard output or use -o\n");
+		rc = MIG_EXIT_USAGE;
+		goto out;
+	}
+	for (int i = 0; i < RING; i++)
+		if (!(t.buf[i] = malloc(CHUNK))) {
+			fprintf(stderr, "mig-tee: out of memory\n");
+			rc = MIG_EXIT_SYS;
+			goto out;
+		}
+	if (open_checkpoint(&t) < 0) {
+		fprintf(stderr, "mig-tee: %s: %s\n", t.path, strerror(errno));
+		rc = MIG_EXIT_IO;
+		goto out;
+	}
+	if (open_envelope(&t, &e) < 0) {
+		fprintf(stderr, "mig-tee: %s: %s\n", t.path, e.msg);
+		rc = e.code;
+		goto out;
+	}
+	mig_pipe_grow(0);
+	mig_pipe_grow(1);
+	if (pthread_create(&th, NULL, writer, &t) != 0) {
+		fprintf(stderr, "mig-tee: cannot start the writer thread\n");
+		rc = MIG_EXIT_SYS;
+		goto out;
+	}
+	started = true;
+	rc = forward(&t);
+	pthread_mutex_lock(&t.mu);
+	t.eof = true;
+	pthread_cond_broadcast(&t.cv);
+	pthread_mutex_unlock(&t.mu);
+	if (rc >= 0) {
+		/* forwarding failed: the stream is lost, and so is FILE */
+		goto out;
+	}
+	pthread_join(th, NULL);
+	started = false;
+	rc = MIG_EXIT_OK;
+	if (t.abandoned) {
+		if (!t.quiet || t.required)
+			fprintf(stderr, "mig-tee: %s: %s; checkpoint abandoned%s\n",
+				t.path, t.werr.msg,
+				t.required ? "" : ", the stream went on");
+		rc = t.required ? MIG_EXIT_IO : MIG_EXIT_OK;
+	} else if (!t.complete) {
+		fprintf(stderr, "mig-tee: %s: not written: %s\n", t.path,
+			t.verr.msg);
+		rc = MIG_EXIT_DATA;
+	} else if (link_checkpoint(&t, &e) < 0) {
+		fprintf(stderr, "mig-tee: %s: %s; checkpoint abandoned\n",
+			t.path, e.msg);
+		rc = t.required ? MIG_EXIT_IO : MIG_EXIT_OK;
+	} else if (t.verbose) {
+		char b[32];
+		mig_format_bytes(t.written, b, sizeof b);
+		fprintf(stderr, "mig-tee: %s: complete checkpoint of %s "
+				"(%s)%s\n", t.path, t.what, b,
+			t.nmeta ? ", in an envelope with META" : "");
+	}
+out:
+	if (started) {
+		/* the writer may wait for pieces that never come: it was told
+		 * eof; it drains and ends */
+		pthread_join(th, NULL);
+	}
+	discard_checkpoint(&t);
+	mig_sink_free(t.env);
+	if (t.env_st)
+		mig_filter_envelope.destroy(t.env_st);
+	for (int i = 0; i < RING; i++)
+		free(t.buf[i]);
+	free(t.meta);
+	free(t.tmpname);
+	return rc;
+}
