@@ -151,3 +151,19 @@ int mig_frame_header_read(struct mig_src *in, uint64_t index,
 	return mig_err_prefix(e, "frame %llu (offset %llu): ",
 			      (unsigned long long)index, (unsigned long long)at);
 }
+
+int mig_expect_end(struct mig_src *in, struct mig_err *e)
+{
+	const uint8_t *p;
+	size_t n;
+	uint64_t at = mig_src_offset(in);
+	int r = mig_src_chunk(in, &p, &n, 1, e);
+
+	if (r < 0)
+		return -1;
+	if (r > 0)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "data after the END frame at offset %llu",
+				   (unsigned long long)at);
+	return 0;
+}

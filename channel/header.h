@@ -18,6 +18,8 @@ int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *kind,
  * the length bound. A clean end here means a missing END. */
 int mig_frame_header_read(struct mig_src *in, uint64_t index,
 			  struct mig_frame *fr, uint32_t *len, struct mig_err *e);
+/* Nothing may follow END: not garbage, not a second stream. */
+int mig_expect_end(struct mig_src *in, struct mig_err *e);
 int mig_err_frame_truncated(struct mig_err *e, uint64_t index, uint64_t at);
 
 #endif

@@ -115,23 +115,6 @@ static int check_end(struct layer_src *l, const uint8_t *p, size_t n,
 				    n - MIG_END_TOTALS, e);
 }
 
-/* Nothing may follow END: not garbage, not a second stream. */
-static int expect_eof(struct layer_src *l, struct mig_err *e)
-{
-	const uint8_t *p;
-	size_t n;
-	uint64_t at = mig_src_offset(l->in);
-	int r = mig_src_chunk(l->in, &p, &n, 1, e);
-
-	if (r < 0)
-		return -1;
-	if (r > 0)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "data after the END frame at offset %llu",
-				   (unsigned long long)at);
-	return 0;
-}
-
 /* Read the next frame into s and check its framing; 0 or -1. */
 static int read_frame(struct layer_src *l, struct rslot *s, struct mig_err *e)
 {
@@ -230,7 +213,7 @@ static int layer_next(struct mig_src *src, const uint8_t **out,
 		default: /* END: read_ahead stopped after it */
 			if (check_end(l, s->plain, s->plen, e) < 0)
 				goto context;
-			if (expect_eof(l, e) < 0)
+			if (mig_expect_end(l->in, e) < 0)
 				return -1;
 			l->done = true;
 			return 0;

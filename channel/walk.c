@@ -37,15 +37,5 @@ int mig_layer_walk(struct mig_src *in, struct mig_walk *w, struct mig_err *e)
 			break;
 		w->frames++;
 	}
-	const uint8_t *p;
-	size_t n;
-	uint64_t at = mig_src_offset(in);
-	int r = mig_src_chunk(in, &p, &n, 1, e);
-	if (r < 0)
-		return -1;
-	if (r > 0)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "data after the END frame at offset %llu",
-				   (unsigned long long)at);
-	return 0;
+	return mig_expect_end(in, e);
 }
