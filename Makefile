@@ -101,11 +101,41 @@ $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_JSON)
 
+# Fuzzing: libFuzzer targets (tests/fuzz), run for FUZZ_SECONDS each by
+# `make fuzz`; `make check` replays their corpus and every crash found.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS = stream walk meta qemu-stream $(FILTERS:%=layer-%)
+FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) filters/all.c emu-glue/qemu-stream.c
+FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))'
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
+	-pthread -Ichannel -Ifilters -Iemu-glue -Itests/fuzz $(FUZZ_LIST)
+FUZZ_LIBS = $(LIBS) $(FILTER_LIBS) $(LIBS_JSON)
+REPLAY_OBJS = $(B)/tests/fuzz/standalone.o $(B)/filters/all.o $(FILTER_OBJ) \
+	$(B)/emu-glue/qemu-stream.o $(B)/libmigchan.a
+REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay-%)
+
+$(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | deps
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -DFUZZ_FILTER=$* -o $@ $< $(FUZZ_SRC) $(FUZZ_LIBS)
+$(B)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_SRC) | deps
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(FUZZ_LIBS)
+$(B)/fuzz/replay-layer-%: tests/fuzz/fuzz-layer.c $(REPLAY_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(MIG_CFLAGS) -Itests/fuzz $(CFLAGS) -DFUZZ_FILTER=$* $(LDFLAGS) -o $@ $^ $(FUZZ_LIBS)
+$(B)/fuzz/replay-%: tests/fuzz/fuzz-%.c $(REPLAY_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(MIG_CFLAGS) -Itests/fuzz $(CFLAGS) $(LDFLAGS) -o $@ $^ $(FUZZ_LIBS)
+$(B)/tests/fuzz/standalone.o: MIG_CFLAGS += -Itests/fuzz
+
+fuzz: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz-%)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-fuzz $(FUZZ_TARGETS)
+
 # Installs what is missing (Debian); quiet when all is there.
 deps:
 	@scripts/install-deps
 
-check: all $(UNIT_TESTS)
+check: all $(UNIT_TESTS) $(REPLAYS)
 	scripts/run-tests
 
 demo: all
@@ -127,5 +157,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all deps check demo bench install clean
+.PHONY: all deps check demo bench fuzz install clean
 .SECONDARY:

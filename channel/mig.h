@@ -140,6 +140,10 @@ void mig_pipe_grow(int fd);
 struct mig_src;
 
 struct mig_src *mig_src_fd(int fd, const char *name);
+/* Bytes in memory (not copied), handed out in chunks of at most `chunk`
+ * bytes (0: all at once) -- small chunks test boundaries. */
+struct mig_src *mig_src_mem(const void *p, size_t len, size_t chunk,
+			    const char *name);
 /* Bytes consumed from this source so far. */
 uint64_t mig_src_offset(const struct mig_src *s);
 const char *mig_src_name(const struct mig_src *s);

@@ -232,3 +232,46 @@ struct mig_src *mig_src_fd(int fd, const char *name)
 	f->fd = fd;
 	return &f->base;
 }
+
+/* ---- Memory ------------------------------------------------------------------ */
+
+struct mem_src {
+	struct mig_src base;
+	const uint8_t *p;
+	size_t len, pos, chunk;
+};
+
+static int mem_next(struct mig_src *s, const uint8_t **p, size_t *len,
+		    struct mig_err *e)
+{
+	struct mem_src *m = (struct mem_src *)s;
+
+	(void)e;
+	if (m->pos == m->len)
+		return 0;
+	*p = m->p + m->pos;
+	*len = m->len - m->pos < m->chunk ? m->len - m->pos : m->chunk;
+	m->pos += *len;
+	return 1;
+}
+
+static void mem_free(struct mig_src *s)
+{
+	free(s);
+}
+
+static const struct mig_src_ops mem_ops = { .next = mem_next, .free = mem_free };
+
+struct mig_src *mig_src_mem(const void *p, size_t len, size_t chunk,
+			    const char *name)
+{
+	struct mem_src *m = calloc(1, sizeof *m);
+
+	if (!m)
+		return NULL;
+	mig_src_init(&m->base, &mem_ops, name);
+	m->p = p;
+	m->len = len;
+	m->chunk = chunk ? chunk : SIZE_MAX;
+	return &m->base;
+}

@@ -130,36 +130,9 @@ static const struct mig_filter parallel = {
 	.decode = par_decode, .decode_trailer = id_dtrailer,
 };
 
-/* ---- A source over memory, in chunks of a chosen size ----------------- */
-
-struct mem_src {
-	struct mig_src base;
-	const uint8_t *p;
-	size_t len, pos, chunk;
-};
-static int mem_next(struct mig_src *s, const uint8_t **p, size_t *len,
-		    struct mig_err *e)
-{
-	struct mem_src *m = (struct mem_src *)s;
-	(void)e;
-	if (m->pos == m->len)
-		return 0;
-	*p = m->p + m->pos;
-	*len = m->len - m->pos < m->chunk ? m->len - m->pos : m->chunk;
-	m->pos += *len;
-	return 1;
-}
-static void mem_free(struct mig_src *s) { free(s); }
-static const struct mig_src_ops mem_ops = { .next = mem_next, .free = mem_free };
-
 static struct mig_src *mem_src(const void *p, size_t len, size_t chunk)
 {
-	struct mem_src *m = calloc(1, sizeof *m);
-	mig_src_init(&m->base, &mem_ops, "memory");
-	m->p = p;
-	m->len = len;
-	m->chunk = chunk;
-	return &m->base;
+	return mig_src_mem(p, len, chunk, "memory");
 }
 
 /* ---- Encoding into memory, decoding from memory ----------------------- */
