@@ -136,7 +136,7 @@ deps:
 	@scripts/install-deps
 
 check: all $(UNIT_TESTS) $(REPLAYS)
-	scripts/run-tests
+	SANITIZE=$(SANITIZE) scripts/run-tests
 
 demo: all
 	MIG_BIN=$(CURDIR)/$(B)/bin scripts/demo

@@ -36,7 +36,9 @@ setup() {
 	#include <mig.h>
 	int main(void) { uint64_t v; return mig_parse_size("1M", &v) || v != 1048576; }
 	C
-	run -0 cc -std=c11 -Wall -Wextra -Werror -I"$REPO/channel" \
-		-o "$BATS_TEST_TMPDIR/t" "$BATS_TEST_TMPDIR/t.c" "$REPO/build/libmigchan.a" -lxxhash
+	san=()
+	[ "${SANITIZE:-}" != 1 ] || san=(-fsanitize=address,undefined)
+	run -0 cc -std=c11 -Wall -Wextra -Werror "${san[@]}" -I"$REPO/channel" \
+		-o "$BATS_TEST_TMPDIR/t" "$BATS_TEST_TMPDIR/t.c" "$REPO/build/libmigchan.a" -lxxhash -pthread
 	run -0 "$BATS_TEST_TMPDIR/t"
 }
