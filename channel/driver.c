@@ -314,8 +314,21 @@ static int encode(struct run *r, struct mig_src *in)
 				       : MIG_FRAME_DATA_DEFAULT;
 	struct mig_sink *k = NULL;
 	struct mig_layer_totals t;
+	struct mig_detect d;
+	struct mig_watch *watch = NULL;
 	int rc = MIG_EXIT_OK;
 
+	/* Wrapping a layer, follow its framing: a layer cut short upstream
+	 * must not look whole once inside ours, so then we write no END. */
+	if (mig_detect(in, &d, &e) < 0)
+		goto fail;
+	if (d.type == MIG_INPUT_LAYER) {
+		if (!(watch = malloc(sizeof *watch))) {
+			mig_err_set(&e, MIG_EXIT_SYS, "out of memory");
+			goto fail;
+		}
+		mig_watch_init(watch);
+	}
 	if (!(k = mig_sink_open(1, r->f, r->st, fs, r->threads, &e)))
 		goto fail;
 	for (size_t i = 0; i < r->nmeta; i++) {
@@ -344,6 +357,10 @@ static int encode(struct run *r, struct mig_src *in)
 		long n = mig_src_read(in, buf, fs, &e);
 		if (n < 0)
 			goto fail;
+		if (watch && mig_watch_feed(watch, buf, (size_t)n) < 0) {
+			e = watch->err;
+			goto incomplete;
+		}
 		if (n > 0 && mig_sink_data(k, (size_t)n, &e) < 0)
 			goto fail;
 		mig_sink_totals(k, &t);
@@ -353,6 +370,8 @@ static int encode(struct run *r, struct mig_src *in)
 	}
 	/* END goes out only after a clean end of input: a reader of this
 	 * layer can tell a finished stream from one cut short. */
+	if (watch && mig_watch_end(watch, &e) < 0)
+		goto incomplete;
 	if (mig_sink_end(k, &e) < 0)
 		goto fail;
 	mig_sink_totals(k, &t);
@@ -365,10 +384,13 @@ static int encode(struct run *r, struct mig_src *in)
 			 (unsigned long long)t.frames, bin, benc);
 	}
 	goto out;
+incomplete:
+	mig_err_prefix(&e, "the layer it wraps is incomplete: ");
 fail:
 	rc = fail(r, &e);
 out:
 	mig_sink_free(k);
+	free(watch);
 	return rc;
 }
 

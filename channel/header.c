@@ -61,6 +61,36 @@ static int wrong_input(const struct mig_detect *d, uint8_t want,
 	}
 }
 
+int mig_err_header_truncated(struct mig_err *e)
+{
+	return mig_err_set(e, MIG_EXIT_DATA,
+			   "truncated: the stream ends inside the layer header");
+}
+
+int mig_header_check_fixed(const uint8_t *h, uint32_t *plen, struct mig_err *e)
+{
+	if (mig_get_le16(h + 6) != 0)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "layer header: unknown flags 0x%04x",
+				   mig_get_le16(h + 6));
+	*plen = mig_get_le32(h + 8);
+	if (*plen > MIG_PARAMS_MAX)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "layer header: parameter length %u exceeds "
+				   "the limit of %u", *plen, MIG_PARAMS_MAX);
+	return 0;
+}
+
+int mig_header_check_sum(const uint8_t *h, uint32_t plen, struct mig_err *e)
+{
+	size_t covered = MIG_HEADER_FIXED + plen;
+
+	if (XXH3_64bits(h, covered) != mig_get_le64(h + covered))
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "layer header is corrupt (check mismatch)");
+	return 0;
+}
+
 int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *kind,
 		    uint8_t *params, size_t *plen, struct mig_err *e)
 {
@@ -82,24 +112,16 @@ int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *kind,
 		return -1;
 	if (n < MIG_HEADER_FIXED)
 		goto truncated;
-	if (mig_get_le16(h + 6) != 0)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "layer header: unknown flags 0x%04x",
-				   mig_get_le16(h + 6));
-	uint32_t p = mig_get_le32(h + 8);
-	if (p > MIG_PARAMS_MAX)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "layer header: parameter length %u exceeds "
-				   "the limit of %u", p, MIG_PARAMS_MAX);
+	uint32_t p;
+	if (mig_header_check_fixed(h, &p, e) < 0)
+		return -1;
 	n = mig_src_read(in, h + MIG_HEADER_FIXED, p + MIG_HEADER_CHECK, e);
 	if (n < 0)
 		return -1;
 	if ((size_t)n < p + MIG_HEADER_CHECK)
 		goto truncated;
-	size_t covered = MIG_HEADER_FIXED + p;
-	if (XXH3_64bits(h, covered) != mig_get_le64(h + covered))
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "layer header is corrupt (check mismatch)");
+	if (mig_header_check_sum(h, p, e) < 0)
+		return -1;
 	memcpy(params, h + MIG_HEADER_FIXED, p);
 	*plen = p;
 	if (kind)
@@ -118,23 +140,10 @@ int mig_err_frame_truncated(struct mig_err *e, uint64_t index, uint64_t at)
 			   (unsigned long long)at);
 }
 
-int mig_frame_header_read(struct mig_src *in, uint64_t index,
-			  struct mig_frame *fr, uint32_t *len, struct mig_err *e)
+int mig_frame_header_check(const uint8_t *h, uint64_t index, uint64_t at,
+			   struct mig_frame *fr, uint32_t *len,
+			   struct mig_err *e)
 {
-	uint8_t h[MIG_FRAME_HEADER];
-	uint64_t at = mig_src_offset(in);
-	long n = mig_src_read(in, h, sizeof h, e);
-
-	if (n < 0)
-		return -1;
-	if (n == 0)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "truncated: the stream ends after frame %llu "
-				   "(offset %llu) with no END frame",
-				   (unsigned long long)index,
-				   (unsigned long long)at);
-	if (n < MIG_FRAME_HEADER)
-		return mig_err_frame_truncated(e, index, at);
 	*fr = (struct mig_frame){ .type = h[0], .flags = h[1], .index = index };
 	*len = mig_get_le32(h + 4);
 	if (fr->type < MIG_FRAME_DATA || fr->type > MIG_FRAME_END)
@@ -152,6 +161,30 @@ int mig_frame_header_read(struct mig_src *in, uint64_t index,
 			      (unsigned long long)index, (unsigned long long)at);
 }
 
+int mig_err_no_end(struct mig_err *e, uint64_t index, uint64_t at)
+{
+	return mig_err_set(e, MIG_EXIT_DATA,
+			   "truncated: the stream ends after frame %llu "
+			   "(offset %llu) with no END frame",
+			   (unsigned long long)index, (unsigned long long)at);
+}
+
+int mig_frame_header_read(struct mig_src *in, uint64_t index,
+			  struct mig_frame *fr, uint32_t *len, struct mig_err *e)
+{
+	uint8_t h[MIG_FRAME_HEADER];
+	uint64_t at = mig_src_offset(in);
+	long n = mig_src_read(in, h, sizeof h, e);
+
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return mig_err_no_end(e, index, at);
+	if (n < MIG_FRAME_HEADER)
+		return mig_err_frame_truncated(e, index, at);
+	return mig_frame_header_check(h, index, at, fr, len, e);
+}
+
 int mig_expect_end(struct mig_src *in, struct mig_err *e)
 {
 	const uint8_t *p;
@@ -162,8 +195,13 @@ int mig_expect_end(struct mig_src *in, struct mig_err *e)
 	if (r < 0)
 		return -1;
 	if (r > 0)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "data after the END frame at offset %llu",
-				   (unsigned long long)at);
+		return mig_err_after_end(e, at);
 	return 0;
+}
+
+int mig_err_after_end(struct mig_err *e, uint64_t at)
+{
+	return mig_err_set(e, MIG_EXIT_DATA,
+			   "data after the END frame at offset %llu",
+			   (unsigned long long)at);
 }

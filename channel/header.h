@@ -20,6 +20,17 @@ int mig_frame_header_read(struct mig_src *in, uint64_t index,
 			  struct mig_frame *fr, uint32_t *len, struct mig_err *e);
 /* Nothing may follow END: not garbage, not a second stream. */
 int mig_expect_end(struct mig_src *in, struct mig_err *e);
+int mig_frame_header_check(const uint8_t *h, uint64_t index, uint64_t at,
+			   struct mig_frame *fr, uint32_t *len,
+			   struct mig_err *e);
+/* The header's first MIG_HEADER_FIXED bytes (magic and kind already
+ * recognised): flags and parameter length; then its check. */
+int mig_header_check_fixed(const uint8_t *h, uint32_t *plen, struct mig_err *e);
+int mig_header_check_sum(const uint8_t *h, uint32_t plen, struct mig_err *e);
+/* The messages every reader gives for the same trouble. */
+int mig_err_header_truncated(struct mig_err *e);
 int mig_err_frame_truncated(struct mig_err *e, uint64_t index, uint64_t at);
+int mig_err_no_end(struct mig_err *e, uint64_t index, uint64_t at);
+int mig_err_after_end(struct mig_err *e, uint64_t at);
 
 #endif

@@ -328,6 +328,22 @@ struct mig_walk {
 };
 int mig_layer_walk(struct mig_src *in, struct mig_walk *w, struct mig_err *e);
 
+/* The same, with the bytes pushed in as they pass (see walk.c). */
+struct mig_watch {
+	int state;
+	uint8_t buf[MIG_HEADER_FIXED + MIG_PARAMS_MAX + MIG_HEADER_CHECK];
+	size_t have, need;
+	uint64_t skip, offset, frame_at, frames;
+	bool in_end;
+	uint8_t kind;
+	struct mig_err err;
+};
+void mig_watch_init(struct mig_watch *w);
+/* -1 as soon as the framing is wrong (and from then on). */
+int mig_watch_feed(struct mig_watch *w, const uint8_t *p, size_t n);
+/* At the end of input: 0 if the layer ended with END, else why not. */
+int mig_watch_end(struct mig_watch *w, struct mig_err *e);
+
 /* ---- The command driver -------------------------------------------------- */
 
 /* main() of every filter command: options, encode or decode, errors. */

@@ -175,13 +175,24 @@ setup() {
 	output=$stderr assert_output "mig-checksum: stdin: read: Is a directory"
 }
 
-@test "an encoder whose input is cut writes no END, so the cut is seen" {
-	# the upstream stage dies mid-stream; the inner layer has no END
-	run -1 --separate-stderr bash -c '
-		mig-checksum < "$STREAM" | head -c 5000000 | mig-checksum > outer
-		mig-checksum -d < outer | mig-checksum -d > out'
-	output=$stderr assert_output --partial "truncated"
+@test "an encoder wrapping a layer cut short writes no END of its own: exit 1" {
+	# the upstream stage dies mid-stream; its layer has no END
+	mig-checksum < "$STREAM" | head -c 5000000 > cut
+	run -1 --separate-stderr bash -c 'mig-checksum < cut > outer'
+	output=$stderr assert_output "mig-checksum: stdin: the layer it wraps is incomplete: truncated: the stream ends inside frame 4 (offset 4194389)"
+	# so whatever reads the outer layer sees the cut too
+	run -1 --separate-stderr mig-info -q outer
+	output=$stderr assert_output --regexp "^mig-info: outer: truncated: the stream ends after frame 5 \(offset [0-9]+\) with no END frame$"
+	run -1 --separate-stderr bash -c 'mig-tee ckpt < outer > /dev/null'
+	[ ! -e ckpt ]
+	run -1 --separate-stderr bash -c 'mig-checksum -d < outer | mig-checksum -d > out'
 	assert_prefix out "$STREAM"
+}
+
+@test "an encoder wrapping a layer with data after its END fails at once" {
+	{ mig-checksum < "$STREAM"; printf X; } > extra
+	run -1 --separate-stderr bash -c 'mig-envelope < extra > /dev/null'
+	output=$stderr assert_output --regexp "^mig-envelope: stdin: the layer it wraps is incomplete: data after the END frame at offset [0-9]+$"
 }
 
 @test "--progress reports bytes and rate on stderr" {

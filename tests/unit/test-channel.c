@@ -742,6 +742,53 @@ static void test_parallel(void)
 	free(data);
 }
 
+/* The push watcher agrees with the decoder on every cut, fed in any
+ * piece size. */
+static void test_watch(void)
+{
+	size_t len = 5 * 4096 + 7;
+	uint8_t *data = pattern(len);
+	const char *meta[] = { "k", "v", NULL };
+	struct buf enc = encode(CK, data, len, 4096, meta);
+	int agree = 1;
+
+	for (size_t cut = 0; cut <= enc.len; cut++) {
+		for (size_t piece = 1; piece <= 4099; piece += 4098) {
+			struct mig_watch w;
+			struct mig_err we = { 0 }, de = { 0 };
+			struct buf dec;
+			mig_watch_init(&w);
+			for (size_t at = 0; at < cut; at += piece)
+				if (mig_watch_feed(&w, enc.p + at,
+						   cut - at < piece ? cut - at : piece) < 0)
+					break;
+			int wr = mig_watch_end(&w, &we);
+			int dr = cut ? decode(CK, enc.p, cut, 100, &dec, &de, NULL) : -1;
+			if (cut)
+				free(dec.p);
+			if (cut == 0)
+				mig_err_header_truncated(&de);
+			if ((wr == 0) != (dr == 0) ||
+			    (wr < 0 && strcmp(we.msg, de.msg) != 0)) {
+				printf("# cut %zu piece %zu: watch '%s', decoder '%s'\n",
+				       cut, piece, we.msg, de.msg);
+				agree = 0;
+			}
+		}
+	}
+	ok(agree, "watcher and decoder agree on all %zu cuts of a layer", enc.len + 1);
+
+	struct mig_watch w;
+	struct mig_err e;
+	mig_watch_init(&w);
+	mig_watch_feed(&w, enc.p, enc.len);
+	ok(mig_watch_feed(&w, (const uint8_t *)"x", 1) < 0 &&
+	   mig_watch_end(&w, &e) < 0, "watcher refuses data after END");
+	ok_msg(&e, "data after the END frame at offset", "  ... naming the offset");
+	free(enc.p);
+	free(data);
+}
+
 static void test_write_errors(void)
 {
 	int p[2];
@@ -768,6 +815,7 @@ int main(void)
 	test_meta_roundtrip();
 	test_vectors();
 	test_parallel();
+	test_watch();
 	test_write_errors();
 	return tap_done();
 }
