@@ -12,7 +12,7 @@ ALIAS_encrypt = decrypt
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
-TOOLS = info
+TOOLS = info keygen
 
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
@@ -72,6 +72,9 @@ $(B)/filters/all.o: filters/all.c Makefile
 
 OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
+# mig-keygen writes the key files that filters/encrypt.c reads: one code
+OBJS_keygen = $(B)/filters/encrypt.o
+LIBS_keygen = -lsodium
 
 define tool_rule
 $(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
