@@ -14,4 +14,13 @@ size_t mig_header_build(uint8_t *out, uint8_t kind, const uint8_t *params,
 int mig_header_read(struct mig_src *in, uint8_t want_kind, uint8_t *params,
 		    size_t *plen, struct mig_err *e);
 
+/* "a" or "an" before a kind's name: "an encrypt layer". */
+static inline const char *mig_article(const char *word)
+{
+	return word[0] == 'a' || word[0] == 'e' || word[0] == 'i' ||
+			       word[0] == 'o' || word[0] == 'u'
+		       ? "an"
+		       : "a";
+}
+
 #endif

@@ -198,8 +198,11 @@ static int parse_key_text(struct mig_key *k, char *text, const char *path,
 		goto out;
 	}
 	if (type != want) {
-		mig_err_set(e, MIG_EXIT_USAGE, "%s is a %s, not a %s%s", path,
-			    mig_key_type_name(type), mig_key_type_name(want),
+		mig_err_set(e, MIG_EXIT_USAGE, "%s is %s %s, not %s %s%s", path,
+			    type == MIG_KEY_IDENTITY ? "an" : "a",
+			    mig_key_type_name(type),
+			    want == MIG_KEY_IDENTITY ? "an" : "a",
+			    mig_key_type_name(want),
 			    type == MIG_KEY_IDENTITY && want == MIG_KEY_RECIPIENT
 				    ? " (give its public half, NAME.pub)" : "");
 		goto out;
@@ -241,11 +244,15 @@ int mig_key_load(struct mig_key *k, const char *path, enum mig_key_type want,
 			    "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (want != MIG_KEY_RECIPIENT && check_private(fd, path, e) < 0)
+	if (read_secret_file(fd, text, MIG_KEY_TEXT_MAX * 4, path, e) < 0 ||
+	    parse_key_text(k, text, path, want, e) < 0)
 		goto out;
-	if (read_secret_file(fd, text, MIG_KEY_TEXT_MAX * 4, path, e) < 0)
+	/* a secret key (the type is the one wanted, by now) */
+	if (want != MIG_KEY_RECIPIENT && check_private(fd, path, e) < 0) {
+		mig_key_free(k);
 		goto out;
-	rc = parse_key_text(k, text, path, want, e);
+	}
+	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -689,13 +696,13 @@ static int enc_decode_init(void *st, const uint8_t *p, size_t len,
 					   "encrypted to recipients (key ids "
 					   "%s): give -i IDENTITY", ids);
 		for (size_t i = 0; i < p[3] && !opened; i++) {
-			const uint8_t *st = p + n + i * STANZA_BYTES;
+			const uint8_t *sz = p + n + i * STANZA_BYTES;
 			for (size_t j = 0; j < c->nident && !opened; j++) {
-				if (sodium_memcmp(st, c->ident[j].id,
+				if (sodium_memcmp(sz, c->ident[j].id,
 						  MIG_KEY_ID_BYTES) != 0)
 					continue;
 				if (crypto_box_seal_open(s->file,
-							 st + MIG_KEY_ID_BYTES,
+							 sz + MIG_KEY_ID_BYTES,
 							 SEALED_BYTES,
 							 c->ident[j].pub,
 							 c->ident[j].secret) != 0)
