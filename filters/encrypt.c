@@ -3,8 +3,9 @@
  * stream with libsodium (layer kind 3, mig-stream(5)).
  *
  * Every frame (DATA, META, END) is sealed on its own with an AEAD under a
- * key of this stream, with a nonce made of the frame's index and type and
- * with type, flags and index as associated data. Frames are therefore
+ * key of its own (derived from this stream's key and the frame's index),
+ * with a nonce made of the frame's index and type and with type, flags
+ * and index as associated data. Frames are therefore
  * independent (they are sealed and opened on -T threads) and still bound
  * to their place: a changed, dropped, repeated, reordered or moved frame
  * fails to open, and since END too is sealed, a stream cut short cannot be
@@ -299,7 +300,6 @@ static const struct cost costs[] = {
 
 /* Secrets of one stream, in locked memory that core dumps leave out. */
 struct secrets {
-	crypto_aead_aes256gcm_state aes; /* first: 16-byte alignment */
 	uint8_t payload[MIG_KEY_BYTES];
 	uint8_t file[MIG_KEY_BYTES];
 	uint8_t mac[crypto_auth_KEYBYTES];
@@ -322,11 +322,20 @@ struct enc {
 	struct secrets *s;
 };
 
+/* The key of one frame, in locked memory (sodium_malloc). */
+struct frame_key {
+	crypto_aead_aes256gcm_state aes; /* first: 16-byte alignment */
+	uint8_t key[MIG_KEY_BYTES];
+};
+
 struct frame_ctx {
 	const struct enc *st;
+	struct frame_key *k;
 	uint8_t *buf;
 	size_t cap;
 };
+
+#define FRAME_KDF_CONTEXT "migkit-f" /* crypto_kdf: 8 characters */
 
 static const char *cipher_name(int c)
 {
@@ -513,8 +522,6 @@ static void derive(struct enc *c, const uint8_t *salt)
 	memcpy(msg + sizeof lpay - 1, salt, SALT_BYTES);
 	crypto_generichash(s->payload, sizeof s->payload, msg,
 			   sizeof lpay - 1 + SALT_BYTES, s->file, sizeof s->file);
-	if (c->cipher == CIPHER_AES256GCM)
-		crypto_aead_aes256gcm_beforenm(&s->aes, s->payload);
 	sodium_memzero(s->file, sizeof s->file);
 }
 
@@ -756,6 +763,11 @@ static void *enc_frame_ctx_create(void *st, struct mig_err *e)
 		return NULL;
 	}
 	x->st = st;
+	if (!(x->k = sodium_malloc(sizeof *x->k))) {
+		free(x);
+		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		return NULL;
+	}
 	return x;
 }
 
@@ -766,6 +778,7 @@ static void enc_frame_ctx_destroy(void *ctx)
 	if (x->buf)
 		sodium_memzero(x->buf, x->cap); /* plaintext, when decoding */
 	free(x->buf);
+	sodium_free(x->k);
 	free(x);
 }
 
@@ -784,11 +797,20 @@ static int ctx_room(struct frame_ctx *x, size_t n, struct mig_err *e)
 	return 0;
 }
 
-/* The nonce: index (8 bytes), type, three zero bytes. The associated
- * data: type, flags, index. */
-static void nonce_ad(const struct mig_frame *f, uint8_t flags,
-		     uint8_t nonce[NONCE_BYTES], uint8_t ad[AD_BYTES])
+/* Each frame has a key of its own, derived from the payload key and its
+ * index: one key never seals more than a frame (at most 16 MiB + 64 KiB),
+ * far below AES-GCM's limit per key. Then the nonce: index (8 bytes),
+ * type, three zero bytes; the associated data: type, flags, index. */
+static void frame_setup(struct frame_ctx *x, const struct mig_frame *f,
+			uint8_t flags, uint8_t nonce[NONCE_BYTES],
+			uint8_t ad[AD_BYTES])
 {
+	const struct enc *c = x->st;
+
+	crypto_kdf_derive_from_key(x->k->key, sizeof x->k->key, f->index,
+				   FRAME_KDF_CONTEXT, c->s->payload);
+	if (c->cipher == CIPHER_AES256GCM)
+		crypto_aead_aes256gcm_beforenm(&x->k->aes, x->k->key);
 	memset(nonce, 0, NONCE_BYTES);
 	mig_put_le64(nonce, f->index);
 	nonce[8] = f->type;
@@ -810,16 +832,16 @@ static int enc_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 	*flags = 0;
 	if (ctx_room(x, in->len + TAG_BYTES, e) < 0)
 		return -1;
-	nonce_ad(in, 0, nonce, ad);
+	frame_setup(x, in, 0, nonce, ad);
 	if (c->cipher == CIPHER_AES256GCM)
 		crypto_aead_aes256gcm_encrypt_afternm(x->buf, &clen, in->data,
 						      in->len, ad, sizeof ad,
-						      NULL, nonce, &c->s->aes);
+						      NULL, nonce, &x->k->aes);
 	else
 		crypto_aead_chacha20poly1305_ietf_encrypt(x->buf, &clen,
 							  in->data, in->len,
 							  ad, sizeof ad, NULL,
-							  nonce, c->s->payload);
+							  nonce, x->k->key);
 	*out = x->buf;
 	*out_len = (size_t)clen;
 	return 0;
@@ -847,18 +869,18 @@ static int enc_decode(void *ctx, const struct mig_frame *in,
 				   "its authentication tag");
 	if (ctx_room(x, in->len, e) < 0)
 		return -1;
-	nonce_ad(in, in->flags, nonce, ad);
+	frame_setup(x, in, in->flags, nonce, ad);
 	if (c->cipher == CIPHER_AES256GCM)
 		r = crypto_aead_aes256gcm_decrypt_afternm(x->buf, &mlen, NULL,
 							  in->data, in->len, ad,
 							  sizeof ad, nonce,
-							  &c->s->aes);
+							  &x->k->aes);
 	else
 		r = crypto_aead_chacha20poly1305_ietf_decrypt(x->buf, &mlen,
 							      NULL, in->data,
 							      in->len, ad,
 							      sizeof ad, nonce,
-							      c->s->payload);
+							      x->k->key);
 	if (r != 0)
 		return mig_err_set(e, MIG_EXIT_DATA, "authentication failed: "
 				   "the frame was altered, or frames were "
