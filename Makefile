@@ -15,7 +15,7 @@ CHANNEL_FILTERS = envelope
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
-TOOLS = info tee ssh
+TOOLS = info tee ssh keygen
 
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
@@ -83,6 +83,9 @@ LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
 OBJS_tee = $(B)/emu-glue/qemu-stream.o
 LIBS_tee = $(LIBS_JSON)
 LIBS_ssh = -lssh
+# mig-keygen writes the key files that filters/encrypt.c reads: one code
+OBJS_keygen = $(B)/filters/encrypt.o
+LIBS_keygen = -lsodium
 
 define tool_rule
 $(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
@@ -104,7 +107,7 @@ $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 # Fuzzing: libFuzzer targets (tests/fuzz), run for FUZZ_SECONDS each by
 # `make fuzz`; `make check` replays their corpus and every crash found.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = stream walk meta qemu-stream $(FILTERS:%=layer-%)
+FUZZ_TARGETS = stream walk meta qemu-stream encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
 FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) filters/all.c emu-glue/qemu-stream.c
 FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))'
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "header.h"
 #include "mig.h"
 
 /* The registry of mig-stream(5): kind numbers are never reused. */
@@ -68,7 +69,8 @@ void mig_detect_describe(const struct mig_detect *d, char *buf, size_t len)
 			snprintf(buf, len, "a mig stream of format version %u",
 				 d->version);
 		else if ((k = mig_kind_by_id(d->kind)))
-			snprintf(buf, len, "a %s layer", k->name);
+			snprintf(buf, len, "%s %s layer", mig_article(k->name),
+				 k->name);
 		else
 			snprintf(buf, len, "a mig layer of unknown kind %u",
 				 d->kind);

@@ -58,13 +58,16 @@ static void usage(const struct mig_filter *f, FILE *out)
 		f->frame_ctx_create ? "  -T, --threads N      frames encoded or decoded at "
 				      "once (default: CPUs)\n" : "");
 	for (const struct mig_option *o = f->options; o && o->long_name; o++) {
-		char left[64];
-		snprintf(left, sizeof left, "%s%c%s--%s%s%s",
-			 o->short_name ? "-" : "  ",
-			 o->short_name ? o->short_name : ' ',
-			 o->short_name ? ", " : "  ", o->long_name,
-			 o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-21s%s\n", left, o->help);
+		char left[64], shortopt[8] = "    ";
+		if (o->short_name)
+			snprintf(shortopt, sizeof shortopt, "-%c, ",
+				 o->short_name);
+		snprintf(left, sizeof left, "%s--%s%s%s", shortopt,
+			 o->long_name, o->arg ? " " : "", o->arg ? o->arg : "");
+		if (strlen(left) > 20) /* the help on a line of its own */
+			fprintf(out, "  %s\n  %-21s%s\n", left, "", o->help);
+		else
+			fprintf(out, "  %-21s%s\n", left, o->help);
 	}
 	fprintf(out, "\nExit status: 0 success, 1 bad or truncated input, "
 		     "2 usage, 3 I/O error, 4 system error.\n"

@@ -33,11 +33,12 @@ static int wrong_input(const struct mig_detect *d, uint8_t want,
 	switch (d->type) {
 	case MIG_INPUT_EMPTY:
 		return mig_err_set(e, MIG_EXIT_DATA,
-				   "input is empty, not a %s layer", wname);
+				   "input is empty, not %s %s layer",
+				   mig_article(wname), wname);
 	case MIG_INPUT_QEMU:
 		return mig_err_set(e, MIG_EXIT_DATA,
-				   "input is a raw QEMU stream, not a %s layer: "
-				   "nothing to decode", wname);
+				   "input is a raw QEMU stream, not %s %s layer: "
+				   "nothing to decode", mig_article(wname), wname);
 	case MIG_INPUT_LAYER:
 		if (d->version != MIG_FORMAT_VERSION)
 			return mig_err_set(e, MIG_EXIT_DATA,
@@ -47,8 +48,9 @@ static int wrong_input(const struct mig_detect *d, uint8_t want,
 					   MIG_FORMAT_VERSION);
 		if ((k = mig_kind_by_id(d->kind)))
 			return mig_err_set(e, MIG_EXIT_DATA,
-					   "input is a %s layer; run %s first",
-					   k->name, k->peeler);
+					   "input is %s %s layer; run %s first",
+					   mig_article(k->name), k->name,
+					   k->peeler);
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "input is a mig layer of unknown kind %u",
 				   d->kind);

@@ -33,4 +33,13 @@ int mig_err_frame_truncated(struct mig_err *e, uint64_t index, uint64_t at);
 int mig_err_no_end(struct mig_err *e, uint64_t index, uint64_t at);
 int mig_err_after_end(struct mig_err *e, uint64_t at);
 
+/* "a" or "an" before a kind's name: "an encrypt layer". */
+static inline const char *mig_article(const char *word)
+{
+	return word[0] == 'a' || word[0] == 'e' || word[0] == 'i' ||
+			       word[0] == 'o' || word[0] == 'u'
+		       ? "an"
+		       : "a";
+}
+
 #endif

@@ -265,6 +265,9 @@ struct mig_filter {
 	/* describe the parameters for -v and mig-info: "hash=xxh3" */
 	void (*describe)(const uint8_t *params, size_t len, char *buf,
 			 size_t buflen);
+	/* decoding needs a key from the command line: tools that have none
+	 * (mig-info) leave such a layer closed */
+	bool needs_key;
 };
 
 /* Each filter file ends with MIG_FILTER(name, {...}); the command's main

@@ -93,7 +93,7 @@ static int scan(struct info *in)
 					   "truncated: the stream ends inside "
 					   "the layer header");
 		const struct mig_filter *f = mig_filter_by_kind(d.kind);
-		if (!f || d.version != MIG_FORMAT_VERSION) {
+		if (!f || f->needs_key || d.version != MIG_FORMAT_VERSION) {
 			in->closed_kind = d.kind ? d.kind : 255;
 			return drain(in);
 		}

@@ -1,0 +1,262 @@
+/*
+ * mig-keygen - make the keys of mig-encrypt: a symmetric key file (-o),
+ * or an X25519 key pair (--pair NAME: NAME is the secret identity,
+ * NAME.pub the public recipient); -y prints an identity's recipient.
+ *
+ * Files are written to a temporary file (mode 0600 from the start) and
+ * moved into place atomically, never over an existing file unless -f.
+ * The format is filters/encrypt.c's, which this program links.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "encrypt.h"
+#include "mig.h"
+
+static bool force, quiet;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mig-keygen -o KEYFILE [-f]\n"
+		"       mig-keygen --pair NAME [-f]\n"
+		"       mig-keygen -y IDENTITY\n"
+		"Make keys for mig-encrypt(1).\n\n"
+		"  -o, --output KEYFILE  a random symmetric key (mig-encrypt -k)\n"
+		"  -p, --pair NAME       an X25519 key pair: NAME, the secret "
+		"identity\n"
+		"                        (mig-decrypt -i), and NAME.pub, the "
+		"recipient\n"
+		"                        (mig-encrypt -r)\n"
+		"  -y, --public IDENTITY print the recipient of an identity on "
+		"stdout\n"
+		"  -f, --force           overwrite existing files\n"
+		"  -q, --quiet           do not print the key id\n"
+		"  -h, --help            this help\n"
+		"  -V, --version         version\n\n"
+		"Secret files are created with mode 0600. Exit status: 0 "
+		"success, 2 usage\n"
+		"(including a file that exists), 3 I/O error, 4 system error.\n"
+		"See mig-keygen(1).\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "mig-keygen: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'mig-keygen --help'.\n");
+	return MIG_EXIT_USAGE;
+}
+
+static int fail(const struct mig_err *e)
+{
+	fprintf(stderr, "mig-keygen: %s\n", e->msg);
+	return e->code ? e->code : MIG_EXIT_SYS;
+}
+
+/* Write text to path through a temporary file in the same directory,
+ * then move it into place: never a half-written key, never over an
+ * existing file unless -f. */
+static int write_file(const char *path, const char *text, size_t len,
+		      mode_t mode, struct mig_err *e)
+{
+	size_t pl = strlen(path);
+	char *tmp = malloc(pl + 16);
+	int fd = -1, rc = -1;
+
+	if (!tmp)
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) { /* mode 0600 */
+		mig_err_set(e, MIG_EXIT_IO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (mig_write_all(fd, text, len, e) < 0 || fchmod(fd, mode) < 0 ||
+	    fsync(fd) < 0) {
+		if (!e->msg[0])
+			mig_err_set(e, MIG_EXIT_IO, "%s: %s", tmp,
+				    strerror(errno));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		mig_err_set(e, MIG_EXIT_IO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	int r = force ? rename(tmp, path)
+		      : renameat2(AT_FDCWD, tmp, AT_FDCWD, path,
+				  RENAME_NOREPLACE);
+	if (r < 0 && !force && (errno == EINVAL || errno == ENOSYS)) {
+		/* a file system without RENAME_NOREPLACE: link() is
+		 * atomic too */
+		r = link(tmp, path);
+	}
+	if (r < 0) {
+		if (errno == EEXIST)
+			mig_err_set(e, MIG_EXIT_USAGE, "%s exists: not "
+				    "overwriting it (use -f)", path);
+		else
+			mig_err_set(e, MIG_EXIT_IO, "%s: %s", path,
+				    strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp); /* gone after rename; the spare link after link() */
+	free(tmp);
+	return rc;
+}
+
+static int write_key(const char *path, const struct mig_key *k, mode_t mode,
+		     struct mig_err *e)
+{
+	char *text = sodium_malloc(MIG_KEY_TEXT_MAX);
+	size_t n;
+	int rc;
+
+	if (!text)
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	n = mig_key_text(k, text, MIG_KEY_TEXT_MAX);
+	rc = n ? write_file(path, text, n, mode, e)
+	       : mig_err_set(e, MIG_EXIT_SYS, "key text too long");
+	sodium_free(text);
+	if (rc == 0 && !quiet)
+		printf("%s: %s, key id %s\n", path, mig_key_type_name(k->type),
+		       k->id_hex);
+	return rc;
+}
+
+static int make_symmetric(const char *path, struct mig_err *e)
+{
+	uint8_t *raw = sodium_malloc(MIG_KEY_BYTES);
+	struct mig_key k = { 0 };
+	int rc = -1;
+
+	if (!raw)
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	randombytes_buf(raw, MIG_KEY_BYTES);
+	if (mig_key_make(&k, MIG_KEY_SYMMETRIC, raw, e) == 0)
+		rc = write_key(path, &k, 0600, e);
+	mig_key_free(&k);
+	sodium_free(raw);
+	return rc;
+}
+
+static int make_pair(const char *name, struct mig_err *e)
+{
+	uint8_t pk[crypto_box_PUBLICKEYBYTES], *sk = sodium_malloc(crypto_box_SECRETKEYBYTES);
+	struct mig_key id = { 0 }, rcpt;
+	size_t nl = strlen(name);
+	char *pub = malloc(nl + 5);
+	int rc = -1;
+
+	if (!sk || !pub) {
+		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		goto out;
+	}
+	snprintf(pub, nl + 5, "%s.pub", name);
+	if (!force && access(pub, F_OK) == 0) {
+		mig_err_set(e, MIG_EXIT_USAGE, "%s exists: not overwriting it "
+			    "(use -f)", pub);
+		goto out;
+	}
+	crypto_box_keypair(pk, sk);
+	if (mig_key_make(&id, MIG_KEY_IDENTITY, sk, e) < 0)
+		goto out;
+	mig_key_public(&id, &rcpt);
+	if (write_key(name, &id, 0600, e) < 0)
+		goto out;
+	if (write_key(pub, &rcpt, 0644, e) < 0) {
+		unlink(name); /* no identity without its recipient */
+		goto out;
+	}
+	rc = 0;
+out:
+	mig_key_free(&id);
+	sodium_free(sk);
+	free(pub);
+	return rc;
+}
+
+static int print_public(const char *path, struct mig_err *e)
+{
+	struct mig_key id, rcpt;
+	char text[MIG_KEY_TEXT_MAX];
+	size_t n;
+
+	if (mig_key_load(&id, path, MIG_KEY_IDENTITY, e) < 0)
+		return -1;
+	mig_key_public(&id, &rcpt);
+	mig_key_free(&id);
+	n = mig_key_text(&rcpt, text, sizeof text);
+	return mig_write_all(1, text, n, e);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "pair", required_argument, NULL, 'p' },
+		{ "public", required_argument, NULL, 'y' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL, *pair = NULL, *pubof = NULL;
+	struct mig_err e = { 0 };
+	int c, rc;
+
+	mig_progname = "mig-keygen";
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+o:p:y:fqhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'p': pair = optarg; break;
+		case 'y': pubof = optarg; break;
+		case 'f': force = true; break;
+		case 'q': quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V':
+			printf("mig-keygen (migkit) %s\n", MIG_VERSION_STRING);
+			return 0;
+		default:
+			if (optopt && optopt < 256)
+				return usage_error("unknown or incomplete option "
+						   "'-%s'",
+						   (const char[]){ (char)optopt, 0 });
+			return usage_error("unknown or incomplete option '%s'",
+					   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!!out + !!pair + !!pubof != 1)
+		return usage_error("%s", "give one of -o KEYFILE, --pair NAME "
+				   "or -y IDENTITY");
+	if ((out && !*out) || (pair && !*pair))
+		return usage_error("%s", "an empty file name");
+	if (mig_crypto_init(&e) < 0)
+		return fail(&e);
+	rc = out ? make_symmetric(out, &e)
+	     : pair ? make_pair(pair, &e) : print_public(pubof, &e);
+	if (rc < 0)
+		return fail(&e);
+	if (fflush(stdout) != 0) {
+		mig_err_set(&e, MIG_EXIT_IO, "write to stdout: %s",
+			    strerror(errno));
+		return fail(&e);
+	}
+	return 0;
+}
