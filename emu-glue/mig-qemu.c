@@ -682,7 +682,13 @@ static int drive(struct drive *dr)
 	free(status);
 	if (status && ncodes == 0)
 		stages_ok = false;
-	qmp_status(q, dr->src_status, sizeof dr->src_status);
+	/* after a failure QEMU may still be restarting the source */
+	for (long until2 = now_ms() + 10000;; sleep_ms(20)) {
+		qmp_status(q, dr->src_status, sizeof dr->src_status);
+		if ((strcmp(dr->src_status, "finish-migrate") &&
+		     strcmp(dr->src_status, "unknown")) || now_ms() > until2)
+			break;
+	}
 	bool ok = final && !strcmp(final, "completed") && stages_ok;
 	if (!ok) {
 		if (final && strcmp(final, "completed") != 0)
@@ -906,9 +912,16 @@ static int cmd_checkpoint(int argc, char **argv)
 	fill_drive(&dr, &c);
 	dr.qmp_path = argv[optind];
 	const char *file = argv[argc - 1];
-	char *dcopy = strdup(file), *bcopy = strdup(file), tmp[PATH_MAX];
-	snprintf(tmp, sizeof tmp, "%s/.%s.mig-qemu.%ld", dirname(dcopy),
-		 basename(bcopy), (long)getpid());
+	char *dcopy = strdup(file), *bcopy = strdup(file), tmp[PATH_MAX * 2];
+	/* QEMU runs the pipeline in its own working directory */
+	char *dir = realpath(dirname(dcopy), NULL);
+	if (!dir) {
+		msg("%s: %s", file, strerror(errno));
+		return MIG_EXIT_IO;
+	}
+	snprintf(tmp, sizeof tmp, "%s/.%s.mig-qemu.%ld", dir, basename(bcopy),
+		 (long)getpid());
+	free(dir);
 	struct str pl = { 0 };
 	str_add(&pl, "");
 	for (int i = optind + 1; i < argc - 1; i++) {
@@ -974,6 +987,7 @@ static int cmd_restore(int argc, char **argv)
 	if (quiet)
 		rv[n++] = "-q";
 	bool has_incoming = false;
+	rv[n++] = "--";
 	for (int i = dd + 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-incoming"))
 			has_incoming = true;

@@ -539,7 +539,10 @@ static void show_log(struct emu *em)
 		nl = strchr(line, '\n');
 		if (nl)
 			*nl = '\0';
-		if (*line)
+		size_t nl_len = strlen(em->name);
+		if (!strncmp(line, em->name, nl_len) && !strncmp(line + nl_len, ": ", 2))
+			msg("%s", line); /* QEMU names itself */
+		else if (*line)
 			msg("%s: %s", em->name, line);
 		if (!nl)
 			break;
