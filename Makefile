@@ -17,6 +17,10 @@ CHANNEL_FILTERS = envelope
 # OBJS_NAME and LIBS_NAME.
 TOOLS = info tee ssh keygen
 
+# Commands that drive emulators: emu-glue/mig-NAME.c, linked with OBJS_NAME
+# and LIBS_NAME like the tools.
+GLUE = recv qemu
+
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
@@ -41,7 +45,7 @@ CHANNEL_SRC = $(filter-out channel/main.c,$(wildcard channel/*.c))
 CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
 FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
 COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(CHANNEL_FILTERS:%=$(B)/bin/mig-%) \
-	$(TOOLS:%=$(B)/bin/mig-%)
+	$(TOOLS:%=$(B)/bin/mig-%) $(GLUE:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
 UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream
 MAN = $(wildcard man/*.[157])
@@ -93,6 +97,18 @@ $(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$(LIBS_$(1))
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+
+OBJS_recv = $(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
+LIBS_recv = $(LIBS_JSON)
+OBJS_qemu = $(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
+LIBS_qemu = $(LIBS_JSON)
+
+define glue_rule
+$(B)/bin/mig-$(1): $(B)/emu-glue/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$(LIBS_$(1))
+endef
+$(foreach t,$(GLUE),$(eval $(call glue_rule,$(t))))
 
 $(B)/tests/test-channel: $(B)/tests/unit/test-channel.o $(FILTER_OBJ) \
 		$(B)/filters/all.o $(B)/libmigchan.a

@@ -48,6 +48,10 @@
 #                                    ended before QEMU read a byte)
 #   vm_feed_status NAME TIMEOUT      wait for the incoming pipeline to end,
 #                                    print its exit status (pipefail)
+#   vm_attach NAME                   open QMP to a QEMU started elsewhere (by
+#                                    mig-recv) with -pidfile NAME.pid and
+#                                    -qmp unix:NAME.qmp in $VM_DIR; vm_stop and
+#                                    vm_cleanup_all then stop it too
 #   vm_status NAME                   print query-status's status
 #   vm_pmemsave NAME FILE SIZE       save guest physical RAM [0,SIZE) to FILE
 #                                    (SIZE in bytes, or with suffix K/M/G)
@@ -547,6 +551,17 @@ vm_feed_status() {
 
 vm_status() {
 	qmp "$1" '{"execute":"query-status"}' | jq -r .status
+}
+
+vm_attach() {
+	local name=$1 d pid
+	_vm_check_name "$name" || return 1
+	_vm_dir_init || return 1
+	d=$(_vm_dir) || return 1
+	pid=$(cat "$d/$name.pid" 2>/dev/null) || { _vm_err "vm_attach: no $d/$name.pid"; return 1; }
+	_vm_pid_alive "$pid" || { _vm_err "vm_attach: QEMU '$name' (pid $pid) is not running"; return 1; }
+	_VM_STARTED+=("$d/$name")
+	_vm_qmp_connect "$name" "$d" "$pid"
 }
 
 vm_pmemsave() {

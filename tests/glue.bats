@@ -1,0 +1,284 @@
+#!/usr/bin/env bats
+# emu-glue: mig-qemu and mig-recv drive real QEMU migrations end to end,
+# over a private OpenSSH server on 127.0.0.1 (tests/lib/sshd.bash).
+# shellcheck disable=SC2016,SC2154
+
+MIB=64
+
+setup_file() {
+	load lib/common
+	load lib/sshd
+	test_stream_setup
+	sshd_start "$BATS_FILE_TMPDIR/sshd" >&3
+}
+
+teardown_file() {
+	load lib/sshd
+	sshd_stop "$BATS_FILE_TMPDIR/sshd"
+}
+
+setup() {
+	load lib/common
+	load lib/qemu
+	load lib/sshd
+	cd "$BATS_TEST_TMPDIR" || exit 1
+	export VM_DIR=$BATS_TEST_TMPDIR
+	RAM=$STREAM.ram
+	T=$BATS_TEST_TMPDIR
+	# a stage that leaves its pid in T/NAME.pid, so a test can kill it
+	printf '#!/bin/sh\nn=$1; shift; echo $$ > "%s/$n.stage"; exec "$@"\n' "$T" > "$T/stage"
+	chmod +x "$T/stage"
+	SSH="mig-ssh -F $SSH_CFG sshd-test"
+}
+
+teardown() {
+	vm_cleanup_all
+}
+
+# The destination's QEMU arguments for mig-recv (pid file and QMP socket
+# in $VM_DIR under NAME, for vm_attach).
+dest() { # NAME [MIB] [extra QEMU args]
+	local name=$1 mib=${2:-$MIB}
+	shift 2 2>/dev/null || shift
+	echo "qemu-system-x86_64 -machine q35 -accel $(qemu_accel) -nodefaults -display none" \
+		"-no-user-config -name $name -m ${mib}M -object memory-backend-ram,id=mem,size=${mib}M" \
+		"-machine memory-backend=mem -pidfile $VM_DIR/$name.pid" \
+		"-qmp unix:$VM_DIR/$name.qmp,server=on,wait=off $* -incoming -"
+}
+
+# A source VM with a second monitor for mig-qemu (QEMU serves one client
+# per monitor): $VM_DIR/NAME.mq
+source_vm() { # NAME [more QEMU args]
+	local name=$1
+	shift
+	vm_start_source "$name" "$RAM" "$MIB" -qmp "unix:$VM_DIR/$name.mq,server=on,wait=off" "$@"
+}
+
+# Wait (bounded) until the stage NAME has started, then for bytes to flow.
+stage_pid() {
+	wait_for 20 test -s "$T/$1.stage" || return 1
+	cat "$T/$1.stage"
+}
+
+gone() { ! _vm_pid_alive "$1"; }
+
+# No destination left running: its QEMU (pid file) is gone.
+assert_no_dest() {
+	local pid
+	[ -s "$VM_DIR/$1.pid" ] || return 0
+	pid=$(cat "$VM_DIR/$1.pid")
+	wait_for 10 gone "$pid" || fail "destination $1 (pid $pid) still running"
+}
+
+@test "live migration of a running VM over ssh: completed in seconds, destination runs" {
+	source_vm src
+	local t0=$SECONDS
+	run -0 --separate-stderr mig-qemu migrate --timeout 60 "$VM_DIR/src.mq" \
+		"mig-checksum | $SSH 'mig-checksum -d | mig-recv $(dest dst)'"
+	(( SECONDS - t0 < 20 )) || fail "took $((SECONDS - t0)) s"
+	output=$stderr assert_output --partial "every stage exited 0"
+	output=$stderr assert_output --partial "loaded the stream and is running"
+	vm_attach dst
+	run vm_status dst
+	assert_output running
+	run vm_status src
+	assert_output postmigrate
+}
+
+@test "a paused source: the destination is paused with identical RAM; --json reports" {
+	source_vm src
+	qmp src '{"execute":"stop"}'
+	run -0 --separate-stderr mig-qemu migrate --json --timeout 60 "$VM_DIR/src.mq" \
+		"mig-checksum | $SSH 'mig-checksum -d | mig-recv $(dest dst)'"
+	run jq -r 'select(.event == "result") | "\(.result) \(.qemu_completed) \([.stages[].status] | join(","))"' <<< "$output"
+	assert_output "completed true 0,0,0"
+	vm_attach dst
+	run vm_status dst
+	assert_output paused
+	vm_pmemsave src src.mem "${MIB}M"
+	vm_pmemsave dst dst.mem "${MIB}M"
+	cmp src.mem dst.mem
+}
+
+@test "--send-config and mig-recv --from-stream: the destination is started from the stream" {
+	source_vm src -name from-the-source
+	run -0 --separate-stderr mig-qemu migrate --send-config --timeout 60 "$VM_DIR/src.mq" \
+		"mig-checksum | $SSH 'mig-checksum -d | mig-recv --from-stream -- -pidfile $VM_DIR/dst.pid -qmp unix:$VM_DIR/dst.qmp,server=on,wait=off'"
+	vm_attach dst
+	run vm_status dst
+	assert_output running
+	# the source's name, its RAM now anonymous memory of the same id
+	run -0 cat "/proc/$(cat "$VM_DIR/dst.pid")/cmdline"
+	assert_output --partial "from-the-source"
+	assert_output --partial "memory-backend-ram,id=mem,size=${MIB}M"
+	refute_output --partial "mem-path"
+	refute_output --partial "$VM_DIR/src.mq"
+}
+
+@test "checkpoint and restore without META; the checkpoint verifies" {
+	source_vm src
+	run -0 --separate-stderr mig-qemu checkpoint --resume --timeout 60 "$VM_DIR/src.mq" mig-checksum ckpt
+	run vm_status src
+	assert_output running
+	run -0 mig-info ckpt
+	assert_line --index 1 "layer 1: checksum (hash=xxh3)"
+	assert_line --regexp "^layer 2: envelope"
+	assert_line "  end: EOF marker, device description"
+	run -0 --separate-stderr mig-qemu restore ckpt 'mig-checksum -d' -- $(dest dst)
+	vm_attach dst
+	run vm_status dst
+	assert_output running
+}
+
+@test "checkpoint --send-config, restore --from-stream with overrides" {
+	source_vm src -S
+	run -0 --separate-stderr mig-qemu checkpoint --send-config --timeout 60 "$VM_DIR/src.mq" mig-checksum ckpt
+	run -0 mig-info ckpt
+	assert_line --regexp '^  meta qemu.argv=\["qemu-system-x86_64",'
+	assert_line "  meta qemu.status=prelaunch"
+	# the command line it would run
+	run -0 bash -c 'mig-checksum -d < ckpt | mig-recv -n --from-stream -- -name copy'
+	assert_output --partial "-name copy"
+	assert_output --partial "memory-backend-ram,id=mem,size=${MIB}M"
+	refute_output --partial "-S "
+	run -0 --separate-stderr mig-qemu restore --from-stream ckpt 'mig-checksum -d' -- \
+		-name copy -pidfile "$VM_DIR/dst.pid" -qmp "unix:$VM_DIR/dst.qmp,server=on,wait=off"
+	vm_attach dst
+	run vm_status dst
+	assert_output prelaunch
+	vm_pmemsave src src.mem "${MIB}M"
+	vm_pmemsave dst dst.mem "${MIB}M"
+	cmp src.mem dst.mem
+}
+
+@test "a checkpoint teed during a live migration restores into a third VM" {
+	source_vm src
+	run -0 --separate-stderr mig-qemu migrate --timeout 60 "$VM_DIR/src.mq" \
+		"mig-tee $T/ckpt | mig-checksum | $SSH 'mig-checksum -d | mig-recv $(dest dst)'"
+	run -0 mig-info -q ckpt
+	mig-recv $(dest third) < ckpt
+	vm_attach dst
+	vm_attach third
+	run vm_status dst
+	assert_output running
+	run vm_status third
+	assert_output running
+}
+
+# Kill stage NAME once it has started and the migration is under way; the
+# source keeps running, mig-qemu fails naming a stage, no destination is
+# left running, and the teed checkpoint does not appear.
+kill_stage_case() {
+	local victim=$1 where=$2
+	source_vm src
+	mig-qemu migrate --bandwidth 12M --timeout 60 --grace 20 "$VM_DIR/src.mq" \
+		"mig-tee $T/ckpt | $T/stage send mig-checksum | $T/stage ssh $SSH '$T/stage unck mig-checksum -d | $T/stage recv mig-recv $(dest dst)'" \
+		> out 2> err &
+	local mq=$!
+	local pid
+	if [ "$victim" = seal ]; then
+		wait_for 20 eval '[ -n "$(pgrep -f "mig-qemu seal" -P "$(pgrep -P "$(cat "$VM_DIR/src.pid")" | head -1)")" ]'
+		pid=$(pgrep -f "mig-qemu seal" -P "$(pgrep -P "$(cat "$VM_DIR/src.pid")" | head -1)")
+	elif [ "$victim" = sshd ]; then
+		stage_pid recv > /dev/null
+		pid=$(sshd_sessions | head -1)
+	else
+		pid=$(stage_pid "$victim")
+	fi
+	[ -n "$pid" ]
+	# under way: the destination has started and reads
+	stage_pid recv > /dev/null || true
+	wait_for 20 test -s "$VM_DIR/dst.pid" || true
+	kill -KILL "$pid"
+	local rc=0
+	wait "$mq" || rc=$?
+	[ "$rc" -eq 1 ] || { cat err; fail "mig-qemu exited $rc"; }
+	run cat err
+	assert_output --partial "failed: exit status"
+	assert_output --partial "the source VM keeps running"
+	[ -z "$where" ] || assert_output --partial "$where"
+	run vm_status src
+	assert_output running
+	assert_no_dest dst
+	[ ! -e ckpt ]
+}
+
+@test "fault: the seal killed mid-migration" {
+	kill_stage_case seal "stage 1 (mig-qemu seal) failed"
+}
+
+@test "fault: the sending filter killed mid-migration" {
+	kill_stage_case send "stage 3 ($T/stage send mig-checksum) failed"
+}
+
+@test "fault: the transport (mig-ssh) killed mid-migration" {
+	kill_stage_case ssh "stage 4"
+}
+
+@test "fault: the remote decoder killed mid-migration" {
+	kill_stage_case unck "stage 4"
+}
+
+@test "fault: mig-recv killed mid-migration takes its half-loaded emulator with it" {
+	kill_stage_case recv "stage 4"
+}
+
+@test "fault: the connection cut (sshd session killed)" {
+	kill_stage_case sshd "exit status 255"
+}
+
+@test "fault: a destination with a mismatching configuration: QEMU's error reaches the user" {
+	source_vm src
+	local bad
+	bad=$(dest dst | sed 's/id=mem,/id=other,/; s/memory-backend=mem/memory-backend=other/')
+	run -1 --separate-stderr mig-qemu migrate --timeout 60 "$VM_DIR/src.mq" \
+		"mig-checksum | $SSH 'mig-checksum -d | mig-recv $bad'"
+	output=$stderr assert_output --partial 'Unknown ramblock "mem", cannot accept migration'
+	output=$stderr assert_output --partial "the source VM keeps running"
+	run vm_status src
+	assert_output running
+	assert_no_dest dst
+}
+
+@test "seal: END only for a complete QEMU stream" {
+	mig-qemu seal --meta vm=x < "$STREAM" > sealed
+	run -0 mig-info sealed
+	assert_line "  meta vm=x"
+	head -c 3000000 "$STREAM" > cut
+	run -1 --separate-stderr bash -c 'mig-qemu seal < cut > sealed-cut'
+	output=$stderr assert_output --regexp "^mig-qemu: seal: QEMU stream: truncated: .*; no END written"
+	run -1 mig-info -q sealed-cut
+	run -1 --separate-stderr bash -c 'mig-tee -o t < sealed-cut'
+	[ ! -e t ]
+}
+
+@test "mig-recv: a truncated or damaged stream leaves no emulator and exits 1" {
+	mig-qemu seal < "$STREAM" > sealed
+	# the QEMU stream complete, the envelope's END missing
+	head -c $(($(stat -c %s sealed) - 10)) sealed > cut
+	run -1 --separate-stderr mig-recv $(dest d1) < cut
+	output=$stderr assert_output --partial "truncated"
+	output=$stderr assert_output --partial "stopped"
+	assert_no_dest d1
+	# the raw stream cut in its middle
+	head -c 20000000 "$STREAM" > rawcut
+	run -1 --separate-stderr mig-recv $(dest d2) < rawcut
+	output=$stderr assert_output --partial "QEMU stream: truncated"
+	assert_no_dest d2
+	# a layer that must be peeled first, and an empty stream: no emulator
+	run -1 --separate-stderr bash -c 'mig-checksum < "$STREAM" 2>/dev/null | mig-recv qemu-system-x86_64 -incoming -'
+	output=$stderr assert_output "mig-recv: stdin: input is a checksum layer, not a QEMU stream: peel it first (mig-checksum -d | mig-recv ...)"
+	run -1 --separate-stderr mig-recv qemu-system-x86_64 -incoming - < /dev/null
+	output=$stderr assert_output "mig-recv: stdin: the stream is empty"
+}
+
+@test "mig-recv: usage" {
+	run -2 --separate-stderr mig-recv
+	run -2 --separate-stderr mig-recv qemu-system-x86_64 -m 64M
+	output=$stderr assert_output --partial "need '-incoming -'"
+	run -0 mig-recv --version
+	assert_output "mig-recv (migkit) 0.1.0"
+	run -2 --separate-stderr mig-qemu bogus
+	run -0 mig-qemu --version
+	assert_output "mig-qemu (migkit) 0.1.0"
+}
