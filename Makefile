@@ -5,7 +5,7 @@
 # with LIBS_FILTER_NAME; ALIAS_NAME is its decoding alias (a link).
 FILTERS = $(filter-out all,$(basename $(notdir $(wildcard filters/*.c))))
 LIBS_FILTER_checksum =
-LIBS_FILTER_compress = -lzstd -llz4 -lz -ldeflate
+LIBS_FILTER_compress = -lzstd -llz4 -ldeflate
 ALIAS_compress = decompress
 LIBS_FILTER_encrypt = -lsodium
 ALIAS_encrypt = decrypt
