@@ -39,7 +39,8 @@ CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
 FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
 COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(TOOLS:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
-UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream
+UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream \
+	$(B)/tests/test-compress
 MAN = $(wildcard man/*.[157])
 
 all: $(COMMANDS) $(ALIASES)
@@ -84,6 +85,11 @@ $(B)/tests/test-channel: $(B)/tests/unit/test-channel.o $(FILTER_OBJ) \
 		$(B)/filters/all.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(FILTER_LIBS)
+
+$(B)/tests/test-compress: $(B)/tests/unit/test-compress.o \
+		$(B)/filters/compress.o $(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_compress)
 
 $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 		$(B)/emu-glue/qemu-stream.o
