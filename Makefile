@@ -5,7 +5,7 @@
 # with LIBS_FILTER_NAME; ALIAS_NAME is its decoding alias (a link).
 FILTERS = $(filter-out all,$(basename $(notdir $(wildcard filters/*.c))))
 LIBS_FILTER_checksum =
-LIBS_FILTER_compress = -lzstd -llz4 -lz -ldeflate
+LIBS_FILTER_compress = -lzstd -llz4 -ldeflate
 ALIAS_compress = decompress
 LIBS_FILTER_encrypt = -lsodium
 ALIAS_encrypt = decrypt
@@ -47,7 +47,8 @@ FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
 COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(CHANNEL_FILTERS:%=$(B)/bin/mig-%) \
 	$(TOOLS:%=$(B)/bin/mig-%) $(GLUE:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
-UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream
+UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream \
+	$(B)/tests/test-compress
 MAN = $(wildcard man/*.[157])
 
 all: $(COMMANDS) $(ALIASES)
@@ -114,6 +115,11 @@ $(B)/tests/test-channel: $(B)/tests/unit/test-channel.o $(FILTER_OBJ) \
 		$(B)/filters/all.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(FILTER_LIBS)
+
+$(B)/tests/test-compress: $(B)/tests/unit/test-compress.o \
+		$(B)/filters/compress.o $(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_compress)
 
 $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 		$(B)/emu-glue/qemu-stream.o

@@ -141,6 +141,8 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto fail;
 	}
+	if (f->encode_frame_size)
+		f->encode_frame_size(st, k->frame_size);
 	if (f->encode_init(st, params, &plen, e) < 0)
 		goto fail;
 	for (size_t i = 0; i < k->nslots; i++) {

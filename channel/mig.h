@@ -247,6 +247,9 @@ struct mig_filter {
 	void *(*frame_ctx_create)(void *st, struct mig_err *e);
 	void (*frame_ctx_destroy)(void *ctx);
 
+	/* optional: told the layer's frame size (the most inner bytes a DATA
+	 * frame will carry) before encode_init, e.g. to record it */
+	void (*encode_frame_size)(void *st, size_t frame_size);
 	int (*encode_init)(void *st, uint8_t *params, size_t *params_len,
 			   struct mig_err *e);
 	int (*encode)(void *ctx, struct mig_frame *in, size_t tailroom,

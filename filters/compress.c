@@ -1,0 +1,517 @@
+/*
+ * compress.c - mig-compress / mig-decompress: make a stream smaller, fast.
+ *
+ * Every frame is compressed on its own (zstd, zlib or lz4), so frames are
+ * compressed and decompressed on several threads at once and still come
+ * out in order (frame contexts, see mig.h); memory is a few frames per
+ * thread whatever the stream's length. A frame that does not shrink is
+ * stored as is, so incompressible data grows only by the framing.
+ *
+ * Each frame ends with an 8-byte XXH3-64 tag of its plain bytes, seeded
+ * with the frame's index and type as in the checksum layer (and, for a
+ * compressed frame, of its compressed bytes too), checked after
+ * decompressing: a corrupt frame, or a dropped, repeated or moved one,
+ * fails there, stored and compressed frames alike. The codecs' own
+ * checksums would add nothing (they do not bind a frame to its place) and
+ * are left out where they are optional (zstd); zlib's Adler-32 is part of
+ * its format. A frame never decodes to more than the layer's frame size,
+ * which the parameters record: a small frame cannot expand into a bomb.
+ *
+ * zlib mode writes the zlib format (RFC 1950) with libdeflate, which is
+ * about twice as fast as zlib itself at level 1 (README, bench/compress).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libdeflate.h>
+#include <lz4.h>
+#include <lz4hc.h>
+#include <xxhash.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "mig.h"
+
+enum { CODEC_ZSTD = 1, CODEC_ZLIB = 2, CODEC_LZ4 = 3 };
+
+#define FLAG_STORED 0x01
+#define TAG_LEN 8
+#define PARAMS_LEN 8
+#define META_PLAIN_MAX (MIG_META_KEY_MAX + 1 + MIG_META_VALUE_MAX)
+#define END_PLAIN_MAX (MIG_END_TOTALS + MIG_TRAILER_MAX)
+/* Chosen by measurement (bench/compress, 1 GiB guest): 1 MiB frames
+ * compress within 0.2 % of zstd -1 -T0 with 11 MiB of memory at -T 2;
+ * 4 MiB frames gain 0.2 % for three times the memory; at 256 KiB zstd
+ * switches to its small-input parameters, 10-20 % slower. */
+#define DEFAULT_FRAME_SIZE (1u << 20)
+#define LZ4_HC_MIN 3 /* as the lz4 command: lower levels are the fast mode */
+
+struct codec {
+	const char *name;
+	int min, max, def; /* levels */
+	const char *levels;
+};
+
+static const struct codec codecs[] = {
+	[CODEC_ZSTD] = { "zstd", -7, 19, 1,
+			 "1 to 19, or -7 to -1 for faster ones" },
+	[CODEC_ZLIB] = { "zlib", 1, 9, 1, "1 to 9" },
+	[CODEC_LZ4] = { "lz4", 1, 12, 1, "1 to 12" },
+};
+
+struct compress {
+	int codec;
+	int level;
+	bool level_set;
+	bool decoding;
+	size_t frame_size; /* most plain bytes of a DATA frame */
+};
+
+/* A frame context: one codec state and one output buffer. */
+struct fctx {
+	int codec;
+	int level;
+	size_t frame_size;
+	ZSTD_CCtx *zc;
+	ZSTD_DCtx *zd;
+	struct libdeflate_compressor *dc;
+	struct libdeflate_decompressor *dd;
+	void *lz4;
+	uint8_t *buf;
+	size_t cap;
+};
+
+static uint64_t frame_tag(const struct mig_frame *f, const uint8_t *p,
+			  size_t len)
+{
+	return XXH3_64bits_withSeed(p, len, f->index << 8 | f->type);
+}
+
+/* A compressed frame's tag covers its body too, so that every flipped
+ * byte is reported, even one the codec would not notice (zstd's window
+ * size, deflate's padding bits) and that decodes to the right bytes. */
+static uint64_t body_tag(const uint8_t *body, size_t len, uint64_t plain_tag)
+{
+	return XXH3_64bits_withSeed(body, len, plain_tag);
+}
+
+static void *compress_create(void)
+{
+	struct compress *c = calloc(1, sizeof *c);
+
+	if (c) {
+		c->codec = CODEC_ZSTD;
+		c->level = codecs[CODEC_ZSTD].def;
+		c->frame_size = DEFAULT_FRAME_SIZE;
+	}
+	return c;
+}
+
+static void compress_destroy(void *st)
+{
+	free(st);
+}
+
+static int check_level(const struct compress *c, struct mig_err *e)
+{
+	const struct codec *k = &codecs[c->codec];
+
+	if (c->level < k->min || c->level > k->max || c->level == 0)
+		return mig_err_set(e, MIG_EXIT_USAGE,
+				   "-l: '%d' is not a%s %s level (%s)",
+				   c->level, c->codec == CODEC_LZ4 ? "n" : "",
+				   k->name, k->levels);
+	return 0;
+}
+
+static int compress_set_option(void *st, const struct mig_option *opt,
+			       const char *arg, struct mig_err *e)
+{
+	struct compress *c = st;
+
+	if (opt->short_name == 'a') {
+		int codec = 0;
+		for (int i = CODEC_ZSTD; i <= CODEC_LZ4; i++)
+			if (strcmp(arg, codecs[i].name) == 0)
+				codec = i;
+		if (!codec)
+			return mig_err_set(e, MIG_EXIT_USAGE,
+					   "-a: unknown codec '%s' (zstd, zlib "
+					   "or lz4)", arg);
+		c->codec = codec;
+		if (!c->level_set) {
+			c->level = codecs[codec].def;
+			return 0;
+		}
+		return check_level(c, e); /* a -l given before -a */
+	}
+	char *end;
+	errno = 0;
+	long v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < INT_MIN || v > INT_MAX)
+		return mig_err_set(e, MIG_EXIT_USAGE,
+				   "-l: '%s' is not a number", arg);
+	c->level = (int)v;
+	c->level_set = true;
+	return check_level(c, e);
+}
+
+static void compress_encode_frame_size(void *st, size_t frame_size)
+{
+	((struct compress *)st)->frame_size = frame_size;
+}
+
+static int compress_encode_init(void *st, uint8_t *params, size_t *len,
+				struct mig_err *e)
+{
+	struct compress *c = st;
+
+	(void)e;
+	c->decoding = false;
+	params[0] = (uint8_t)c->codec;
+	params[1] = (uint8_t)(int8_t)c->level;
+	mig_put_le16(params + 2, 0);
+	mig_put_le32(params + 4, (uint32_t)c->frame_size);
+	*len = PARAMS_LEN;
+	return 0;
+}
+
+static int compress_decode_init(void *st, const uint8_t *params, size_t len,
+				struct mig_err *e)
+{
+	struct compress *c = st;
+
+	c->decoding = true;
+	if (len != PARAMS_LEN)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "unsupported compress parameters (%zu bytes, "
+				   "not %u)", len, PARAMS_LEN);
+	if (params[0] < CODEC_ZSTD || params[0] > CODEC_LZ4)
+		return mig_err_set(e, MIG_EXIT_DATA, "unknown codec %u",
+				   params[0]);
+	if (mig_get_le16(params + 2) != 0)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "reserved parameter bytes are not zero");
+	uint32_t fs = mig_get_le32(params + 4);
+	if (fs == 0 || fs > MIG_FRAME_DATA_MAX)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "frame size %u is not from 1 to %u", fs,
+				   MIG_FRAME_DATA_MAX);
+	c->codec = params[0];
+	c->level = (int8_t)params[1];
+	c->frame_size = fs;
+	return 0;
+}
+
+static void compress_ctx_destroy(void *ctx)
+{
+	struct fctx *x = ctx;
+
+	if (!x)
+		return;
+	ZSTD_freeCCtx(x->zc);
+	ZSTD_freeDCtx(x->zd);
+	if (x->dc)
+		libdeflate_free_compressor(x->dc);
+	if (x->dd)
+		libdeflate_free_decompressor(x->dd);
+	free(x->lz4);
+	free(x->buf);
+	free(x);
+}
+
+static void *compress_ctx_create(void *st, struct mig_err *e)
+{
+	const struct compress *c = st;
+	struct fctx *x = calloc(1, sizeof *x);
+	bool ok;
+
+	if (!x)
+		goto oom;
+	x->codec = c->codec;
+	x->level = c->level;
+	x->frame_size = c->frame_size;
+	/* the largest plain payload: a DATA frame, or a META frame */
+	x->cap = c->frame_size > META_PLAIN_MAX ? c->frame_size : META_PLAIN_MAX;
+	if (!c->decoding)
+		x->cap += TAG_LEN; /* compressed bytes (< plain) and the tag */
+	if (!(x->buf = malloc(x->cap)))
+		goto oom;
+	switch (c->codec) {
+	case CODEC_ZSTD:
+		if (c->decoding) {
+			ok = (x->zd = ZSTD_createDCtx()) != NULL;
+			break;
+		}
+		ok = (x->zc = ZSTD_createCCtx()) != NULL &&
+		     !ZSTD_isError(ZSTD_CCtx_setParameter(
+			     x->zc, ZSTD_c_compressionLevel, c->level)) &&
+		     !ZSTD_isError(ZSTD_CCtx_setParameter(
+			     x->zc, ZSTD_c_checksumFlag, 0));
+		break;
+	case CODEC_ZLIB:
+		if (c->decoding)
+			ok = (x->dd = libdeflate_alloc_decompressor()) != NULL;
+		else
+			ok = (x->dc = libdeflate_alloc_compressor(c->level)) != NULL;
+		break;
+	default: /* CODEC_LZ4: its state is only needed to compress */
+		ok = c->decoding ||
+		     (x->lz4 = malloc((size_t)(c->level < LZ4_HC_MIN
+						       ? LZ4_sizeofState()
+						       : LZ4_sizeofStateHC()))) != NULL;
+		break;
+	}
+	if (ok)
+		return x;
+oom:
+	compress_ctx_destroy(x);
+	mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	return NULL;
+}
+
+/* Compress n bytes into x->buf; the size, or 0 if they did not shrink. */
+static int squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t *clen,
+		   struct mig_err *e)
+{
+	size_t cap = n - 1; /* it must shrink */
+	size_t r;
+
+	*clen = 0;
+	switch (x->codec) {
+	case CODEC_ZSTD:
+		r = ZSTD_compress2(x->zc, x->buf, cap, p, n);
+		if (ZSTD_isError(r)) {
+			if (ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall)
+				return 0;
+			return mig_err_set(e, MIG_EXIT_SYS, "zstd: %s",
+					   ZSTD_getErrorName(r));
+		}
+		*clen = r;
+		return 0;
+	case CODEC_ZLIB:
+		*clen = libdeflate_zlib_compress(x->dc, p, n, x->buf, cap);
+		return 0;
+	default:
+		if (x->level < LZ4_HC_MIN)
+			*clen = (size_t)LZ4_compress_fast_extState(
+				x->lz4, (const char *)p, (char *)x->buf, (int)n,
+				(int)cap, 1);
+		else
+			*clen = (size_t)LZ4_compress_HC_extStateHC(
+				x->lz4, (const char *)p, (char *)x->buf, (int)n,
+				(int)cap, x->level);
+		return 0;
+	}
+}
+
+static int compress_encode(void *ctx, struct mig_frame *in, size_t tailroom,
+			   const uint8_t **out, size_t *out_len,
+			   uint8_t *flags, struct mig_err *e)
+{
+	struct fctx *x = ctx;
+	uint8_t *plain = (uint8_t *)in->data;
+	uint64_t tag = frame_tag(in, plain, in->len);
+	size_t clen = 0;
+
+	/* a few bytes never shrink: a frame header alone is more */
+	if (in->len > 16 && in->len <= x->cap - TAG_LEN &&
+	    squeeze(x, plain, in->len, &clen, e) < 0)
+		return -1;
+	if (clen > 0) {
+		mig_put_le64(x->buf + clen, body_tag(x->buf, clen, tag));
+		*out = x->buf;
+		*out_len = clen + TAG_LEN;
+		return 0;
+	}
+	if (tailroom < TAG_LEN)
+		return mig_err_set(e, MIG_EXIT_SYS, "no room for the tag");
+	mig_put_le64(plain + in->len, tag);
+	*flags = FLAG_STORED;
+	*out = plain;
+	*out_len = in->len + TAG_LEN;
+	return 0;
+}
+
+static size_t plain_limit(const struct fctx *x, uint8_t type)
+{
+	return type == MIG_FRAME_DATA   ? x->frame_size
+	       : type == MIG_FRAME_META ? META_PLAIN_MAX
+					: END_PLAIN_MAX;
+}
+
+/* Decompress body into x->buf, at most limit bytes. */
+static int expand(struct fctx *x, const uint8_t *body, size_t blen,
+		  size_t limit, size_t *plen, struct mig_err *e)
+{
+	switch (x->codec) {
+	case CODEC_ZSTD: {
+		unsigned long long cs = ZSTD_getFrameContentSize(body, blen);
+		if (cs == ZSTD_CONTENTSIZE_ERROR)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "zstd: not a zstd frame");
+		if (cs == ZSTD_CONTENTSIZE_UNKNOWN)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "zstd: the frame does not say its "
+					   "size");
+		if (cs > limit)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "frame decodes to %llu bytes, over "
+					   "the limit of %zu", cs, limit);
+		size_t fl = ZSTD_findFrameCompressedSize(body, blen);
+		if (ZSTD_isError(fl))
+			return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s",
+					   ZSTD_getErrorName(fl));
+		if (fl != blen)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "zstd: %zu bytes after the zstd "
+					   "frame", blen - fl);
+		size_t r = ZSTD_decompressDCtx(x->zd, x->buf, (size_t)cs,
+					       body, blen);
+		if (ZSTD_isError(r))
+			return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s",
+					   ZSTD_getErrorName(r));
+		*plen = r;
+		return 0;
+	}
+	case CODEC_ZLIB: {
+		size_t used = 0;
+		enum libdeflate_result r = libdeflate_zlib_decompress_ex(
+			x->dd, body, blen, x->buf, limit, &used, plen);
+		if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "frame decodes to more than the "
+					   "limit of %zu bytes", limit);
+		if (r != LIBDEFLATE_SUCCESS)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "zlib: invalid compressed data");
+		if (used != blen)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "zlib: %zu bytes after the zlib "
+					   "stream", blen - used);
+		return 0;
+	}
+	default: {
+		int r = LZ4_decompress_safe((const char *)body, (char *)x->buf,
+					    (int)blen, (int)limit);
+		if (r < 0)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "lz4: invalid compressed data, or it "
+					   "decodes to more than the limit of "
+					   "%zu bytes", limit);
+		*plen = (size_t)r;
+		return 0;
+	}
+	}
+}
+
+static int compress_decode(void *ctx, const struct mig_frame *in,
+			   const uint8_t **out, size_t *out_len,
+			   struct mig_err *e)
+{
+	struct fctx *x = ctx;
+	size_t limit = plain_limit(x, in->type), n, plen;
+	const uint8_t *plain;
+
+	if (in->flags & ~FLAG_STORED)
+		return mig_err_set(e, MIG_EXIT_DATA, "unknown frame flags 0x%02x",
+				   in->flags);
+	if (in->len < TAG_LEN)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "frame too short to hold its content check");
+	n = in->len - TAG_LEN;
+	if (in->flags & FLAG_STORED) {
+		if (n > limit)
+			return mig_err_set(e, MIG_EXIT_DATA,
+					   "stored frame of %zu bytes is over "
+					   "the limit of %zu", n, limit);
+		plain = in->data;
+		plen = n;
+	} else {
+		if (expand(x, in->data, n, limit, &plen, e) < 0)
+			return -1;
+		plain = x->buf;
+	}
+	uint64_t want = mig_get_le64(in->data + n), got = frame_tag(in, plain, plen);
+	if (!(in->flags & FLAG_STORED))
+		got = body_tag(in->data, n, got);
+	if (want != got)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "content check failed (stored %016llx, "
+				   "computed %016llx): the frame is corrupt, or "
+				   "frames were dropped, repeated or reordered",
+				   (unsigned long long)want,
+				   (unsigned long long)got);
+	*out = plain;
+	*out_len = plen;
+	return 0;
+}
+
+static int compress_encode_trailer(void *st, uint8_t *trailer, size_t *len,
+				   struct mig_err *e)
+{
+	(void)st, (void)trailer, (void)e;
+	*len = 0; /* END's totals and its tag say it all */
+	return 0;
+}
+
+static int compress_decode_trailer(void *st, const uint8_t *trailer,
+				   size_t len, struct mig_err *e)
+{
+	(void)st, (void)trailer;
+	if (len != 0)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "unexpected trailer of %zu bytes in END", len);
+	return 0;
+}
+
+static void compress_describe(const uint8_t *params, size_t len, char *buf,
+			      size_t buflen)
+{
+	if (len != PARAMS_LEN || params[0] < CODEC_ZSTD || params[0] > CODEC_LZ4) {
+		snprintf(buf, buflen, "codec=unknown");
+		return;
+	}
+	uint32_t fs = mig_get_le32(params + 4);
+	char size[32];
+	if (fs % (1u << 20) == 0)
+		snprintf(size, sizeof size, "%uM", fs >> 20);
+	else if (fs % 1024 == 0)
+		snprintf(size, sizeof size, "%uK", fs >> 10);
+	else
+		snprintf(size, sizeof size, "%u", fs);
+	snprintf(buf, buflen, "codec=%s level=%d frame-size=%s",
+		 codecs[params[0]].name, (int8_t)params[1], size);
+}
+
+static const struct mig_option compress_options[] = {
+	{ "algo", 'a', "ALGO", "zstd (default), zlib or lz4" },
+	{ "level", 'l', "N", "level: zstd -7..19, zlib 1..9, lz4 1..12 "
+			     "(default 1)" },
+	{ NULL, 0, NULL, NULL },
+};
+
+MIG_FILTER(compress) {
+	.name = "compress",
+	.decode_name = "decompress",
+	.kind = 2,
+	.summary = "Compress a stream in a compress layer (zstd, zlib or lz4), "
+		   "or decompress one (-d).",
+	.max_overhead = TAG_LEN,
+	.frame_size = DEFAULT_FRAME_SIZE,
+	.options = compress_options,
+	.create = compress_create,
+	.destroy = compress_destroy,
+	.set_option = compress_set_option,
+	.frame_ctx_create = compress_ctx_create,
+	.frame_ctx_destroy = compress_ctx_destroy,
+	.encode_frame_size = compress_encode_frame_size,
+	.encode_init = compress_encode_init,
+	.encode = compress_encode,
+	.encode_trailer = compress_encode_trailer,
+	.decode_init = compress_decode_init,
+	.decode = compress_decode,
+	.decode_trailer = compress_decode_trailer,
+	.describe = compress_describe,
+};

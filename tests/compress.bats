@@ -1,0 +1,325 @@
+#!/usr/bin/env bats
+# mig-compress / mig-decompress: the commands, their options, round trips
+# of real QEMU streams in every codec, failing closed, and VMs restored
+# through them.
+# shellcheck disable=SC2016,SC2154  # bash -c scripts use their own $vars; bats sets $stderr
+
+setup_file() {
+	load lib/common
+	test_stream_setup
+}
+
+setup() {
+	load lib/common
+	load lib/qemu
+	cd "$BATS_TEST_TMPDIR" || exit 1
+}
+
+teardown() {
+	vm_cleanup_all
+}
+
+MIB=64
+# A compress layer's header: 12 fixed bytes, 8 of parameters, 8 of check.
+HDR=28
+
+# Offset of frame K of a layer in FILE, walking the frames' lengths.
+mz_frame_offset() {
+	local at=$HDR i len
+	for ((i = 0; i < $2; i++)); do
+		len=$(od -An -tu4 -j $((at + 4)) -N4 "$1" | tr -d ' ')
+		at=$((at + 8 + len))
+	done
+	echo "$at"
+}
+mz_frame_len() { od -An -tu4 -j $(($2 + 4)) -N4 "$1" | tr -d ' '; }
+mz_frame_flags() { od -An -tx1 -j $(($2 + 1)) -N1 "$1" | tr -d ' '; }
+
+@test "--help prints the usage, with the codec options" {
+	run -0 mig-compress --help
+	assert_line --index 0 "usage: mig-compress [options] [FILE]"
+	assert_line --index 2 "       mig-decompress"
+	assert_output --partial "-a, --algo ALGO      zstd (default), zlib or lz4"
+	assert_output --partial "-T, --threads N"
+}
+
+@test "--version, under both names" {
+	run -0 mig-compress -V
+	assert_output "mig-compress (migkit) 0.1.0"
+	run -0 mig-decompress -V
+	assert_output "mig-compress (migkit) 0.1.0"
+}
+
+@test "usage errors: bad codec, bad level (whatever the order), -T 0" {
+	run -2 --separate-stderr mig-compress -a bz2
+	output=$stderr assert_output "mig-compress: -a: unknown codec 'bz2' (zstd, zlib or lz4)"
+	run -2 --separate-stderr mig-compress -l 20
+	output=$stderr assert_output "mig-compress: -l: '20' is not a zstd level (1 to 19, or -7 to -1 for faster ones)"
+	run -2 --separate-stderr mig-compress -l 0
+	output=$stderr assert_output "mig-compress: -l: '0' is not a zstd level (1 to 19, or -7 to -1 for faster ones)"
+	run -2 --separate-stderr mig-compress -l 15 -a lz4
+	output=$stderr assert_output "mig-compress: -l: '15' is not an lz4 level (1 to 12)"
+	run -2 --separate-stderr mig-compress --algo zlib --level 10
+	output=$stderr assert_output "mig-compress: -l: '10' is not a zlib level (1 to 9)"
+	run -2 --separate-stderr mig-compress -l fast
+	output=$stderr assert_output "mig-compress: -l: 'fast' is not a number"
+	run -2 --separate-stderr mig-compress -T 0
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-compress: -T: '0' is not a number of threads from 1 to 64"
+	run -2 --separate-stderr mig-decompress -T 65
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decompress: -T: '65' is not a number of threads from 1 to 64"
+}
+
+@test "levels at the ends of each codec's range are accepted" {
+	for args in "-l -7" "-l 19" "-a zlib -l 9" "-a lz4 -l 12" "-a lz4 -l 2"; do
+		# shellcheck disable=SC2086
+		printf 'hello hello hello hello hello\n' | mig-compress $args > z
+		mig-decompress < z | grep -qx 'hello hello hello hello hello'
+	done
+}
+
+@test "the layer is kind 2; its parameters record codec, level and frame size" {
+	printf 'x' | mig-compress > z
+	run -0 od -An -tx1 -w20 -N20 z
+	assert_output " 89 4d 49 47 01 02 00 00 08 00 00 00 01 01 00 00 00 00 10 00"
+	printf 'x' | mig-compress -a zlib -l 6 --frame-size 64K > z
+	run -0 od -An -tx1 -j12 -N8 z
+	assert_output " 02 06 00 00 00 00 01 00"
+	printf 'x' | mig-compress -a zstd -l -3 > z
+	run -0 od -An -tx1 -j12 -N2 z
+	assert_output " 01 fd"
+}
+
+@test "the encoder matches the test vector byte for byte, and it decodes" {
+	printf 'hello\n%.0s' 1 2 3 4 5 6 | mig-compress --meta vm=demo --frame-size 30 > out
+	cmp out "$REPO/tests/vectors/compress-hello-zstd.mig"
+	run -0 mig-decompress "$REPO/tests/vectors/compress-hello-zstd.mig"
+	assert_output "$(printf 'hello\n%.0s' 1 2 3 4 5 6)"
+}
+
+@test "a real QEMU stream round-trips byte for byte in each codec, smaller" {
+	for a in zstd zlib lz4; do
+		mig-compress -a "$a" < "$STREAM" > z
+		[ "$(stat -c %s z)" -lt $(($(stat -c %s "$STREAM") * 3 / 4)) ] ||
+			fail "$a: $(stat -c %s z) bytes"
+		mig-decompress < z | cmp - "$STREAM"
+		mig-compress -d < z | cmp - "$STREAM"
+	done
+}
+
+@test "-T 1, 2 and 4 write the same bytes, and decode on 1, 2 and 4 threads" {
+	mig-compress -T 1 < "$STREAM" > z1
+	for t in 2 4; do
+		mig-compress -T "$t" < "$STREAM" | cmp - z1
+	done
+	for t in 1 2 4; do
+		mig-decompress -T "$t" < z1 | cmp - "$STREAM"
+	done
+	mig-compress -a lz4 -T 4 "$STREAM" | mig-decompress -T 2 - | cmp - "$STREAM"
+}
+
+@test "incompressible input grows only by the framing: 16 bytes a frame" {
+	head -c $((8 << 20)) /dev/urandom > rnd
+	printf 'abc' >> rnd
+	for a in zstd zlib lz4; do
+		mig-compress -a "$a" < rnd > z
+		# header, 9 stored frames (8 of 1 MiB, one of 3 bytes), END
+		[ "$(stat -c %s z)" -eq $((HDR + $(stat -c %s rnd) + 9 * 16 + 8 + 16 + 8)) ] ||
+			fail "$a: $(stat -c %s z) bytes"
+		[ "$(mz_frame_flags z "$(mz_frame_offset z 4)")" = 01 ]
+		mig-decompress < z | cmp - rnd
+	done
+}
+
+@test "empty input makes a valid empty layer" {
+	mig-compress < /dev/null > e
+	[ "$(stat -c %s e)" -eq $((HDR + 8 + 16 + 8)) ]
+	mig-decompress < e > back
+	[ ! -s back ]
+}
+
+@test "a flipped byte in a frame's tag: exit 1, the exact message, output a prefix" {
+	mig-compress < "$STREAM" > z
+	at=$(mz_frame_offset z 5)
+	flip_byte z $((at + 8 + $(mz_frame_len z "$at") - 3))
+	run -1 --separate-stderr bash -c 'mig-decompress < z > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 5 \(offset $at\): content check failed \(stored [0-9a-f]{16}, computed [0-9a-f]{16}\): the frame is corrupt, or frames were dropped, repeated or reordered$"
+	[ "$(stat -c %s out)" -eq $((5 * 1048576)) ]
+	assert_prefix out "$STREAM"
+}
+
+@test "a flipped byte anywhere in compressed data is reported, in each codec" {
+	for a in zstd zlib lz4; do
+		mig-compress -a "$a" < "$STREAM" > z
+		at=$(mz_frame_offset z 3)
+		len=$(mz_frame_len z "$at")
+		[ "$(mz_frame_flags z "$at")" = 00 ] # a compressed frame
+		for pos in 1 5 $((len / 3)) $((len / 2)) $((len - 12)); do
+			cp z bad
+			flip_byte bad $((at + 8 + pos))
+			run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+			output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 3 \(offset $at\): ($a: .+|frame decodes to more than the limit of 1048576 bytes|content check failed \(stored [0-9a-f]{16}, computed [0-9a-f]{16}\): the frame is corrupt, or frames were dropped, repeated or reordered)$"
+			[ "$(stat -c %s out)" -eq $((3 * 1048576)) ]
+			assert_prefix out "$STREAM"
+		done
+	done
+}
+
+@test "a corrupt header or frame flags are refused" {
+	mig-compress < "$STREAM" > z
+	cp z bad
+	flip_byte bad 14
+	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+	output=$stderr assert_output "mig-decompress: stdin: layer header is corrupt (check mismatch)"
+	[ ! -s out ]
+	at=$(mz_frame_offset z 2)
+	cp z bad
+	printf '\x04' | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
+	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+	output=$stderr assert_output "mig-decompress: stdin: frame 2 (offset $at): unknown frame flags 0x04"
+	# a compressed frame marked stored fails its check
+	printf '\x01' | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
+	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+	output=$stderr assert_output --partial "mig-decompress: stdin: frame 2 (offset $at): content check failed"
+	assert_prefix out "$STREAM"
+}
+
+@test "a dropped frame is refused at that frame" {
+	mig-compress < "$STREAM" > z
+	a=$(mz_frame_offset z 3); b=$(mz_frame_offset z 4)
+	{ head -c "$a" z; tail -c +$((b + 1)) z; } > dropped
+	run -1 --separate-stderr bash -c 'mig-decompress < dropped > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 3 \(offset $a\): content check failed \(stored [0-9a-f]{16}, computed [0-9a-f]{16}\): the frame is corrupt, or frames were dropped, repeated or reordered$"
+	[ "$(stat -c %s out)" -eq $((3 * 1048576)) ]
+	assert_prefix out "$STREAM"
+}
+
+@test "a repeated frame is refused" {
+	mig-compress < "$STREAM" > z
+	a=$(mz_frame_offset z 3); b=$(mz_frame_offset z 4)
+	{ head -c "$b" z; tail -c +$((a + 1)) z; } > dup
+	run -1 --separate-stderr bash -c 'mig-decompress -T 4 < dup > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 4 \(offset $b\): content check failed \(stored [0-9a-f]{16}, computed [0-9a-f]{16}\): the frame is corrupt, or frames were dropped, repeated or reordered$"
+	[ "$(stat -c %s out)" -eq $((4 * 1048576)) ]
+	assert_prefix out "$STREAM"
+}
+
+@test "a cut layer is refused at every kind of cut; output is a prefix" {
+	mig-compress -a lz4 < "$STREAM" > z
+	size=$(stat -c %s z)
+	f2=$(mz_frame_offset z 2); f7=$(mz_frame_offset z 7)
+	for cut in 3 15 30 "$f2" $((f2 + 5)) $((f7 + 4096)) $((size - 30)) $((size - 1)); do
+		head -c "$cut" z > cut
+		run -1 --separate-stderr bash -c 'mig-decompress < cut > out'
+		output=$stderr assert_output --regexp "^mig-decompress: stdin: truncated: "
+		assert_prefix out "$STREAM"
+	done
+	head -c "$f7" z > cut
+	run -1 --separate-stderr bash -c 'mig-decompress < cut > out'
+	output=$stderr assert_output "mig-decompress: stdin: truncated: the stream ends after frame 7 (offset $f7) with no END frame"
+	[ "$(stat -c %s out)" -eq $((7 * 1048576)) ]
+}
+
+@test "data after END is refused" {
+	printf 'abc' | mig-compress > z
+	printf 'X' >> z
+	run -1 --separate-stderr bash -c 'mig-decompress < z'
+	output=$stderr assert_output --partial "data after the END frame at offset"
+}
+
+@test "wrong input: a checksum layer, a raw QEMU stream, other bytes, nothing" {
+	mig-checksum < "$STREAM" > ck
+	run -1 --separate-stderr bash -c 'mig-decompress < ck > out'
+	output=$stderr assert_output "mig-decompress: stdin: input is a checksum layer; run mig-checksum -d first"
+	[ ! -s out ]
+	run -1 --separate-stderr bash -c 'mig-decompress < "$STREAM" > out'
+	output=$stderr assert_output "mig-decompress: stdin: input is a raw QEMU stream, not a compress layer: nothing to decode"
+	[ ! -s out ]
+	run -1 --separate-stderr bash -c 'printf "hello, world" | mig-compress -d'
+	output=$stderr assert_output "mig-compress: stdin: input is not a mig stream (it starts 68 65 6c 6c 6f 2c 20 77)"
+	run -1 --separate-stderr bash -c 'mig-decompress < /dev/null'
+	output=$stderr assert_output "mig-decompress: stdin: input is empty, not a compress layer"
+	mig-compress < "$STREAM" > z
+	run -1 --separate-stderr bash -c 'mig-checksum -d < z'
+	output=$stderr assert_output "mig-checksum: stdin: input is a compress layer; run mig-decompress first"
+}
+
+@test "layers nest with mig-checksum in both orders" {
+	mig-checksum < "$STREAM" | mig-compress > ck-z
+	run -0 mig-info -j ck-z
+	[ "$(jq -r '[.layers[].kind] | join(",")' <<<"$output")" = "compress,checksum" ]
+	mig-decompress < ck-z | mig-checksum -d | cmp - "$STREAM"
+	mig-compress -a zlib < "$STREAM" | mig-checksum > z-ck
+	mig-checksum -d < z-ck | mig-decompress | cmp - "$STREAM"
+	mig-compress -a lz4 < "$STREAM" | mig-compress > z-z
+	mig-decompress < z-z | mig-decompress | cmp - "$STREAM"
+}
+
+@test "-v and mig-info describe the layer" {
+	mig-compress -a zlib -l 3 --meta vm.name=web-1 < "$STREAM" > z
+	run -0 --separate-stderr bash -c 'mig-decompress -v < z > /dev/null'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 --regexp "^mig-decompress: compress layer \(codec=zlib level=3 frame-size=1M\): [0-9]+ frames, "
+	assert_line --index 1 "mig-decompress: META vm.name=web-1"
+	run -0 mig-info z
+	assert_line --index 1 "layer 1: compress (codec=zlib level=3 frame-size=1M)"
+}
+
+@test "a closed output ends the filters at once with exit 3" {
+	run -3 --separate-stderr bash -c 'mig-compress < "$STREAM" | head -c 100 > /dev/null; exit ${PIPESTATUS[0]}'
+	output=$stderr assert_output "mig-compress: stdin: write to stdout: Broken pipe"
+	run -3 --separate-stderr bash -c 'mig-compress < "$STREAM" | mig-decompress | head -c 100 > /dev/null; exit ${PIPESTATUS[1]}'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decompress: stdin: write to stdout: Broken pipe"
+}
+
+@test "a running VM checkpointed through exec:mig-compress restores running" {
+	local ck=$BATS_TEST_TMPDIR/ckpt
+	vm_start_source src "$STREAM.ram" "$MIB"
+	run vm_migrate src "$(vm_shq "$MIG_BIN/mig-compress") > $(vm_shq "$ck")"
+	assert_success
+	assert_output completed
+
+	vm_start_dest dst "$MIB" "$(vm_shq "$MIG_BIN/mig-decompress") < $(vm_shq "$ck")"
+	run vm_wait_incoming dst 60
+	assert_success
+	assert_output completed
+	run vm_status dst
+	assert_output running
+	run vm_feed_status dst 10
+	assert_output 0
+}
+
+@test "a paused VM checkpointed through zlib and lz4 restores with the same RAM" {
+	for a in zlib lz4; do
+		vm_start_source "src-$a" "$STREAM.ram" "$MIB"
+		qmp "src-$a" '{"execute":"stop"}'
+		run vm_migrate "src-$a" "$(vm_shq "$MIG_BIN/mig-compress") -a $a -T 2 > $(vm_shq "$PWD/$a.ckpt")"
+		assert_output completed
+		vm_start_dest "dst-$a" "$MIB" "$(vm_shq "$MIG_BIN/mig-decompress") < $(vm_shq "$PWD/$a.ckpt")"
+		run vm_wait_incoming "dst-$a" 60
+		assert_output completed
+		run vm_status "dst-$a"
+		assert_output paused
+		vm_pmemsave "src-$a" "src-$a.mem" "${MIB}M"
+		vm_pmemsave "dst-$a" "dst-$a.mem" "${MIB}M"
+		cmp "src-$a.mem" "dst-$a.mem"
+		vm_stop "src-$a"
+		vm_stop "dst-$a"
+	done
+}
+
+@test "a destination fed a damaged compressed checkpoint never completes" {
+	mig-compress < "$STREAM" > z
+	cp z bad
+	flip_byte bad $(($(stat -c %s z) / 2))
+	vm_start_dest dst "$MIB" "$(vm_shq "$MIG_BIN/mig-decompress") < $(vm_shq "$PWD/bad")"
+	run vm_wait_incoming dst 60
+	assert_failure
+	refute_output completed
+	run vm_feed_status dst 10
+	assert_output 1
+	run grep -E "mig-decompress: stdin: frame [0-9]+ \(offset [0-9]+\): " "$VM_DIR/dst.feed.err"
+	assert_success
+}
