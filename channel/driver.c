@@ -33,6 +33,7 @@ struct run {
 	const char **meta; /* "KEY=VALUE" */
 	size_t nmeta;
 	const char *input; /* NULL: stdin */
+	const struct mig_option *moded[2]; /* an encode-, a decode-only option seen */
 	const char *input_name;
 };
 
@@ -195,6 +196,8 @@ static int parse_args(struct run *r, int argc, char **argv)
 			for (size_t i = 0; i < nopt; i++)
 				if (f->options[i].short_name == c)
 					o = &f->options[i];
+		if (o && o->mode != MIG_OPT_BOTH)
+			r->moded[o->mode == MIG_OPT_DECODE] = o;
 		if (!o || f->set_option(r->st, o, optarg, &e) < 0) {
 			fprintf(stderr, "%s: %s\n", mig_progname,
 				o ? e.msg : "bad option");
@@ -209,6 +212,13 @@ static int parse_args(struct run *r, int argc, char **argv)
 	}
 	if (argc - optind == 1 && strcmp(argv[optind], "-") != 0)
 		r->input = argv[optind];
+	const struct mig_option *wrong = r->moded[!r->decode];
+	if (wrong) {
+		status = usage_error(f, r->decode ? "--%s is for encoding"
+					: "--%s is for decoding (-d)",
+				     wrong->long_name);
+		goto out;
+	}
 	if (r->decode && (r->nmeta || r->frame_size)) {
 		status = usage_error(f, "%s", r->nmeta ? "--meta is for encoding"
 					    : "--frame-size is for encoding");

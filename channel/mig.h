@@ -202,11 +202,18 @@ struct mig_frame {
 	size_t len;
 };
 
+enum mig_option_mode {
+	MIG_OPT_BOTH,   /* encoding and decoding (a key) */
+	MIG_OPT_ENCODE, /* encoding only (a level): refused with -d */
+	MIG_OPT_DECODE, /* decoding only (an identity): refused without -d */
+};
+
 struct mig_option {
 	const char *long_name;
 	int short_name; /* 0 for long only */
 	const char *arg; /* name of its argument, NULL for a flag */
 	const char *help;
+	enum mig_option_mode mode;
 };
 
 /*

@@ -486,10 +486,10 @@ static void compress_describe(const uint8_t *params, size_t len, char *buf,
 }
 
 static const struct mig_option compress_options[] = {
-	{ "algo", 'a', "ALGO", "zstd (default), zlib or lz4" },
+	{ "algo", 'a', "ALGO", "zstd (default), zlib or lz4", MIG_OPT_ENCODE },
 	{ "level", 'l', "N", "level: zstd -7..19, zlib 1..9, lz4 1..12 "
-			     "(default 1)" },
-	{ NULL, 0, NULL, NULL },
+			     "(default 1)", MIG_OPT_ENCODE },
+	{ NULL, 0, NULL, NULL, MIG_OPT_BOTH },
 };
 
 MIG_FILTER(compress) {

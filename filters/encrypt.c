@@ -374,18 +374,21 @@ static void enc_destroy(void *st)
 }
 
 static const struct mig_option enc_options[] = {
-	{ "key", 'k', "KEYFILE", "symmetric key from mig-keygen -o" },
-	{ "passphrase-file", 0, "FILE", "passphrase: first line of FILE" },
-	{ "passphrase-fd", 0, "N", "passphrase: first line read from fd N" },
+	{ "key", 'k', "KEYFILE", "symmetric key from mig-keygen -o",
+	  MIG_OPT_BOTH },
+	{ "passphrase-file", 0, "FILE", "passphrase: first line of FILE",
+	  MIG_OPT_BOTH },
+	{ "passphrase-fd", 0, "N", "passphrase: first line read from fd N",
+	  MIG_OPT_BOTH },
 	{ "recipient", 'r', "FILE.pub", "encrypt to this public key "
-					"(repeatable)" },
+					"(repeatable)", MIG_OPT_BOTH },
 	{ "identity", 'i', "FILE", "decrypt with this secret identity "
-				   "(repeatable)" },
+				   "(repeatable)", MIG_OPT_BOTH },
 	{ "cipher", 0, "NAME", "aes256gcm or chacha20poly1305 (default: "
-			       "the fastest)" },
+			       "the fastest)", MIG_OPT_ENCODE },
 	{ "pwhash-cost", 0, "COST", "Argon2id cost: interactive, moderate "
-				    "(default) or sensitive" },
-	{ NULL, 0, NULL, NULL },
+				    "(default) or sensitive", MIG_OPT_ENCODE },
+	{ NULL, 0, NULL, NULL, MIG_OPT_BOTH },
 };
 
 static int read_passphrase(struct enc *c, int fd, const char *what,

@@ -323,3 +323,12 @@ mz_frame_flags() { od -An -tx1 -j $(($2 + 1)) -N1 "$1" | tr -d ' '; }
 	run grep -E "mig-decompress: stdin: frame [0-9]+ \(offset [0-9]+\): " "$VM_DIR/dst.feed.err"
 	assert_success
 }
+
+@test "encoding options are refused when decoding" {
+	run -2 --separate-stderr mig-decompress -a lz4
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decompress: --algo is for encoding"
+	run -2 --separate-stderr mig-compress -d -l 3
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-compress: --level is for encoding"
+}

@@ -436,3 +436,10 @@ fix_header_check() {
 	run grep -F "authentication failed" "$VM_DIR/bad.feed.err"
 	assert_success
 }
+
+@test "options of one direction are refused in the other" {
+	mig-keygen -q -o k2
+	run -2 --separate-stderr mig-decrypt -k k2 --cipher aes256gcm
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decrypt: --cipher is for encoding"
+}
