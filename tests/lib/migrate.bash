@@ -57,9 +57,10 @@ assert_no_dest() {
 }
 
 # PIDs of processes whose command line mentions DIR, but the VMs of this
-# shell that are still tracked (QEMU and its socat) and pgrep itself.
+# shell that are still tracked (QEMU and its socat), the pids in KEEP_PIDS
+# (a server of the test) and pgrep itself.
 procs_in() { # DIR
-	local keep=" " f p
+	local keep=" ${KEEP_PIDS:-} " f p
 	for f in "$VM_DIR"/*.pid; do
 		[ -s "$f" ] || continue
 		case $f in *.feed.pid) continue ;; esac
