@@ -13,7 +13,7 @@
 # Random but reproducible: the seed is printed ("# faults: seed N");
 # FAULTS_SEED=N replays a run.  The last line counts the cases:
 # "# faults: N cases tried, N nothing lost".
-# shellcheck disable=SC2016,SC2154
+# shellcheck disable=SC2016,SC2154,SC2034,SC2046
 
 MIB=64
 
@@ -50,9 +50,10 @@ setup() {
 	stage_wrapper_setup
 	SSH="mig-ssh -F $SSH_CFG sshd-test"
 	# temporary files of the pipeline's stages, local and remote, land
-	# here: both must be empty at the end
+	# here (both must be empty at the end), and TMPDIR marks the stages'
+	# processes for procs_in: give it to what starts them (the source VM,
+	# whose exec: pipeline inherits it, the restores), not to this shell
 	mkdir -p "$T/tmp" "$T/rtmp"
-	export TMPDIR=$T/tmp
 }
 
 teardown() {
@@ -153,7 +154,7 @@ kill_once() { # VICTIM WHAT...
 	at=$(rand 65536 20000000)
 	case_begin "kill $victim after $at bytes"
 	echo "# $CASE" >&3
-	source_vm src
+	TMPDIR=$T/tmp source_vm src
 	files_snapshot
 	mig-qemu migrate --bandwidth 16M --timeout 60 --grace 20 "$VM_DIR/src.mq" \
 		"$(full_pipeline)" > out 2> err &
@@ -256,7 +257,7 @@ netns_setup() {
 	at=$(rand 1000000 20000000)
 	case_begin "link down after $at bytes"
 	echo "# $CASE" >&3
-	QEMU=$T/qemu-near source_vm src
+	TMPDIR=$T/tmp QEMU=$T/qemu-near source_vm src
 	files_snapshot
 	mig-qemu migrate --bandwidth 16M --timeout 120 --grace 60 "$VM_DIR/src.mq" \
 		"$(full_pipeline -o ServerAliveInterval=1)" > out 2> err &
@@ -287,7 +288,7 @@ netns_setup() {
 	at=$(rand 1000000 20000000)
 	case_begin "far sshd killed after $at bytes"
 	echo "# $CASE" >&3
-	QEMU=$T/qemu-near source_vm src
+	TMPDIR=$T/tmp QEMU=$T/qemu-near source_vm src
 	files_snapshot
 	mig-qemu migrate --bandwidth 16M --timeout 60 --grace 20 "$VM_DIR/src.mq" \
 		"$(full_pipeline)" > out 2> err &
@@ -316,7 +317,7 @@ small_pipeline() { # [mig-tee options]
 @test "a full disk under mig-tee --required fails the migration; the source runs on" {
 	case_begin "disk full, --required"
 	mkdir small && mount -t tmpfs -o size=8m tmpfs small
-	source_vm src
+	TMPDIR=$T/tmp source_vm src
 	files_snapshot
 	local rc=0
 	mig-qemu migrate --timeout 60 "$VM_DIR/src.mq" "$(small_pipeline --required)" > out 2> err || rc=$?
@@ -333,7 +334,7 @@ small_pipeline() { # [mig-tee options]
 @test "a full disk under mig-tee without --required: the migration completes, no checkpoint" {
 	case_begin "disk full, not required"
 	mkdir small && mount -t tmpfs -o size=8m tmpfs small
-	source_vm src
+	TMPDIR=$T/tmp source_vm src
 	run -0 --separate-stderr mig-qemu migrate --timeout 60 "$VM_DIR/src.mq" "$(small_pipeline)"
 	output=$stderr assert_output --partial "mig-tee: $T/small/ckpt: write to output: No space left on device; checkpoint abandoned, the stream went on"
 	output=$stderr assert_output --partial "every stage exited 0"
@@ -381,12 +382,12 @@ damage_cases() { # CKPT ROUNDS DECODER...
 			case_begin "$ckpt: $what"
 			rc=0
 			if ((i % 2 == 0)); then
-				mig-qemu restore bad "$@" -- $(dest "$name") > out 2> err || rc=$?
+				TMPDIR=$T/tmp mig-qemu restore bad "$@" -- $(dest "$name") > out 2> err || rc=$?
 				[ "$rc" -ne 0 ] || fail "$CASE: mig-qemu restore exited 0"
 				run cat err
 				assert_output --partial "mig-qemu: restore: stage 1 ($first) failed: exit status 1"
 			else
-				bash -o pipefail -c "$plain mig-recv $(dest "$name")" < bad > out 2> err || rc=$?
+				TMPDIR=$T/tmp bash -o pipefail -c "$plain mig-recv $(dest "$name")" < bad > out 2> err || rc=$?
 				[ "$rc" -ne 0 ] || fail "$CASE: the plain pipeline exited 0"
 				run cat err
 			fi

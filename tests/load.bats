@@ -6,7 +6,7 @@
 # All must complete, every destination run, and the paused ones hold
 # exactly their source's RAM (pmemsave).  The last line counts them:
 # "# load: N migrations at once, N completed, N RAM-identical".
-# shellcheck disable=SC2016,SC2154
+# shellcheck disable=SC2016,SC2154,SC2034,SC2046
 
 MIB=64
 VMS=${LOAD_VMS:-8}

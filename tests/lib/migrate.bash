@@ -56,9 +56,11 @@ assert_no_dest() {
 	wait_for 10 gone "$pid" || fail "destination $1 (pid $pid) still running"
 }
 
-# PIDs of processes whose command line mentions DIR, but the VMs of this
-# shell that are still tracked (QEMU and its socat), the pids in KEEP_PIDS
-# (a server of the test) and pgrep itself.
+# PIDs of processes whose command line mentions DIR, or whose environment
+# has TMPDIR in DIR (how a test marks the stages it starts, whatever their
+# arguments: run them with TMPDIR=DIR/...), but the VMs of this shell that
+# are still tracked (QEMU and its socat), the pids in KEEP_PIDS (a server of
+# the test) and pgrep itself.
 procs_in() { # DIR
 	local keep=" ${KEEP_PIDS:-} " f p
 	for f in "$VM_DIR"/*.pid; do
@@ -69,7 +71,10 @@ procs_in() { # DIR
 		[ -e "${f%.pid}.socat.pid" ] || [ -e "${f%.socat.pid}.qmp" ] || continue
 		keep="$keep$p "
 	done
-	pgrep -f -- "$1" | while read -r p; do
+	{
+		pgrep -f -- "$1"
+		grep -lsaF -e "TMPDIR=$1/" /proc/[0-9]*/environ | cut -d/ -f3
+	} | sort -u | while read -r p; do
 		case $keep in *" $p "*) ;; *) echo "$p" ;; esac
 	done
 }
