@@ -78,8 +78,9 @@ teardown() {
 case_begin() { echo "$*" >> "$BATS_FILE_TMPDIR/tried"; CASE=$*; }
 case_end() { echo "$CASE" >> "$BATS_FILE_TMPDIR/nothing-lost"; }
 
-# A random integer in [LO, HI] from the seeded generator.
-rand() { echo $(($1 + ((RANDOM << 15) | RANDOM) % ($2 - $1 + 1))); }
+# VAR = a random integer in [LO, HI] from the seeded generator (not in a
+# $(...): bash reseeds RANDOM in subshells, and the run would not replay).
+rand() { printf -v "$1" '%d' $(($2 + ((RANDOM << 15) | RANDOM) % ($3 - $2 + 1))); }
 
 # ---- what "nothing lost" means ---------------------------------------------
 
@@ -151,7 +152,7 @@ kill_case() {
 kill_once() { # VICTIM WHAT...
 	local victim=$1 at pid rc=0
 	shift
-	at=$(rand 65536 20000000)
+	rand at 65536 20000000
 	case_begin "kill $victim after $at bytes"
 	echo "# $CASE" >&3
 	TMPDIR=$T/tmp source_vm src
@@ -215,7 +216,9 @@ kill_once() { # VICTIM WHAT...
 }
 
 @test "kill the remote mig-recv at a random point" {
-	kill_case recv "stage 5 ($T/stage ssh $SSH" ") failed: exit status"
+	# the remote shell reports its last command's death
+	kill_case recv "stage 5 ($T/stage ssh $SSH" ") failed: exit status 137" \
+		"Killed                  | $T/stage recv mig-recv"
 }
 
 @test "kill the sshd session at a random point" {
@@ -254,7 +257,7 @@ netns_setup() {
 @test "cut the link (veth down) mid-migration: mig-ssh gives up in seconds" {
 	netns_setup
 	local at rc=0 t0
-	at=$(rand 1000000 20000000)
+	rand at 1000000 20000000
 	case_begin "link down after $at bytes"
 	echo "# $CASE" >&3
 	TMPDIR=$T/tmp QEMU=$T/qemu-near source_vm src
@@ -285,7 +288,7 @@ netns_setup() {
 @test "kill the far sshd (listener and session) mid-migration behind the veth link" {
 	netns_setup
 	local at rc=0 p
-	at=$(rand 1000000 20000000)
+	rand at 1000000 20000000
 	case_begin "far sshd killed after $at bytes"
 	echo "# $CASE" >&3
 	TMPDIR=$T/tmp QEMU=$T/qemu-near source_vm src
@@ -353,17 +356,17 @@ small_pipeline() { # [mig-tee options]
 # ---- damaged checkpoints --------------------------------------------------------
 
 # Damage a copy of CKPT into OUT: flip one byte, drop, duplicate N bytes,
-# or truncate, at a random offset; print what was done.
+# or truncate, at a random offset; say what was done in DAMAGE.
 damage() { # KIND CKPT OUT
 	local size off n
 	size=$(stat -c %s "$2")
-	off=$(rand 1 $((size - 1)))
-	n=$(rand 1 4096)
+	rand off 1 $((size - 1))
+	rand n 1 4096
 	case $1 in
-	flip) cp "$2" "$3"; flip_byte "$3" "$off"; echo "flip byte $off" ;;
-	drop) { head -c "$off" "$2"; tail -c +$((off + n + 1)) "$2"; } > "$3"; echo "drop $n bytes at $off" ;;
-	dup) { head -c $((off + n)) "$2"; tail -c +$((off + 1)) "$2"; } > "$3"; echo "duplicate $n bytes at $off" ;;
-	trunc) head -c "$off" "$2" > "$3"; echo "truncate at $off of $size" ;;
+	flip) cp "$2" "$3"; flip_byte "$3" "$off"; DAMAGE="flip byte $off" ;;
+	drop) { head -c "$off" "$2"; tail -c +$((off + n + 1)) "$2"; } > "$3"; DAMAGE="drop $n bytes at $off" ;;
+	dup) { head -c $((off + n)) "$2"; tail -c +$((off + 1)) "$2"; } > "$3"; DAMAGE="duplicate $n bytes at $off" ;;
+	trunc) head -c "$off" "$2" > "$3"; DAMAGE="truncate at $off of $size" ;;
 	esac
 }
 
@@ -371,15 +374,16 @@ damage() { # KIND CKPT OUT
 # DECODERS (mig-qemu restore, or a plain pipeline into mig-recv every other
 # time) must fail naming the first decoder, and leave no VM.
 damage_cases() { # CKPT ROUNDS DECODER...
-	local ckpt=$1 rounds=$2 kind i what rc name
+	local ckpt=$1 rounds=$2 kind i rc name
 	shift 2
 	local first=$1 plain
 	plain=$(printf '%s | ' "$@")
 	for kind in flip drop dup trunc; do
 		for ((i = 0; i < rounds; i++)); do
 			name=d-$kind-$i
-			what=$(damage "$kind" "$ckpt" bad)
-			case_begin "$ckpt: $what"
+			damage "$kind" "$ckpt" bad
+			case_begin "$ckpt: $DAMAGE"
+			echo "# $CASE" >&3
 			rc=0
 			if ((i % 2 == 0)); then
 				TMPDIR=$T/tmp mig-qemu restore bad "$@" -- $(dest "$name") > out 2> err || rc=$?
