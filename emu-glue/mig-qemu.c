@@ -697,9 +697,17 @@ static int drive(struct drive *dr)
 			if (!codes[i])
 				continue;
 			const char *name = ncodes == dr->nstages ? dr->stages[i] : "?";
-			msg("stage %zu (%s) failed: exit status %d%s", i + 1, name,
-			    codes[i],
-			    codes[i] > 128 ? " (killed by a signal)" : "");
+			/* the shell's 128+N: signal N, or a status such as
+			 * mig-ssh's 255 or a remote 128+N passed on */
+			int sig = codes[i] - 128;
+			if (sig > 0 && sig < NSIG)
+				msg("stage %zu (%s) failed: exit status %d (signal "
+				    "%d, SIG%s, or a status passed on)", i + 1,
+				    name, codes[i], sig, sigabbrev_np(sig) ?
+				    sigabbrev_np(sig) : "?");
+			else
+				msg("stage %zu (%s) failed: exit status %d", i + 1,
+				    name, codes[i]);
 		}
 		if (ncodes && ncodes != dr->nstages && !stages_ok)
 			msg("(statuses of the pipeline's stages: the PIPELINE is "

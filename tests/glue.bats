@@ -21,53 +21,17 @@ setup() {
 	load lib/common
 	load lib/qemu
 	load lib/sshd
+	load lib/migrate
 	cd "$BATS_TEST_TMPDIR" || exit 1
 	export VM_DIR=$BATS_TEST_TMPDIR
 	RAM=$STREAM.ram
 	T=$BATS_TEST_TMPDIR
-	# a stage that leaves its pid in T/NAME.pid, so a test can kill it
-	printf '#!/bin/sh\nn=$1; shift; echo $$ > "%s/$n.stage"; exec "$@"\n' "$T" > "$T/stage"
-	chmod +x "$T/stage"
+	stage_wrapper_setup
 	SSH="mig-ssh -F $SSH_CFG sshd-test"
 }
 
 teardown() {
 	vm_cleanup_all
-}
-
-# The destination's QEMU arguments for mig-recv (pid file and QMP socket
-# in $VM_DIR under NAME, for vm_attach).
-dest() { # NAME [MIB] [extra QEMU args]
-	local name=$1 mib=${2:-$MIB}
-	shift 2 2>/dev/null || shift
-	echo "qemu-system-x86_64 -machine q35 -accel $(qemu_accel) -nodefaults -display none" \
-		"-no-user-config -name $name -m ${mib}M -object memory-backend-ram,id=mem,size=${mib}M" \
-		"-machine memory-backend=mem -pidfile $VM_DIR/$name.pid" \
-		"-qmp unix:$VM_DIR/$name.qmp,server=on,wait=off $* -incoming -"
-}
-
-# A source VM with a second monitor for mig-qemu (QEMU serves one client
-# per monitor): $VM_DIR/NAME.mq
-source_vm() { # NAME [more QEMU args]
-	local name=$1
-	shift
-	vm_start_source "$name" "$RAM" "$MIB" -qmp "unix:$VM_DIR/$name.mq,server=on,wait=off" "$@"
-}
-
-# Wait (bounded) until the stage NAME has started, then for bytes to flow.
-stage_pid() {
-	wait_for 20 test -s "$T/$1.stage" || return 1
-	cat "$T/$1.stage"
-}
-
-gone() { ! _vm_pid_alive "$1"; }
-
-# No destination left running: its QEMU (pid file) is gone.
-assert_no_dest() {
-	local pid
-	[ -s "$VM_DIR/$1.pid" ] || return 0
-	pid=$(cat "$VM_DIR/$1.pid")
-	wait_for 10 gone "$pid" || fail "destination $1 (pid $pid) still running"
 }
 
 @test "live migration of a running VM over ssh: completed in seconds, destination runs" {
@@ -177,8 +141,8 @@ kill_stage_case() {
 	local mq=$!
 	local pid
 	if [ "$victim" = seal ]; then
-		wait_for 20 eval '[ -n "$(pgrep -f "mig-qemu seal" -P "$(pgrep -P "$(cat "$VM_DIR/src.pid")" | head -1)")" ]'
-		pid=$(pgrep -f "mig-qemu seal" -P "$(pgrep -P "$(cat "$VM_DIR/src.pid")" | head -1)")
+		wait_for 20 seal_pid src > /dev/null
+		pid=$(seal_pid src)
 	elif [ "$victim" = sshd ]; then
 		stage_pid recv > /dev/null
 		pid=$(sshd_sessions | head -1)

@@ -25,7 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libssh/callbacks.h>
@@ -55,6 +58,7 @@ struct cmdline {
 	enum strict strict;
 	bool quiet;
 	int verbose;
+	long alive_interval, alive_count; /* ServerAlive*, -1: default */
 	const char *host;  /* as given: what messages and Host blocks use */
 	char *user;        /* from USER@HOST */
 	char *command;
@@ -109,8 +113,16 @@ static const char *const option_names[] = {
 	"PubkeyAcceptedAlgorithms", "UserKnownHostsFile",
 	"GlobalKnownHostsFile", "ConnectTimeout", "Compression", "ProxyCommand",
 	"ProxyJump", "RekeyLimit", "BindAddress", "IdentityAgent",
-	"StrictHostKeyChecking", "BatchMode", NULL,
+	"StrictHostKeyChecking", "BatchMode", "ServerAliveInterval",
+	"ServerAliveCountMax", NULL,
 };
+
+/* A dead link (no ACK, no packet) is given up after ServerAliveInterval *
+ * ServerAliveCountMax seconds: without it, data unacknowledged on a cut
+ * link waits for TCP's retries (about 15 minutes) and an idle connection
+ * forever. */
+#define ALIVE_INTERVAL 15
+#define ALIVE_COUNT 3
 
 static int parse_strict(const char *v, enum strict *out)
 {
@@ -154,6 +166,21 @@ static int add_option(struct cmdline *c, const char *arg)
 		}
 		if (c->strict == STRICT_UNSET) /* the first one wins */
 			c->strict = s;
+		return 0;
+	}
+	if (!strcmp(name, "ServerAliveInterval") ||
+	    !strcmp(name, "ServerAliveCountMax")) {
+		bool count = !strcmp(name, "ServerAliveCountMax");
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (*end || n < (count ? 1 : 0) || n > 86400) {
+			fprintf(stderr, "mig-ssh: -o '%s': not a number from "
+				"%d to 86400\n", arg, count ? 1 : 0);
+			return -1;
+		}
+		long *slot = count ? &c->alive_count : &c->alive_interval;
+		if (*slot < 0) /* the first one wins */
+			*slot = n;
 		return 0;
 	}
 	if (!strcmp(name, "BatchMode")) {
@@ -430,6 +457,28 @@ static int apply_options(ssh_session s, const struct cmdline *c)
 	}
 	close(fd);
 	return rc;
+}
+
+/* ServerAliveInterval/CountMax on the TCP socket: keepalive probes when
+ * idle, and TCP_USER_TIMEOUT when sent data stays unacknowledged; either
+ * way the socket fails (ETIMEDOUT) and the transfer ends with "connection
+ * lost". Not a socket (ProxyCommand): nothing to set. */
+static void set_alive(ssh_session s, const struct cmdline *c)
+{
+	int fd = ssh_get_fd(s);
+	int iv = (int)(c->alive_interval < 0 ? ALIVE_INTERVAL : c->alive_interval);
+	int cnt = (int)(c->alive_count < 0 ? ALIVE_COUNT : c->alive_count);
+	int on = 1;
+	unsigned int tmo = (unsigned int)iv * (unsigned int)cnt * 1000u;
+
+	if (fd < 0 || iv == 0)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0)
+		return;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &iv, sizeof iv);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &iv, sizeof iv);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &tmo, sizeof tmo);
 }
 
 static int configure(ssh_session s, const struct cmdline *c)
@@ -797,7 +846,8 @@ static int transfer(struct xfer *x, struct exit_info *ei)
 
 int main(int argc, char **argv)
 {
-	struct cmdline c = { .strict = STRICT_UNSET };
+	struct cmdline c = { .strict = STRICT_UNSET, .alive_interval = -1,
+			     .alive_count = -1 };
 	struct exit_info ei = { 0 };
 	struct xfer x = { 0 };
 	struct ssh_callbacks_struct cb = { .auth_function = no_passphrase };
@@ -838,6 +888,7 @@ int main(int argc, char **argv)
 		free(host);
 		goto out_session;
 	}
+	set_alive(x.s, &c);
 	if (verify_host(x.s, &c, strict) < 0 || authenticate(x.s, &c) < 0)
 		goto out_disconnect;
 	if (c.verbose) {

@@ -13,6 +13,10 @@
 #
 # Remote commands run with PATH=$MIG_BIN:/usr/bin:/bin (SetEnv), so the
 # built commands are found there.
+#
+# Optional: SSHD_ADDR (listen address, default 127.0.0.1), SSHD_NETNS (run
+# the server in that network namespace, `ip netns`), SSHD_EXTRA (more
+# sshd_config lines).
 
 SSHD_BIN=${SSHD_BIN:-/usr/sbin/sshd}
 
@@ -26,7 +30,9 @@ wait_for() {
 	done
 }
 
-_port_in_use() { ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
+_sshd_ns() { if [ -n "${SSHD_NETNS:-}" ]; then ip netns exec "$SSHD_NETNS" "$@"; else "$@"; fi; }
+
+_port_in_use() { _sshd_ns ss -Htln "sport = :$1" 2>/dev/null | grep -q .; }
 
 free_port() {
 	local p i
@@ -58,7 +64,7 @@ sshd_prepare() {
 _sshd_write_config() {
 	local bin=${MIG_BIN:-/usr/local/bin}
 	cat > "$SSHD_DIR/sshd_config" <<-EOF
-	ListenAddress 127.0.0.1
+	ListenAddress ${SSHD_ADDR:-127.0.0.1}
 	Port $SSHD_PORT
 	HostKey $SSHD_DIR/host_ed25519
 	PidFile $SSHD_PIDFILE
@@ -71,11 +77,12 @@ _sshd_write_config() {
 	PermitRootLogin prohibit-password
 	MaxStartups 100
 	SetEnv PATH=$bin:/usr/bin:/bin
+	${SSHD_EXTRA:-}
 	EOF
-	echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$SSHD_DIR/host_ed25519.pub")" > "$SSH_KNOWN"
+	echo "[${SSHD_ADDR:-127.0.0.1}]:$SSHD_PORT $(cut -d' ' -f1,2 "$SSHD_DIR/host_ed25519.pub")" > "$SSH_KNOWN"
 	cat > "$SSH_CFG" <<-EOF
 	Host sshd-test
-	    HostName 127.0.0.1
+	    HostName ${SSHD_ADDR:-127.0.0.1}
 	    Port $SSHD_PORT
 	    User $SSHD_USER
 	    IdentityFile $SSH_ID
@@ -97,7 +104,7 @@ sshd_start() {
 		_sshd_write_config
 		rm -f "$SSHD_PIDFILE" "$SSHD_DIR/sshd.log"
 		# daemonises; the PidFile appears once it listens
-		"$SSHD_BIN" -f "$SSHD_DIR/sshd_config" -E "$SSHD_DIR/sshd.log" || continue
+		_sshd_ns "$SSHD_BIN" -f "$SSHD_DIR/sshd_config" -E "$SSHD_DIR/sshd.log" || continue
 		local deadline=$((SECONDS + 10)) st=1
 		while [ "$SECONDS" -lt "$deadline" ]; do
 			_sshd_up && st=0 || st=$?
