@@ -242,7 +242,7 @@ _vm_qmp_connect() {
 		# Waiting for a file to appear: a short bounded poll is all we have.
 		_vm_tick 0.01
 	done
-	rm -f "$d/$name.in" "$d/$name.out"
+	rm -f "$d/$name.in" "$d/$name.out" "$d/$name.partial"
 	mkfifo "$d/$name.in" "$d/$name.out" || return 1
 	: >"$d/$name.qmplog"; : >"$d/$name.events"
 	# FIFOs opened read-write: opens never block, socat never sees EOF on
@@ -346,8 +346,16 @@ _qmp_read_line() {
 	local name=$1 tick=$2 d fd line spid
 	d=$(_vm_dir) || return 2
 	exec {fd}<>"$d/$name.out" || return 2
+	# A read that times out keeps what it got of a line (socat may relay a
+	# line in pieces under load): park it in a file, which also survives
+	# the subshells this is called from, and put it in front next time.
+	line=
 	if IFS= read -r -t "$tick" -u "$fd" line; then
 		exec {fd}<&-
+		if [[ -s $d/$name.partial ]]; then
+			line=$(<"$d/$name.partial")$line
+			rm -f "$d/$name.partial"
+		fi
 		line=${line%$'\r'}
 		printf '%s\n' "$line" >>"$d/$name.qmplog"
 		if [[ $line == '{"timestamp"'* && $line == *'"event": '* ]]; then
@@ -357,6 +365,7 @@ _qmp_read_line() {
 		return 0
 	fi
 	exec {fd}<&-
+	[[ -z $line ]] || printf '%s' "$line" >>"$d/$name.partial"
 	spid=$(cat "$d/$name.socat.pid" 2>/dev/null) || true
 	_vm_pid_alive "$spid" || return 2
 	return 1
