@@ -890,10 +890,13 @@ static int cmd_migrate(int argc, char **argv)
 	struct common c = { 0 };
 	struct drive dr = { 0 };
 	int r = parse_common(argc, argv, &c);
-	if (r >= 0)
+	if (r >= 0) {
+		free(c.meta);
 		return r;
+	}
 	if (argc - optind != 2) {
 		msg("migrate: need QMP-SOCKET and 'PIPELINE'\nTry 'mig-qemu --help'.");
+		free(c.meta);
 		return MIG_EXIT_USAGE;
 	}
 	fill_drive(&dr, &c);
@@ -903,7 +906,12 @@ static int cmd_migrate(int argc, char **argv)
 	str_add(&pl, argv[optind + 1]);
 	dr.pipeline = pl.s;
 	dr.nstages += split_stages(argv[optind + 1], dr.stages + 1, 63);
-	return drive(&dr);
+	int rc = drive(&dr);
+	for (size_t i = 1; i < dr.nstages; i++)
+		free(dr.stages[i]);
+	free(pl.s);
+	free(c.meta);
+	return rc;
 }
 
 static int cmd_checkpoint(int argc, char **argv)
@@ -911,10 +919,13 @@ static int cmd_checkpoint(int argc, char **argv)
 	struct common c = { 0 };
 	struct drive dr = { 0 };
 	int r = parse_common(argc, argv, &c);
-	if (r >= 0)
+	if (r >= 0) {
+		free(c.meta);
 		return r;
+	}
 	if (argc - optind < 2) {
 		msg("checkpoint: need QMP-SOCKET and FILE\nTry 'mig-qemu --help'.");
+		free(c.meta);
 		return MIG_EXIT_USAGE;
 	}
 	fill_drive(&dr, &c);
@@ -925,11 +936,16 @@ static int cmd_checkpoint(int argc, char **argv)
 	char *dir = realpath(dirname(dcopy), NULL);
 	if (!dir) {
 		msg("%s: %s", file, strerror(errno));
+		free(dcopy);
+		free(bcopy);
+		free(c.meta);
 		return MIG_EXIT_IO;
 	}
 	snprintf(tmp, sizeof tmp, "%s/.%s.mig-qemu.%ld", dir, basename(bcopy),
 		 (long)getpid());
 	free(dir);
+	free(dcopy);
+	free(bcopy);
 	struct str pl = { 0 };
 	str_add(&pl, "");
 	for (int i = optind + 1; i < argc - 1; i++) {
@@ -955,6 +971,8 @@ static int cmd_checkpoint(int argc, char **argv)
 	} else if (!quiet) {
 		msg("checkpoint %s written; the VM is %s", file, dr.src_status);
 	}
+	free(pl.s);
+	free(c.meta);
 	return rc;
 }
 
@@ -962,8 +980,12 @@ static int cmd_restore(int argc, char **argv)
 {
 	struct common c = { 0 };
 	int r = parse_common(argc, argv, &c);
-	if (r >= 0)
+	if (r >= 0) {
+		free(c.meta);
 		return r;
+	}
+	free(c.meta); /* restore takes no META */
+	c.meta = NULL;
 	int dd = -1;
 	for (int i = optind; i < argc; i++)
 		if (!strcmp(argv[i], "--")) {

@@ -89,6 +89,15 @@ static void av_push(struct argv *a, const char *s)
 	a->v[a->n] = NULL;
 }
 
+static void av_free(struct argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	a->v = NULL;
+	a->n = a->cap = 0;
+}
+
 /* QEMU options that take no argument (the others take one). */
 static bool qemu_flag(const char *opt)
 {
@@ -889,6 +898,7 @@ int main(int argc, char **argv)
 
 	/* The stream: envelopes (META), then the raw QEMU stream. */
 	mig_pipe_grow(0);
+	int rc = 0;
 	struct mig_src *base = mig_src_fd(0, "stdin"), *src = base;
 	struct mig_src *env[ENVELOPES_MAX];
 	void *env_st[ENVELOPES_MAX];
@@ -1002,7 +1012,10 @@ int main(int argc, char **argv)
 	av_push(&av, fdspec);
 	if (dry) {
 		print_quoted(stdout, av.v);
-		return 0;
+		av_free(&av);
+		free(sock);
+		rc = 0;
+		goto out;
 	}
 	if (verbose) {
 		fprintf(stderr, "mig-recv: starting: ");
@@ -1042,15 +1055,21 @@ int main(int argc, char **argv)
 	if (logw != em.log)
 		close(logw);
 	struct feed f = { .fd = feed[1], .cap = HOLD_BACK, .src = src };
-	int rc = run(&em, &f, sock, timeout_s);
+	rc = run(&em, &f, sock, timeout_s);
+	free(f.ring);
+	av_free(&av);
+	free(sock);
+	goto out;
+
+bad_stream:
+	msg("stdin: %s", e.msg);
+	rc = e.code ? e.code : MIG_EXIT_DATA;
+out:
+	json_decref(src_argv);
 	while (nenv-- > 0) {
 		mig_src_free(env[nenv]);
 		mig_filter_envelope.destroy(env_st[nenv]);
 	}
 	mig_src_free(base);
 	return rc;
-
-bad_stream:
-	msg("stdin: %s", e.msg);
-	return e.code ? e.code : MIG_EXIT_DATA;
 }
