@@ -32,6 +32,7 @@
 #include <zstd_errors.h>
 
 #include "mig.h"
+#include "tagged.h"
 
 enum { CODEC_ZSTD = 1, CODEC_ZLIB = 2, CODEC_LZ4 = 3 };
 
@@ -81,12 +82,6 @@ struct fctx {
 	uint8_t *buf;
 	size_t cap;
 };
-
-static uint64_t frame_tag(const struct mig_frame *f, const uint8_t *p,
-			  size_t len)
-{
-	return XXH3_64bits_withSeed(p, len, f->index << 8 | f->type);
-}
 
 /* A compressed frame's tag covers its body too, so that every flipped
  * byte is reported, even one the codec would not notice (zstd's window
@@ -312,7 +307,7 @@ static int compress_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 {
 	struct fctx *x = ctx;
 	uint8_t *plain = (uint8_t *)in->data;
-	uint64_t tag = frame_tag(in, plain, in->len);
+	uint64_t tag = mig_frame_tag(in, plain, in->len);
 	size_t clen = 0;
 
 	/* a few bytes never shrink: a frame header alone is more */
@@ -433,7 +428,7 @@ static int compress_decode(void *ctx, const struct mig_frame *in,
 			return -1;
 		plain = x->buf;
 	}
-	uint64_t want = mig_get_le64(in->data + n), got = frame_tag(in, plain, plen);
+	uint64_t want = mig_get_le64(in->data + n), got = mig_frame_tag(in, plain, plen);
 	if (!(in->flags & FLAG_STORED))
 		got = body_tag(in->data, n, got);
 	if (want != got)
