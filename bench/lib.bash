@@ -18,6 +18,27 @@ median_time() {
 	printf '%s\n' "${ts[@]}" | sort -g | sed -n "$((RUNS / 2 + 1))p"
 }
 
+# Like median_time for several command lines, run in turn in each round,
+# so that a change of load on a noisy machine falls on all of them alike.
+# Prints one median per line, in the order given. BENCH_PREP, if set, is
+# run before each timed run, untimed (say, to remove the files a run writes).
+median_times() {
+	local i j t0 n=$#
+	local -a ts=()
+	for ((i = 0; i < RUNS; i++)); do
+		for ((j = 1; j <= n; j++)); do
+			if [ -n "${BENCH_PREP:-}" ]; then bash -c "$BENCH_PREP"; fi
+			t0=$EPOCHREALTIME
+			bash -o pipefail -c "${!j}" || { echo "bench: failed: ${!j}" >&2; return 1; }
+			ts+=("$j $(awk -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN { print a - b }')")
+		done
+	done
+	for ((j = 1; j <= n; j++)); do
+		printf '%s\n' "${ts[@]}" | awk -v j="$j" '$1 == j { print $2 }' |
+			sort -g | sed -n "$((RUNS / 2 + 1))p"
+	done
+}
+
 # A real QEMU stream of a guest of MIB MiB at PATH, made once per run
 # (BENCH_STREAM reuses one).
 bench_stream() { # PATH MIB

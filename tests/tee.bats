@@ -150,6 +150,30 @@ assert_no_temporaries() {
 	[ ! -e ckpt ]
 }
 
+@test "between two pipes (forwarded with tee(2)): output and checkpoint byte-exact" {
+	cat "$STREAM" | mig-tee ckpt | cat > out
+	cmp out "$STREAM"
+	cmp ckpt "$STREAM"
+}
+
+@test "between two non-blocking pipes, as a spawner may hand them out" {
+	# O_NONBLOCK belongs to the open pipe, so it outlives the exec
+	cat "$STREAM" | perl -MFcntl -e '
+		for my $fh (\*STDIN, \*STDOUT) {
+			my $fl = fcntl($fh, F_GETFL, 0) or die "F_GETFL: $!";
+			fcntl($fh, F_SETFL, $fl | O_NONBLOCK) or die "F_SETFL: $!";
+		}
+		exec @ARGV or die "exec: $!"' mig-tee ckpt | cat > out
+	cmp out "$STREAM"
+	cmp ckpt "$STREAM"
+}
+
+@test "a closed output pipe ends mig-tee at once with exit 3 and no FILE" {
+	run -3 --separate-stderr bash -c 'cat "$STREAM" | mig-tee ckpt | head -c 10 > /dev/null; exit ${PIPESTATUS[1]}'
+	output=$stderr assert_output "mig-tee: write to stdout: Broken pipe"
+	[ ! -e ckpt ]
+}
+
 @test "--fsync still writes the same checkpoint" {
 	mig-tee --fsync ckpt < "$STREAM" > /dev/null
 	cmp ckpt "$STREAM"
