@@ -362,6 +362,11 @@ int mig_watch_end(struct mig_watch *w, struct mig_err *e);
 /* main() of every filter command: options, encode or decode, errors. */
 int mig_filter_main(const struct mig_filter *f, int argc, char **argv);
 
+/* The monotonic clock: seconds (rates, --progress), and whole milliseconds
+ * for the deadlines and poll() timeouts of the emulator glue. */
+double mig_now(void);
+long mig_now_ms(void);
+
 /* Online CPUs: the default number of threads. */
 int mig_cpus(void);
 /* Parse "1M", "64K", "4096" (bytes); -1 on garbage or overflow. */
