@@ -40,10 +40,8 @@
 #include "mig.h"
 #include "qemu-stream.h"
 #include "qmp.h"
-#include "tagged.h"
 
 #define HOLD_BACK QS_TAIL_MAX /* bytes kept from the emulator until the end */
-#define ENVELOPES_MAX 8
 #define INCOMING_FD 3
 
 static bool verbose, quiet;
@@ -785,6 +783,21 @@ static int run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 
 /* ---- main ------------------------------------------------------------------ */
 
+/* An envelope's META: shown with -v; qemu.argv, the source's command line
+ * (the last one wins), kept for --from-stream. */
+static void read_meta(struct mig_src *envelope, json_t **src_argv)
+{
+	for (size_t m = 0; m < mig_layer_meta_count(envelope); m++) {
+		const struct mig_meta *mm = mig_layer_meta(envelope, m);
+		if (verbose)
+			mig_warn("META %s=%.200s", mm->key, mm->value);
+		if (!strcmp(mm->key, "qemu.argv")) {
+			json_decref(*src_argv);
+			*src_argv = json_loads(mm->value, 0, NULL);
+		}
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -879,47 +892,22 @@ int main(int argc, char **argv)
 	/* The stream: envelopes (META), then the raw QEMU stream. */
 	mig_pipe_grow(0);
 	int rc = 0;
-	struct mig_src *base = mig_src_fd(0, "stdin"), *src = base;
-	struct mig_src *env[ENVELOPES_MAX];
-	void *env_st[ENVELOPES_MAX];
-	size_t nenv = 0;
+	struct mig_src *base = mig_src_fd(0, "stdin"), *src;
+	struct mig_envelopes env = { 0 };
 	struct mig_detect d;
 	json_t *src_argv = NULL;
-	for (;;) {
-		if (mig_detect(src, &d, &e) < 0)
-			goto bad_stream;
-		if (d.type != MIG_INPUT_LAYER || d.kind != MIG_KIND_ENVELOPE ||
-		    d.headlen < 6 || d.version != MIG_FORMAT_VERSION ||
-		    nenv == ENVELOPES_MAX)
-			break;
-		env_st[nenv] = mig_filter_envelope.create();
-		env[nenv] = mig_src_layer(src, &mig_filter_envelope, env_st[nenv], 1, &e);
-		if (!env[nenv])
-			goto bad_stream;
-		src = env[nenv++];
-		if (mig_layer_open(src, &e) < 0)
-			goto bad_stream;
-		/* META comes before the first DATA frame: look at it */
-		const uint8_t *pk;
-		size_t got;
-		if (mig_src_peek(src, 1, &pk, &got, &e) < 0)
-			goto bad_stream;
-		for (size_t m = 0; m < mig_layer_meta_count(src); m++) {
-			const struct mig_meta *mm = mig_layer_meta(src, m);
-			if (verbose)
-				mig_warn("META %s=%.200s", mm->key, mm->value);
-			if (!strcmp(mm->key, "qemu.argv")) {
-				json_decref(src_argv);
-				src_argv = json_loads(mm->value, 0, NULL);
-			}
-		}
-	}
+	src = mig_envelopes_peel(base, &env, &d, &e);
+	/* what META was read is shown even when a later envelope is bad */
+	for (size_t i = 0; i < env.n; i++)
+		read_meta(env.layer[i], &src_argv);
+	if (!src)
+		goto bad_stream;
 	if (d.type != MIG_INPUT_QEMU) {
 		char what[128];
 		mig_detect_describe(&d, what, sizeof what);
 		if (d.type == MIG_INPUT_EMPTY)
 			mig_err_set(&e, MIG_EXIT_DATA, "the stream is empty%s",
-				    nenv ? " (inside its envelope)" : "");
+				    env.n ? " (inside its envelope)" : "");
 		else if (d.type == MIG_INPUT_LAYER && mig_kind_by_id(d.kind))
 			mig_err_set(&e, MIG_EXIT_DATA, "input is %s, not a QEMU "
 				    "stream: peel it first (%s | mig-recv ...)",
@@ -1046,10 +1034,7 @@ bad_stream:
 	rc = e.code ? e.code : MIG_EXIT_DATA;
 out:
 	json_decref(src_argv);
-	while (nenv-- > 0) {
-		mig_src_free(env[nenv]);
-		mig_filter_envelope.destroy(env_st[nenv]);
-	}
+	mig_envelopes_free(&env);
 	mig_src_free(base);
 	return rc;
 }
