@@ -8,24 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "timing.h"
 
 #define FRAME (1u << 20)
 #define FRAMES 256 /* 256 MiB a run */
 #define RUNS 7
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static uint8_t key[32], nonce[24], ad[16], tag[16];
 
@@ -79,14 +67,13 @@ int main(void)
 			continue;
 		}
 		for (int r = 0; r < RUNS; r++) {
-			double t0 = now();
+			double t0 = bench_now();
 			for (unsigned long long i = 0; i < FRAMES; i++)
 				as[a].fn(buf, FRAME, i);
-			t[r] = now() - t0;
+			t[r] = bench_now() - t0;
 		}
-		qsort(t, RUNS, sizeof t[0], cmp);
 		printf("%-32s %6.0f MB/s\n", as[a].name,
-		       (double)FRAMES * FRAME / t[RUNS / 2] / 1e6);
+		       (double)FRAMES * FRAME / bench_median(t, RUNS) / 1e6);
 	}
 	static const struct { const char *name; unsigned long long ops; size_t mem; } costs[] = {
 		{ "argon2id-interactive", crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE },
@@ -94,12 +81,12 @@ int main(void)
 	};
 	for (size_t c = 0; c < sizeof costs / sizeof costs[0]; c++) {
 		uint8_t out[32], salt[crypto_pwhash_SALTBYTES] = { 0 };
-		double t0 = now();
+		double t0 = bench_now();
 		if (crypto_pwhash(out, sizeof out, "passphrase", 10, salt, costs[c].ops,
 				  costs[c].mem, crypto_pwhash_ALG_ARGON2ID13) != 0)
 			return 1;
 		printf("%-32s %6.3f s (ops %llu, mem %zu MiB)\n", costs[c].name,
-		       now() - t0, costs[c].ops, costs[c].mem >> 20);
+		       bench_now() - t0, costs[c].ops, costs[c].mem >> 20);
 	}
 	return 0;
 }

@@ -10,18 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zlib.h>
 #include <zstd.h>
 
-#define RUNS 3
+#include "timing.h"
 
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
+#define RUNS 3
 
 static ZSTD_CCtx *zc;
 static ZSTD_DCtx *zd;
@@ -104,19 +98,19 @@ int main(int argc, char **argv)
 			double bc = 1e9, bd = 1e9;
 			size_t total = 0;
 			for (int r = 0; r < RUNS; r++) {
-				double t = now();
+				double t = bench_now();
 				total = 0;
 				for (size_t i = 0; i < nf; i++) {
 					size_t n = (size_t)len - i * fs < fs ? (size_t)len - i * fs : fs;
 					clen[i] = cs[c].c(in + i * fs, n, out + i * cap, cap);
 					total += clen[i];
 				}
-				if ((t = now() - t) < bc)
+				if ((t = bench_now() - t) < bc)
 					bc = t;
-				t = now();
+				t = bench_now();
 				for (size_t i = 0; i < nf; i++)
 					cs[c].d(out + i * cap, clen[i], back, fs);
-				if ((t = now() - t) < bd)
+				if ((t = bench_now() - t) < bd)
 					bd = t;
 			}
 			printf("%-13s %8zu %10zu %6.0f %6.0f\n", cs[c].name, fs, total,

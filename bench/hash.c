@@ -7,26 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <xxhash.h>
 #include <zlib.h>
+
+#include "timing.h"
 
 #define FRAME (1u << 20)
 #define FRAMES 512 /* 512 MiB a run */
 #define RUNS 7
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static volatile uint64_t sink;
 
@@ -62,13 +50,12 @@ int main(void)
 	for (size_t h = 0; h < sizeof hs / sizeof hs[0]; h++) {
 		double r[RUNS];
 		for (int i = 0; i < RUNS; i++) {
-			double t = now();
+			double t = bench_now();
 			for (int f = 0; f < FRAMES; f++)
 				hs[h].fn(buf, FRAME);
-			r[i] = (double)FRAMES * FRAME / 1e6 / (now() - t);
+			r[i] = (double)FRAMES * FRAME / 1e6 / (bench_now() - t);
 		}
-		qsort(r, RUNS, sizeof r[0], cmp);
-		printf("%-18s %8.0f MB/s\n", hs[h].name, r[RUNS / 2]);
+		printf("%-18s %8.0f MB/s\n", hs[h].name, bench_median(r, RUNS));
 	}
 	free(buf);
 	return 0;

@@ -250,40 +250,20 @@ static void show_layer(const struct mig_filter *f, struct mig_src *layer)
 	}
 }
 
-#define ENVELOPES_MAX 8
-
 static int decode(struct run *r, struct mig_src *in)
 {
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
-	struct mig_src *env[ENVELOPES_MAX], *src = in, *layer = NULL;
-	void *env_st[ENVELOPES_MAX];
-	size_t nenv = 0;
+	struct mig_envelopes env = { 0 };
+	struct mig_detect d;
+	struct mig_src *src = in, *layer = NULL;
 	uint64_t out = 0;
 	int rc = MIG_EXIT_OK;
 
 	/* Envelopes only carry META: peel them first, whatever we decode. */
-	while (r->f->kind != MIG_KIND_ENVELOPE && nenv < ENVELOPES_MAX) {
-		struct mig_detect d;
-		if (mig_detect(src, &d, &e) < 0)
-			goto fail;
-		if (d.type != MIG_INPUT_LAYER || d.headlen < 6 ||
-		    d.version != MIG_FORMAT_VERSION || d.kind != MIG_KIND_ENVELOPE)
-			break;
-		if (!(env_st[nenv] = mig_filter_envelope.create())) {
-			mig_err_set(&e, MIG_EXIT_SYS, "out of memory");
-			goto fail;
-		}
-		env[nenv] = mig_src_layer(src, &mig_filter_envelope,
-					  env_st[nenv], 1, &e);
-		if (!env[nenv]) {
-			mig_filter_envelope.destroy(env_st[nenv]);
-			goto fail;
-		}
-		src = env[nenv++];
-		if (mig_layer_open(src, &e) < 0)
-			goto fail;
-	}
+	if (r->f->kind != MIG_KIND_ENVELOPE &&
+	    !(src = mig_envelopes_peel(in, &env, &d, &e)))
+		goto fail;
 	if (!(layer = mig_src_layer(src, r->f, r->st, r->threads, &e)))
 		goto fail;
 	mig_progress_start(&pr, r->progress);
@@ -302,8 +282,8 @@ static int decode(struct run *r, struct mig_src *in)
 	}
 	mig_progress_done(&pr, mig_src_offset(in), out);
 	if (r->verbose) {
-		for (size_t i = 0; i < nenv; i++)
-			show_layer(&mig_filter_envelope, env[i]);
+		for (size_t i = 0; i < env.n; i++)
+			show_layer(&mig_filter_envelope, env.layer[i]);
 		show_layer(r->f, layer);
 	}
 	goto out;
@@ -311,10 +291,7 @@ fail:
 	rc = fail(r, &e);
 out:
 	mig_src_free(layer);
-	while (nenv-- > 0) {
-		mig_src_free(env[nenv]);
-		mig_filter_envelope.destroy(env_st[nenv]);
-	}
+	mig_envelopes_free(&env);
 	return rc;
 }
 

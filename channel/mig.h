@@ -313,6 +313,30 @@ const struct mig_meta *mig_layer_meta(const struct mig_src *layer, size_t i);
 void mig_layer_totals(const struct mig_src *layer, struct mig_layer_totals *t);
 
 /*
+ * Peel the envelopes (kind 4) that in starts with, at most
+ * MIG_ENVELOPES_MAX nested ones. An envelope only carries META and marks
+ * its stream complete, so every reader takes the envelopes off before
+ * reading what they wrap: a decoder the layer it decodes, mig-recv the
+ * QEMU stream. Returns the source inside them (in itself if there are
+ * none), with *d telling what that source starts with. Their META is all
+ * read by then: env->layer[i] (outermost first) is a layer source for
+ * mig_layer_meta() and, once the inner source has ended, for
+ * mig_layer_totals(). On error returns NULL with env holding the
+ * envelopes whose META was read whole before it. Either way,
+ * mig_envelopes_free() frees them; in stays the caller's.
+ */
+#define MIG_ENVELOPES_MAX 8
+struct mig_envelopes {
+	size_t n;
+	struct mig_src *layer[MIG_ENVELOPES_MAX];
+	void *st[MIG_ENVELOPES_MAX];
+};
+struct mig_src *mig_envelopes_peel(struct mig_src *in,
+				   struct mig_envelopes *env,
+				   struct mig_detect *d, struct mig_err *e);
+void mig_envelopes_free(struct mig_envelopes *env);
+
+/*
  * Write one layer: header, META frames, DATA frames, END. Frames hold at
  * most frame_size inner bytes (0: the default); with threads > 1 and a
  * filter with frame contexts, they are encoded on that many threads and
@@ -361,6 +385,11 @@ int mig_watch_end(struct mig_watch *w, struct mig_err *e);
 
 /* main() of every filter command: options, encode or decode, errors. */
 int mig_filter_main(const struct mig_filter *f, int argc, char **argv);
+
+/* The monotonic clock: seconds (rates, --progress), and whole milliseconds
+ * for the deadlines and poll() timeouts of the emulator glue. */
+double mig_now(void);
+long mig_now_ms(void);
 
 /* Online CPUs: the default number of threads. */
 int mig_cpus(void);

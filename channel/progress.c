@@ -14,6 +14,14 @@ double mig_now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+long mig_now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
 void mig_progress_start(struct mig_progress *p, bool on)
 {
 	p->on = on;

@@ -14,6 +14,5 @@ void mig_progress_start(struct mig_progress *p, bool on);
 /* Prints at most once a second. */
 void mig_progress_update(struct mig_progress *p, uint64_t in, uint64_t out);
 void mig_progress_done(struct mig_progress *p, uint64_t in, uint64_t out);
-double mig_now(void);
 
 #endif

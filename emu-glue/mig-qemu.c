@@ -23,7 +23,6 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,24 +36,6 @@
 #include "tagged.h"
 
 static bool quiet, verbose, json_out;
-
-static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void msg(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "mig-qemu: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static void sleep_ms(long ms)
 {
@@ -75,7 +56,7 @@ static void str_add(struct str *b, const char *s)
 	if (b->len + n + 1 > b->cap) {
 		b->cap = (b->len + n + 1) * 2;
 		if (!(b->s = realloc(b->s, b->cap))) {
-			msg("out of memory");
+			mig_warn("out of memory");
 			exit(MIG_EXIT_SYS);
 		}
 	}
@@ -232,7 +213,8 @@ static int cmd_seal(int argc, char **argv)
 	size_t nm = 0;
 	int c;
 
-	mig_progname = "mig-qemu seal";
+	/* mig_progname stays "mig-qemu": the seal's messages keep the form
+	 * "mig-qemu: seal: ..." that the other subcommands' messages have */
 	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
 		switch (c) {
 		case OPT_META: metas[nm++] = optarg; break;
@@ -248,11 +230,11 @@ static int cmd_seal(int argc, char **argv)
 		}
 	}
 	if (optind != argc) {
-		msg("seal: no arguments expected (got '%s')", argv[optind]);
+		mig_warn("seal: no arguments expected (got '%s')", argv[optind]);
 		return MIG_EXIT_USAGE;
 	}
 	if (isatty(1)) {
-		msg("seal: refusing to write a stream to a terminal");
+		mig_warn("seal: refusing to write a stream to a terminal");
 		return MIG_EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -314,7 +296,7 @@ static int cmd_seal(int argc, char **argv)
 		goto fail;
 	goto out;
 fail:
-	msg("seal: %s", s.err.msg);
+	mig_warn("seal: %s", s.err.msg);
 	rc = s.err.code ? s.err.code : MIG_EXIT_DATA;
 out:
 	qs_info_free(&qi);
@@ -333,7 +315,7 @@ static json_t *qmp_get(struct qmp *q, const char *cmd, json_t *args)
 	json_t *ret = NULL;
 	int r = qmp_exec(q, cmd, args, &ret, 30000, qerr_buf, sizeof qerr_buf);
 	if (r != 0) {
-		msg("%s: %s", cmd, qerr_buf);
+		mig_warn("%s: %s", cmd, qerr_buf);
 		return NULL;
 	}
 	return ret ? ret : json_object();
@@ -444,7 +426,7 @@ static void show_progress(json_t *m, long t0, bool tty_line)
 	uint64_t rem = (uint64_t)json_integer_value(json_object_get(ram, "remaining"));
 	double mbps = json_number_value(json_object_get(ram, "mbps"));
 	long dt = (long)json_integer_value(json_object_get(m, "expected-downtime"));
-	long el = now_ms() - t0;
+	long el = mig_now_ms() - t0;
 
 	if (json_out) {
 		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:I}",
@@ -480,12 +462,12 @@ static int drive(struct drive *dr)
 
 	q = qmp_connect(dr->qmp_path, 10000, NULL, NULL, err, sizeof err);
 	if (!q) {
-		msg("%s", err);
+		mig_warn("%s", err);
 		return MIG_EXIT_IO;
 	}
 	snprintf(tmpl, sizeof tmpl, "%s/mig-qemu.XXXXXX", td && *td ? td : "/tmp");
 	if (!mkdtemp(tmpl)) {
-		msg("mkdtemp: %s", strerror(errno));
+		mig_warn("mkdtemp: %s", strerror(errno));
 		qmp_close(q);
 		return MIG_EXIT_IO;
 	}
@@ -496,7 +478,7 @@ static int drive(struct drive *dr)
 	snprintf(path, sizeof path, "%s/meta", tmpl);
 	FILE *mf = fopen(path, "w");
 	if (!mf) {
-		msg("%s: %s", path, strerror(errno));
+		mig_warn("%s: %s", path, strerror(errno));
 		goto out;
 	}
 	char host[256] = "", when[64];
@@ -508,8 +490,8 @@ static int drive(struct drive *dr)
 		pid_t pid = qmp_peer_pid(q);
 		char *cl = pid > 0 ? cmdline_json(pid) : NULL;
 		if (!cl) {
-			msg("--send-config: cannot read the command line of QEMU "
-			    "(pid %ld): %s", (long)pid, strerror(errno));
+			mig_warn("--send-config: cannot read the command line of QEMU "
+				 "(pid %ld): %s", (long)pid, strerror(errno));
 			fclose(mf);
 			goto out;
 		}
@@ -519,7 +501,7 @@ static int drive(struct drive *dr)
 	for (size_t i = 0; i < dr->nmeta; i++)
 		fprintf(mf, "%s\n", dr->meta[i]);
 	if (fclose(mf) != 0) {
-		msg("%s: %s", path, strerror(errno));
+		mig_warn("%s: %s", path, strerror(errno));
 		goto out;
 	}
 
@@ -545,7 +527,7 @@ static int drive(struct drive *dr)
 	str_addq(&uri, sc.s);
 	free(sc.s);
 	if (verbose)
-		msg("QEMU runs: %s", uri.s);
+		mig_warn("QEMU runs: %s", uri.s);
 	snprintf(path, sizeof path, "%s/err", tmpl);
 	int errfd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 
@@ -571,7 +553,7 @@ static int drive(struct drive *dr)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	long t0 = now_ms();
+	long t0 = mig_now_ms();
 	r = qmp_get(q, "migrate", json_pack("{s:s}", "uri", uri.s));
 	free(uri.s);
 	if (!r)
@@ -606,43 +588,43 @@ static int drive(struct drive *dr)
 			json_decref(m);
 			break;
 		}
-		if (now_ms() >= next_show) {
+		if (mig_now_ms() >= next_show) {
 			if (json_out || tty_line)
 				show_progress(m, t0, tty_line);
-			next_show = now_ms() + (json_out ? 1000 : 250);
+			next_show = mig_now_ms() + (json_out ? 1000 : 250);
 		}
 		json_decref(m);
 		relay_err(errfd);
 		if (!cancelled && (interrupted ||
-				   (dr->timeout_ms && now_ms() - t0 > dr->timeout_ms))) {
+				   (dr->timeout_ms && mig_now_ms() - t0 > dr->timeout_ms))) {
 			if (tty_line)
 				fputc('\n', stderr);
-			msg(interrupted ? "interrupted: cancelling the migration"
-					: "timed out after %ld s: cancelling the migration",
-			    dr->timeout_ms / 1000);
+			mig_warn(interrupted ? "interrupted: cancelling the migration"
+					     : "timed out after %ld s: cancelling the migration",
+				 dr->timeout_ms / 1000);
 			json_decref(qmp_get(q, "migrate_cancel", NULL));
 			cancelled = true;
-			t0 = now_ms() - dr->timeout_ms; /* the grace below */
+			t0 = mig_now_ms() - dr->timeout_ms; /* the grace below */
 		}
-		if (cancelled && now_ms() - t0 - dr->timeout_ms > dr->grace_ms) {
+		if (cancelled && mig_now_ms() - t0 - dr->timeout_ms > dr->grace_ms) {
 			final = "stuck";
 			break;
 		}
 		qmp_poll_events(q, 50);
 	}
-	dr->seconds = (double)(now_ms() - t0) / 1000;
+	dr->seconds = (double)(mig_now_ms() - t0) / 1000;
 	if (tty_line)
 		fputc('\n', stderr);
 
 	/* the pipeline's statuses: written when it ends */
 	snprintf(path, sizeof path, "%s/status", tmpl);
-	long until = now_ms() + dr->grace_ms;
+	long until = mig_now_ms() + dr->grace_ms;
 	char *status = NULL;
 	while (!(status = read_file(path)) || !strchr(status, '\n')) {
 		free(status);
 		status = NULL;
 		relay_err(errfd);
-		if (now_ms() > until)
+		if (mig_now_ms() > until)
 			break;
 		sleep_ms(20); /* a file written by another process: poll it */
 	}
@@ -658,8 +640,8 @@ static int drive(struct drive *dr)
 			sleep_ms(200);
 			kill((pid_t)-pg, SIGKILL);
 		}
-		msg("the pipeline did not end within %ld s of QEMU's verdict; "
-		    "stopped it", dr->grace_ms / 1000);
+		mig_warn("the pipeline did not end within %ld s of QEMU's verdict; "
+			 "stopped it", dr->grace_ms / 1000);
 	}
 	relay_err(errfd);
 	if (errfd >= 0)
@@ -683,16 +665,16 @@ static int drive(struct drive *dr)
 	if (status && ncodes == 0)
 		stages_ok = false;
 	/* after a failure QEMU may still be restarting the source */
-	for (long until2 = now_ms() + 10000;; sleep_ms(20)) {
+	for (long until2 = mig_now_ms() + 10000;; sleep_ms(20)) {
 		qmp_status(q, dr->src_status, sizeof dr->src_status);
 		if ((strcmp(dr->src_status, "finish-migrate") &&
-		     strcmp(dr->src_status, "unknown")) || now_ms() > until2)
+		     strcmp(dr->src_status, "unknown")) || mig_now_ms() > until2)
 			break;
 	}
 	bool ok = final && !strcmp(final, "completed") && stages_ok;
 	if (!ok) {
 		if (final && strcmp(final, "completed") != 0)
-			msg("QEMU: migration %s%s%s", final, *desc ? ": " : "", desc);
+			mig_warn("QEMU: migration %s%s%s", final, *desc ? ": " : "", desc);
 		for (size_t i = 0; i < ncodes; i++) {
 			if (!codes[i])
 				continue;
@@ -701,27 +683,27 @@ static int drive(struct drive *dr)
 			 * mig-ssh's 255 or a remote 128+N passed on */
 			int sig = codes[i] - 128;
 			if (sig > 0 && sig < NSIG)
-				msg("stage %zu (%s) failed: exit status %d (signal "
-				    "%d, SIG%s, or a status passed on)", i + 1,
-				    name, codes[i], sig, sigabbrev_np(sig) ?
-				    sigabbrev_np(sig) : "?");
+				mig_warn("stage %zu (%s) failed: exit status %d (signal "
+					 "%d, SIG%s, or a status passed on)", i + 1,
+					 name, codes[i], sig, sigabbrev_np(sig) ?
+					 sigabbrev_np(sig) : "?");
 			else
-				msg("stage %zu (%s) failed: exit status %d", i + 1,
-				    name, codes[i]);
+				mig_warn("stage %zu (%s) failed: exit status %d", i + 1,
+					 name, codes[i]);
 		}
 		if (ncodes && ncodes != dr->nstages && !stages_ok)
-			msg("(statuses of the pipeline's stages: the PIPELINE is "
-			    "not a single pipeline)");
+			mig_warn("(statuses of the pipeline's stages: the PIPELINE is "
+				 "not a single pipeline)");
 		if (final && !strcmp(final, "completed") && !stages_ok)
-			msg("QEMU says completed, but the pipeline failed: do not "
-			    "trust the destination");
+			mig_warn("QEMU says completed, but the pipeline failed: do not "
+				 "trust the destination");
 		if (!strcmp(dr->src_status, "running"))
-			msg("the source VM keeps running");
+			mig_warn("the source VM keeps running");
 		else
-			msg("the source VM is %s%s", dr->src_status,
-			    !strcmp(dr->src_status, "postmigrate")
-				    ? ": if no destination runs, resume it "
-				      "(QMP cont)" : "");
+			mig_warn("the source VM is %s%s", dr->src_status,
+				 !strcmp(dr->src_status, "postmigrate")
+					 ? ": if no destination runs, resume it "
+					   "(QMP cont)" : "");
 	}
 	if (json_out) {
 		json_t *st = json_array();
@@ -746,8 +728,8 @@ static int drive(struct drive *dr)
 	if (ok && !quiet) {
 		char b[32];
 		fmt_bytes(dr->transferred, b, sizeof b);
-		msg("completed in %.2f s, %s of RAM sent; every stage exited 0; "
-		    "the source is %s", dr->seconds, b, dr->src_status);
+		mig_warn("completed in %.2f s, %s of RAM sent; every stage exited 0; "
+			 "the source is %s", dr->seconds, b, dr->src_status);
 	}
 out:
 	/* remove our temporary directory */
@@ -842,7 +824,7 @@ static int parse_common(int argc, char **argv, struct common *c)
 			struct mig_err e;
 			if (mig_meta_parse((const uint8_t *)optarg, strlen(optarg),
 					   &m, &e) < 0) {
-				msg("--meta '%s': %s", optarg, e.msg);
+				mig_warn("--meta '%s': %s", optarg, e.msg);
 				return MIG_EXIT_USAGE;
 			}
 			mig_meta_clear(&m);
@@ -851,7 +833,7 @@ static int parse_common(int argc, char **argv, struct common *c)
 		}
 		case O_BW:
 			if (mig_parse_size(optarg, &c->bandwidth) < 0) {
-				msg("--bandwidth '%s': not a size", optarg);
+				mig_warn("--bandwidth '%s': not a size", optarg);
 				return MIG_EXIT_USAGE;
 			}
 			break;
@@ -895,7 +877,7 @@ static int cmd_migrate(int argc, char **argv)
 		return r;
 	}
 	if (argc - optind != 2) {
-		msg("migrate: need QMP-SOCKET and 'PIPELINE'\nTry 'mig-qemu --help'.");
+		mig_warn("migrate: need QMP-SOCKET and 'PIPELINE'\nTry 'mig-qemu --help'.");
 		free(c.meta);
 		return MIG_EXIT_USAGE;
 	}
@@ -924,7 +906,7 @@ static int cmd_checkpoint(int argc, char **argv)
 		return r;
 	}
 	if (argc - optind < 2) {
-		msg("checkpoint: need QMP-SOCKET and FILE\nTry 'mig-qemu --help'.");
+		mig_warn("checkpoint: need QMP-SOCKET and FILE\nTry 'mig-qemu --help'.");
 		free(c.meta);
 		return MIG_EXIT_USAGE;
 	}
@@ -935,7 +917,7 @@ static int cmd_checkpoint(int argc, char **argv)
 	/* QEMU runs the pipeline in its own working directory */
 	char *dir = realpath(dirname(dcopy), NULL);
 	if (!dir) {
-		msg("%s: %s", file, strerror(errno));
+		mig_warn("%s: %s", file, strerror(errno));
 		free(dcopy);
 		free(bcopy);
 		free(c.meta);
@@ -962,14 +944,14 @@ static int cmd_checkpoint(int argc, char **argv)
 		setenv("MIG_QEMU_RESUME", "1", 1);
 	int rc = drive(&dr);
 	if (rc == 0 && rename(tmp, file) < 0) {
-		msg("%s: %s", file, strerror(errno));
+		mig_warn("%s: %s", file, strerror(errno));
 		rc = MIG_EXIT_IO;
 	}
 	if (rc != 0) {
 		unlink(tmp);
-		msg("no checkpoint written to %s", file);
+		mig_warn("no checkpoint written to %s", file);
 	} else if (!quiet) {
-		msg("checkpoint %s written; the VM is %s", file, dr.src_status);
+		mig_warn("checkpoint %s written; the VM is %s", file, dr.src_status);
 	}
 	free(pl.s);
 	free(c.meta);
@@ -993,8 +975,8 @@ static int cmd_restore(int argc, char **argv)
 			break;
 		}
 	if (argc - optind < 1 || dd == optind || (dd < 0 && !c.from_stream)) {
-		msg("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
-		    "--from-stream)\nTry 'mig-qemu --help'.");
+		mig_warn("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
+			 "--from-stream)\nTry 'mig-qemu --help'.");
 		return MIG_EXIT_USAGE;
 	}
 	if (dd < 0)
@@ -1003,7 +985,7 @@ static int cmd_restore(int argc, char **argv)
 	int nf = dd - optind - 1;
 	int in = open(file, O_RDONLY | O_CLOEXEC);
 	if (in < 0) {
-		msg("%s: %s", file, strerror(errno));
+		mig_warn("%s: %s", file, strerror(errno));
 		return MIG_EXIT_IO;
 	}
 	/* mig-recv's command line */
@@ -1037,7 +1019,7 @@ static int cmd_restore(int argc, char **argv)
 		int p[2] = { -1, -1 };
 		bool last = i == nf;
 		if (!last && pipe2(p, O_CLOEXEC) < 0) {
-			msg("pipe: %s", strerror(errno));
+			mig_warn("pipe: %s", strerror(errno));
 			return MIG_EXIT_SYS;
 		}
 		pid_t pid = fork();
@@ -1068,8 +1050,8 @@ static int cmd_restore(int argc, char **argv)
 			;
 		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		if (code) {
-			msg("restore: stage %d (%s) failed: exit status %d", i + 1,
-			    names[i], code);
+			mig_warn("restore: stage %d (%s) failed: exit status %d", i + 1,
+				 names[i], code);
 			rc = MIG_EXIT_DATA;
 		}
 	}
@@ -1101,7 +1083,7 @@ int main(int argc, char **argv)
 		return cmd_checkpoint(argc - 1, argv + 1);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc - 1, argv + 1);
-	msg("unknown command '%s' (migrate, checkpoint, restore, seal)\n"
-	    "Try 'mig-qemu --help'.", cmd);
+	mig_warn("unknown command '%s' (migrate, checkpoint, restore, seal)\n"
+		 "Try 'mig-qemu --help'.", cmd);
 	return MIG_EXIT_USAGE;
 }

@@ -35,38 +35,16 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <stdarg.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mig.h"
 #include "qemu-stream.h"
 #include "qmp.h"
-#include "tagged.h"
 
 #define HOLD_BACK QS_TAIL_MAX /* bytes kept from the emulator until the end */
-#define ENVELOPES_MAX 8
 #define INCOMING_FD 3
 
 static bool verbose, quiet;
-
-static void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void msg(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "mig-recv: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* ---- argument vectors -------------------------------------------------- */
 
@@ -81,7 +59,7 @@ static void av_push(struct argv *a, const char *s)
 		a->cap = a->cap ? a->cap * 2 : 32;
 		a->v = realloc(a->v, a->cap * sizeof *a->v);
 		if (!a->v) {
-			msg("out of memory");
+			mig_warn("out of memory");
 			exit(MIG_EXIT_SYS);
 		}
 	}
@@ -252,19 +230,19 @@ static int from_stream(json_t *src, char **over, size_t nover,
 	struct opt *so = calloc(n + 1, sizeof *so), *oo = calloc(nover + 1, sizeof *oo);
 
 	if (!sv || !so || !oo) {
-		msg("out of memory");
+		mig_warn("out of memory");
 		exit(MIG_EXIT_SYS);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *s = json_string_value(json_array_get(src, i));
 		if (!s) {
-			msg("stdin: META qemu.argv is not an array of strings");
+			mig_warn("stdin: META qemu.argv is not an array of strings");
 			return -1;
 		}
 		sv[i] = (char *)s;
 	}
 	if (n == 0) {
-		msg("stdin: META qemu.argv is empty");
+		mig_warn("stdin: META qemu.argv is empty");
 		return -1;
 	}
 	/* the emulator: the user's, else the source's (by name if its path
@@ -459,14 +437,14 @@ static int emu_start(struct emu *em, char **argv, int feed_r, int feed_w,
 {
 	int c[2], r[2];
 	if (pipe2(c, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0) {
-		msg("pipe: %s", strerror(errno));
+		mig_warn("pipe: %s", strerror(errno));
 		return -1;
 	}
 	pid_t parent = getpid();
 	fflush(NULL);
 	pid_t k = fork();
 	if (k < 0) {
-		msg("fork: %s", strerror(errno));
+		mig_warn("fork: %s", strerror(errno));
 		return -1;
 	}
 	if (k == 0) {
@@ -484,7 +462,7 @@ static int emu_start(struct emu *em, char **argv, int feed_r, int feed_w,
 	em->report = r[0];
 	int32_t p32;
 	if (read(em->report, &p32, sizeof p32) != sizeof p32 || p32 <= 0) {
-		msg("could not start the emulator");
+		mig_warn("could not start the emulator");
 		return -1;
 	}
 	em->pid = p32;
@@ -517,8 +495,8 @@ static void emu_kill(struct emu *em)
 		close(em->ctl);
 		em->ctl = -1;
 	}
-	long deadline = now_ms() + 10000;
-	while (!em->exited && now_ms() < deadline) {
+	long deadline = mig_now_ms() + 10000;
+	while (!em->exited && mig_now_ms() < deadline) {
 		struct pollfd pf = { em->report, POLLIN, 0 };
 		poll(&pf, 1, 100);
 		emu_alive(em);
@@ -550,9 +528,9 @@ static void show_log(struct emu *em)
 			*nl = '\0';
 		size_t nl_len = strlen(em->name);
 		if (!strncmp(line, em->name, nl_len) && !strncmp(line + nl_len, ": ", 2))
-			msg("%s", line); /* QEMU names itself */
+			mig_warn("%s", line); /* QEMU names itself */
 		else if (*line)
-			msg("%s: %s", em->name, line);
+			mig_warn("%s: %s", em->name, line);
 		if (!nl)
 			break;
 	}
@@ -671,20 +649,20 @@ static int run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 		emu_alive(em);
 		if (em->exited) {
 			int code = give_up(em, f, MIG_EXIT_SYS);
-			msg("%s %s at start-up", em->name,
-			    exit_desc(em->status, ex, sizeof ex));
+			mig_warn("%s %s at start-up", em->name,
+				 exit_desc(em->status, ex, sizeof ex));
 			return code;
 		}
 		int code = give_up(em, f, MIG_EXIT_SYS);
-		msg("%s", err);
+		mig_warn("%s", err);
 		return code;
 	}
 	if (verbose)
-		msg("%s started (pid %ld), QMP %s; loading the stream", em->name,
-		    (long)em->pid, sock);
+		mig_warn("%s started (pid %ld), QMP %s; loading the stream", em->name,
+			 (long)em->pid, sock);
 	if (!(f->ring = malloc(f->cap))) {
 		qmp_close(q);
-		msg("out of memory");
+		mig_warn("out of memory");
 		return give_up(em, f, MIG_EXIT_SYS);
 	}
 
@@ -707,35 +685,35 @@ static int run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 	if (f->write_failed) {
 		qmp_close(q);
 		int code = give_up(em, f, MIG_EXIT_DATA);
-		msg("%s stopped reading the stream (%s) and %s; stopped it",
-		    em->name, strerror(f->write_errno),
-		    exit_desc(em->status, ex, sizeof ex));
+		mig_warn("%s stopped reading the stream (%s) and %s; stopped it",
+			 em->name, strerror(f->write_errno),
+			 exit_desc(em->status, ex, sizeof ex));
 		return code;
 	}
 	if (f->src_failed || scanned < 0) {
 		qmp_close(q);
 		int code = give_up(em, f, f->src_failed && f->err.code ? f->err.code : MIG_EXIT_DATA);
 		if (f->src_failed)
-			msg("stdin: %s", f->err.msg);
+			mig_warn("stdin: %s", f->err.msg);
 		else
-			msg("stdin: QEMU stream: %s", qerr);
-		msg("the stream is not complete: %s not given its end, stopped "
-		    "(pid %ld)", em->name, (long)em->pid);
+			mig_warn("stdin: QEMU stream: %s", qerr);
+		mig_warn("the stream is not complete: %s not given its end, stopped "
+			 "(pid %ld)", em->name, (long)em->pid);
 		return code;
 	}
 	/* The end is verified: the emulator may have it. */
 	if (feed_flush(f) < 0) {
 		qmp_close(q);
 		int code = give_up(em, f, MIG_EXIT_DATA);
-		msg("%s stopped reading the stream (%s); stopped it", em->name,
-		    strerror(f->write_errno));
+		mig_warn("%s stopped reading the stream (%s); stopped it", em->name,
+			 strerror(f->write_errno));
 		return code;
 	}
 	close(f->fd);
 	f->fd = -1;
 
 	/* Wait for the emulator's verdict. */
-	long deadline = now_ms() + timeout_s * 1000L;
+	long deadline = mig_now_ms() + timeout_s * 1000L;
 	const char *status = NULL;
 	json_t *ret = NULL;
 	for (;;) {
@@ -743,9 +721,9 @@ static int run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 		if (r != 0) {
 			qmp_close(q);
 			int code = give_up(em, f, MIG_EXIT_DATA);
-			msg("%s did not load the stream: %s%s%s", em->name,
-			    em->exited ? "it " : "", em->exited ?
-			    exit_desc(em->status, ex, sizeof ex) : err, "");
+			mig_warn("%s did not load the stream: %s%s%s", em->name,
+				 em->exited ? "it " : "", em->exited ?
+				 exit_desc(em->status, ex, sizeof ex) : err, "");
 			return code;
 		}
 		status = json_string_value(json_object_get(ret, "status"));
@@ -753,12 +731,12 @@ static int run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 			break;
 		json_decref(ret);
 		ret = NULL;
-		if (now_ms() > deadline) {
+		if (mig_now_ms() > deadline) {
 			qmp_close(q);
 			int code = give_up(em, f, MIG_EXIT_DATA);
-			msg("%s had not loaded the stream %d s after its end "
-			    "(status %s); stopped it", em->name, timeout_s,
-			    status ? status : "none");
+			mig_warn("%s had not loaded the stream %d s after its end "
+				 "(status %s); stopped it", em->name, timeout_s,
+				 status ? status : "none");
 			return code;
 		}
 		if (qmp_poll_events(q, 20) < 0 && !emu_alive(em))
@@ -771,8 +749,8 @@ static int run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 		json_decref(ret);
 		qmp_close(q);
 		int code = give_up(em, f, MIG_EXIT_DATA);
-		msg("%s failed to load the stream%s%s; stopped it", em->name,
-		    *d2 ? ": " : "", d2);
+		mig_warn("%s failed to load the stream%s%s; stopped it", em->name,
+			 *d2 ? ": " : "", d2);
 		return code;
 	}
 	json_decref(ret);
@@ -792,18 +770,33 @@ static int run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 	if (write(em->ctl, "D", 1) != 1 || poll(&pf, 1, 10000) != 1 ||
 	    read(em->report, &ack, 1) != 1 || ack != 'A') {
 		int code = give_up(em, f, MIG_EXIT_SYS);
-		msg("lost the keeper of %s", em->name);
+		mig_warn("lost the keeper of %s", em->name);
 		return code;
 	}
 	close(em->ctl);
 	close(em->report);
 	if (!quiet)
-		msg("%s loaded the stream and is %s (pid %ld, QMP %s)", em->name,
-		    run_state, (long)em->pid, sock);
+		mig_warn("%s loaded the stream and is %s (pid %ld, QMP %s)", em->name,
+			 run_state, (long)em->pid, sock);
 	return MIG_EXIT_OK;
 }
 
 /* ---- main ------------------------------------------------------------------ */
+
+/* An envelope's META: shown with -v; qemu.argv, the source's command line
+ * (the last one wins), kept for --from-stream. */
+static void read_meta(struct mig_src *envelope, json_t **src_argv)
+{
+	for (size_t m = 0; m < mig_layer_meta_count(envelope); m++) {
+		const struct mig_meta *mm = mig_layer_meta(envelope, m);
+		if (verbose)
+			mig_warn("META %s=%.200s", mm->key, mm->value);
+		if (!strcmp(mm->key, "qemu.argv")) {
+			json_decref(*src_argv);
+			*src_argv = json_loads(mm->value, 0, NULL);
+		}
+	}
+}
 
 static void usage(FILE *out)
 {
@@ -864,7 +857,7 @@ int main(int argc, char **argv)
 		case OPT_TIMEOUT:
 			timeout_s = atoi(optarg);
 			if (timeout_s <= 0) {
-				msg("--timeout '%s': not a number of seconds", optarg);
+				mig_warn("--timeout '%s': not a number of seconds", optarg);
 				return MIG_EXIT_USAGE;
 			}
 			break;
@@ -883,15 +876,15 @@ int main(int argc, char **argv)
 	if (!from) {
 		size_t i;
 		if (!nargs) {
-			msg("no emulator given\nTry 'mig-recv --help'.");
+			mig_warn("no emulator given\nTry 'mig-recv --help'.");
 			return MIG_EXIT_USAGE;
 		}
 		for (i = 1; i + 1 < nargs; i++)
 			if (opt_name(args[i]) && !strcmp(opt_name(args[i]), "incoming"))
 				break;
 		if (i + 1 >= nargs || strcmp(args[i + 1], "-") != 0) {
-			msg("the emulator's arguments need '-incoming -' (where the "
-			    "stream goes)\nTry 'mig-recv --help'.");
+			mig_warn("the emulator's arguments need '-incoming -' (where the "
+				 "stream goes)\nTry 'mig-recv --help'.");
 			return MIG_EXIT_USAGE;
 		}
 	}
@@ -899,47 +892,22 @@ int main(int argc, char **argv)
 	/* The stream: envelopes (META), then the raw QEMU stream. */
 	mig_pipe_grow(0);
 	int rc = 0;
-	struct mig_src *base = mig_src_fd(0, "stdin"), *src = base;
-	struct mig_src *env[ENVELOPES_MAX];
-	void *env_st[ENVELOPES_MAX];
-	size_t nenv = 0;
+	struct mig_src *base = mig_src_fd(0, "stdin"), *src;
+	struct mig_envelopes env = { 0 };
 	struct mig_detect d;
 	json_t *src_argv = NULL;
-	for (;;) {
-		if (mig_detect(src, &d, &e) < 0)
-			goto bad_stream;
-		if (d.type != MIG_INPUT_LAYER || d.kind != MIG_KIND_ENVELOPE ||
-		    d.headlen < 6 || d.version != MIG_FORMAT_VERSION ||
-		    nenv == ENVELOPES_MAX)
-			break;
-		env_st[nenv] = mig_filter_envelope.create();
-		env[nenv] = mig_src_layer(src, &mig_filter_envelope, env_st[nenv], 1, &e);
-		if (!env[nenv])
-			goto bad_stream;
-		src = env[nenv++];
-		if (mig_layer_open(src, &e) < 0)
-			goto bad_stream;
-		/* META comes before the first DATA frame: look at it */
-		const uint8_t *pk;
-		size_t got;
-		if (mig_src_peek(src, 1, &pk, &got, &e) < 0)
-			goto bad_stream;
-		for (size_t m = 0; m < mig_layer_meta_count(src); m++) {
-			const struct mig_meta *mm = mig_layer_meta(src, m);
-			if (verbose)
-				msg("META %s=%.200s", mm->key, mm->value);
-			if (!strcmp(mm->key, "qemu.argv")) {
-				json_decref(src_argv);
-				src_argv = json_loads(mm->value, 0, NULL);
-			}
-		}
-	}
+	src = mig_envelopes_peel(base, &env, &d, &e);
+	/* what META was read is shown even when a later envelope is bad */
+	for (size_t i = 0; i < env.n; i++)
+		read_meta(env.layer[i], &src_argv);
+	if (!src)
+		goto bad_stream;
 	if (d.type != MIG_INPUT_QEMU) {
 		char what[128];
 		mig_detect_describe(&d, what, sizeof what);
 		if (d.type == MIG_INPUT_EMPTY)
 			mig_err_set(&e, MIG_EXIT_DATA, "the stream is empty%s",
-				    nenv ? " (inside its envelope)" : "");
+				    env.n ? " (inside its envelope)" : "");
 		else if (d.type == MIG_INPUT_LAYER && mig_kind_by_id(d.kind))
 			mig_err_set(&e, MIG_EXIT_DATA, "input is %s, not a QEMU "
 				    "stream: peel it first (%s | mig-recv ...)",
@@ -954,9 +922,9 @@ int main(int argc, char **argv)
 	struct argv av = { 0 };
 	if (from) {
 		if (!src_argv || !json_is_array(src_argv)) {
-			msg("stdin: the stream carries no emulator command line "
-			    "(META qemu.argv; the source must send it: mig-qemu "
-			    "--send-config)");
+			mig_warn("stdin: the stream carries no emulator command line "
+				 "(META qemu.argv; the source must send it: mig-qemu "
+				 "--send-config)");
 			return MIG_EXIT_DATA;
 		}
 		if (from_stream(src_argv, args, nargs, &av) < 0)
@@ -1031,7 +999,7 @@ int main(int argc, char **argv)
 		logw = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 		em.log = logw < 0 ? -1 : open(log_path, O_RDONLY | O_CLOEXEC);
 		if (em.log < 0) {
-			msg("%s: %s", log_path, strerror(errno));
+			mig_warn("%s: %s", log_path, strerror(errno));
 			return MIG_EXIT_IO;
 		}
 		em.log_start = lseek(logw, 0, SEEK_END);
@@ -1040,13 +1008,13 @@ int main(int argc, char **argv)
 		logw = em.log = open(td && *td ? td : "/tmp",
 				     O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (em.log < 0) {
-			msg("cannot make a log file: %s", strerror(errno));
+			mig_warn("cannot make a log file: %s", strerror(errno));
 			return MIG_EXIT_IO;
 		}
 	}
 	int feed[2];
 	if (pipe2(feed, O_CLOEXEC) < 0) {
-		msg("pipe: %s", strerror(errno));
+		mig_warn("pipe: %s", strerror(errno));
 		return MIG_EXIT_SYS;
 	}
 	mig_pipe_grow(feed[1]);
@@ -1062,14 +1030,11 @@ int main(int argc, char **argv)
 	goto out;
 
 bad_stream:
-	msg("stdin: %s", e.msg);
+	mig_warn("stdin: %s", e.msg);
 	rc = e.code ? e.code : MIG_EXIT_DATA;
 out:
 	json_decref(src_argv);
-	while (nenv-- > 0) {
-		mig_src_free(env[nenv]);
-		mig_filter_envelope.destroy(env_st[nenv]);
-	}
+	mig_envelopes_free(&env);
 	mig_src_free(base);
 	return rc;
 }

@@ -37,18 +37,10 @@ teardown_file() {
 }
 
 setup() {
-	load lib/common
-	load lib/qemu
-	load lib/sshd
 	load lib/migrate
-	cd "$BATS_TEST_TMPDIR" || exit 1
-	export VM_DIR=$BATS_TEST_TMPDIR
-	RAM=$STREAM.ram
-	T=$BATS_TEST_TMPDIR
+	migrate_test_setup
 	K=$BATS_FILE_TMPDIR/k
 	RANDOM=$((FAULTS_SEED + BATS_TEST_NUMBER))
-	stage_wrapper_setup
-	SSH="mig-ssh -F $SSH_CFG sshd-test"
 	# temporary files of the pipeline's stages, local and remote, land
 	# here (both must be empty at the end), and TMPDIR marks the stages'
 	# processes for procs_in: give it to what starts them (the source VM,

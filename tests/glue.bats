@@ -18,16 +18,8 @@ teardown_file() {
 }
 
 setup() {
-	load lib/common
-	load lib/qemu
-	load lib/sshd
 	load lib/migrate
-	cd "$BATS_TEST_TMPDIR" || exit 1
-	export VM_DIR=$BATS_TEST_TMPDIR
-	RAM=$STREAM.ram
-	T=$BATS_TEST_TMPDIR
-	stage_wrapper_setup
-	SSH="mig-ssh -F $SSH_CFG sshd-test"
+	migrate_test_setup
 }
 
 teardown() {

@@ -1,5 +1,6 @@
-/* fuzz-stream.c - what mig-info and the decoders meet: detection, then
- * every layer this build can open, nested, then the QEMU stream. */
+/* fuzz-stream.c - what mig-info and the decoders meet: detection, the
+ * envelopes peeled as the decoders and mig-recv peel them, then every
+ * layer this build can open, nested, then the QEMU stream. */
 #include <errno.h>
 
 #include "all.h"
@@ -20,14 +21,17 @@ static long pull(void *ctx, void *buf, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct mig_src *src[DEPTH + 1];
+	struct mig_src *base, *src[DEPTH + 1];
 	const struct mig_filter *f[DEPTH + 1];
 	void *st[DEPTH + 1];
 	size_t n = 0;
 	struct mig_err e = { 0 };
 	struct mig_detect d;
+	struct mig_envelopes env = { 0 };
 
-	src[0] = fuzz_src(&data, &size);
+	base = fuzz_src(&data, &size);
+	if (!(src[0] = mig_envelopes_peel(base, &env, &d, &e)))
+		goto out;
 	while (n < DEPTH && mig_detect(src[n], &d, &e) == 0 &&
 	       d.type == MIG_INPUT_LAYER && d.headlen >= 6 &&
 	       (f[n + 1] = mig_filter_by_kind(d.kind)) &&
@@ -51,6 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mig_src_free(src[n]);
 		f[n]->destroy(st[n]);
 	}
-	mig_src_free(src[0]);
+out:
+	mig_envelopes_free(&env);
+	mig_src_free(base);
 	return 0;
 }

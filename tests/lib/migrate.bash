@@ -2,10 +2,28 @@
 # tests/lib/migrate.bash - what the migration tests (glue, faults, load)
 # share: source and destination VMs for mig-qemu / mig-recv, a stage
 # wrapper that leaves its pid behind so a test can kill it, and the checks
-# that nothing was left running.  Load after lib/common, lib/qemu and
-# lib/sshd, with VM_DIR, T (the test's directory), RAM (a RAM image) and
-# MIB set.
+# that nothing was left running.  A test file's setup() loads it and calls
+# migrate_test_setup; the file sets MIB (the VMs' RAM in MiB), and its
+# setup_file() makes the test stream (test_stream_setup) and starts the
+# sshd (sshd_start).
 # shellcheck disable=SC2016,SC2154
+
+# What every migration test starts with: the libraries, the test's own
+# directory as the current one, as VM_DIR (the VMs' pid files and
+# sockets) and as T, RAM the test stream's RAM image (the source VM's), the
+# stage wrapper, and SSH the transport to the file's sshd.
+migrate_test_setup() {
+	load lib/common
+	load lib/qemu
+	load lib/sshd
+	cd "$BATS_TEST_TMPDIR" || exit 1
+	export VM_DIR=$BATS_TEST_TMPDIR
+	RAM=$STREAM.ram
+	T=$BATS_TEST_TMPDIR
+	stage_wrapper_setup
+	# shellcheck disable=SC2034 # used by the tests' pipelines
+	SSH="mig-ssh -F $SSH_CFG sshd-test"
+}
 
 # $T/stage NAME CMD...: run CMD (exec, same pid) after writing its pid to
 # $T/NAME.stage.
