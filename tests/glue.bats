@@ -210,6 +210,11 @@ kill_stage_case() {
 	[ ! -e t ]
 }
 
+@test "seal: refuses to write the stream to a terminal (exit 2)" {
+	run -2 on_tty 'mig-qemu seal < "$STREAM"'
+	assert_output "mig-qemu: seal: refusing to write a stream to a terminal"
+}
+
 @test "mig-recv: a truncated or damaged stream leaves no emulator and exits 1" {
 	mig-qemu seal < "$STREAM" > sealed
 	# the QEMU stream complete, the envelope's END missing

@@ -144,6 +144,15 @@ assert_no_temporaries() {
 	assert_no_temporaries .
 }
 
+@test "refuses to write the stream to a terminal (exit 2), but -o writes none" {
+	run -2 on_tty 'mig-tee ckpt < "$STREAM"'
+	assert_output "mig-tee: refusing to write a stream to a terminal; redirect standard output or use -o"
+	[ ! -e ckpt ]
+	run -0 on_tty 'mig-tee -o ckpt < "$STREAM"'
+	assert_output ""
+	cmp ckpt "$STREAM"
+}
+
 @test "a closed output ends mig-tee at once with exit 3 and no FILE" {
 	run -3 --separate-stderr bash -c 'mig-tee ckpt < "$STREAM" | head -c 10 > /dev/null; exit ${PIPESTATUS[0]}'
 	output=$stderr assert_output "mig-tee: write to stdout: Broken pipe"
