@@ -213,6 +213,10 @@ static int cmd_seal(int argc, char **argv)
 	size_t nm = 0;
 	int c;
 
+	if (!metas) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
+	}
 	/* mig_progname stays "mig-qemu": the seal's messages keep the form
 	 * "mig-qemu: seal: ..." that the other subcommands' messages have */
 	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
@@ -224,17 +228,21 @@ static int cmd_seal(int argc, char **argv)
 			       "[--meta-file FILE]\nWrap QEMU's raw stream in an "
 			       "envelope whose END is written only if the\nQEMU "
 			       "stream is complete. See mig-qemu(1).\n");
+			free(metas);
 			return 0;
 		default:
+			free(metas);
 			return MIG_EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
 		mig_warn("seal: no arguments expected (got '%s')", argv[optind]);
+		free(metas);
 		return MIG_EXIT_USAGE;
 	}
 	if (isatty(1)) {
 		mig_warn("seal: refusing to write a stream to a terminal");
+		free(metas);
 		return MIG_EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);

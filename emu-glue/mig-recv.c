@@ -233,17 +233,18 @@ static int from_stream(json_t *src, char **over, size_t nover,
 		mig_warn("out of memory");
 		exit(MIG_EXIT_SYS);
 	}
+	int rc = -1;
 	for (size_t i = 0; i < n; i++) {
 		const char *s = json_string_value(json_array_get(src, i));
 		if (!s) {
 			mig_warn("stdin: META qemu.argv is not an array of strings");
-			return -1;
+			goto out;
 		}
 		sv[i] = (char *)s;
 	}
 	if (n == 0) {
 		mig_warn("stdin: META qemu.argv is empty");
-		return -1;
+		goto out;
 	}
 	/* the emulator: the user's, else the source's (by name if its path
 	 * does not exist here) */
@@ -302,10 +303,12 @@ static int from_stream(json_t *src, char **over, size_t nover,
 		if (oo[j].arg)
 			av_push(out, oo[j].arg);
 	}
+	rc = 0;
+out:
 	free(sv);
 	free(so);
 	free(oo);
-	return 0;
+	return rc;
 }
 
 static void print_quoted(FILE *f, char **v)
@@ -896,6 +899,8 @@ int main(int argc, char **argv)
 	struct mig_envelopes env = { 0 };
 	struct mig_detect d;
 	json_t *src_argv = NULL;
+	struct argv av = { 0 };
+	char *sock = NULL;
 	src = mig_envelopes_peel(base, &env, &d, &e);
 	/* what META was read is shown even when a later envelope is bad */
 	for (size_t i = 0; i < env.n; i++)
@@ -919,16 +924,18 @@ int main(int argc, char **argv)
 	}
 
 	/* The emulator's command line. */
-	struct argv av = { 0 };
 	if (from) {
 		if (!src_argv || !json_is_array(src_argv)) {
 			mig_warn("stdin: the stream carries no emulator command line "
 				 "(META qemu.argv; the source must send it: mig-qemu "
 				 "--send-config)");
-			return MIG_EXIT_DATA;
+			rc = MIG_EXIT_DATA;
+			goto out;
 		}
-		if (from_stream(src_argv, args, nargs, &av) < 0)
-			return MIG_EXIT_DATA;
+		if (from_stream(src_argv, args, nargs, &av) < 0) {
+			rc = MIG_EXIT_DATA;
+			goto out;
+		}
 	} else {
 		for (size_t i = 0; i < nargs; i++) {
 			const char *o = opt_name(args[i]);
@@ -941,7 +948,6 @@ int main(int argc, char **argv)
 		}
 	}
 	/* a unix QMP socket of ours, unless ARGS have one */
-	char *sock = NULL;
 	for (size_t i = 1; i + 1 < av.n; i++) {
 		const char *o = opt_name(av.v[i]);
 		if (o && (!strcmp(o, "qmp") || !strcmp(o, "qmp-pretty")) &&
@@ -958,8 +964,11 @@ int main(int argc, char **argv)
 				rd = getenv("TMPDIR");
 			if (!rd || !*rd)
 				rd = "/tmp";
-			if (asprintf(&sock, "%s/mig-recv.%ld.qmp", rd, (long)getpid()) < 0)
-				return MIG_EXIT_SYS;
+			if (asprintf(&sock, "%s/mig-recv.%ld.qmp", rd, (long)getpid()) < 0) {
+				sock = NULL;
+				rc = MIG_EXIT_SYS;
+				goto out;
+			}
 		}
 		/* QEMU doubles commas in values */
 		char *q = spec;
@@ -980,9 +989,6 @@ int main(int argc, char **argv)
 	av_push(&av, fdspec);
 	if (dry) {
 		print_quoted(stdout, av.v);
-		av_free(&av);
-		free(sock);
-		rc = 0;
 		goto out;
 	}
 	if (verbose) {
@@ -1000,7 +1006,10 @@ int main(int argc, char **argv)
 		em.log = logw < 0 ? -1 : open(log_path, O_RDONLY | O_CLOEXEC);
 		if (em.log < 0) {
 			mig_warn("%s: %s", log_path, strerror(errno));
-			return MIG_EXIT_IO;
+			if (logw >= 0)
+				close(logw);
+			rc = MIG_EXIT_IO;
+			goto out;
 		}
 		em.log_start = lseek(logw, 0, SEEK_END);
 	} else {
@@ -1009,30 +1018,34 @@ int main(int argc, char **argv)
 				     O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 		if (em.log < 0) {
 			mig_warn("cannot make a log file: %s", strerror(errno));
-			return MIG_EXIT_IO;
+			rc = MIG_EXIT_IO;
+			goto out;
 		}
 	}
 	int feed[2];
 	if (pipe2(feed, O_CLOEXEC) < 0) {
 		mig_warn("pipe: %s", strerror(errno));
-		return MIG_EXIT_SYS;
+		rc = MIG_EXIT_SYS;
+		goto out;
 	}
 	mig_pipe_grow(feed[1]);
-	if (emu_start(&em, av.v, feed[0], feed[1], logw) < 0)
-		return MIG_EXIT_SYS;
+	if (emu_start(&em, av.v, feed[0], feed[1], logw) < 0) {
+		rc = MIG_EXIT_SYS;
+		goto out;
+	}
 	if (logw != em.log)
 		close(logw);
 	struct feed f = { .fd = feed[1], .cap = HOLD_BACK, .src = src };
 	rc = run(&em, &f, sock, timeout_s);
 	free(f.ring);
-	av_free(&av);
-	free(sock);
 	goto out;
 
 bad_stream:
 	mig_warn("stdin: %s", e.msg);
 	rc = e.code ? e.code : MIG_EXIT_DATA;
 out:
+	av_free(&av);
+	free(sock);
 	json_decref(src_argv);
 	mig_envelopes_free(&env);
 	mig_src_free(base);

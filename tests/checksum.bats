@@ -201,6 +201,27 @@ setup() {
 	assert_line --regexp "^mig-checksum: [0-9.]+ MiB in, [0-9.]+ MiB out, .*/s, [0-9.]+ s$"
 }
 
+@test "--progress on a terminal: one line, rewritten in place" {
+	# a pause in the input, so that a report comes before the last one
+	run -0 on_tty '(head -c 3000000 "$STREAM"; sleep 1.5; tail -c +3000001 "$STREAM") |
+		mig-checksum --progress > /dev/null'
+	[ "${#lines[@]}" -eq 1 ] || fail "more than one line: $output"
+	# each report starts with a carriage return; all but the last end by
+	# clearing the rest of the line (ESC [K)
+	local cr=$'\r' esc=$'\e' report='mig-checksum: [0-9.]+ [KMG]?i?B in, [0-9.]+ [KMG]?i?B out, [^,]*/s, [0-9.]+ s'
+	local re="^($cr$report$esc\\[K)+$cr$report\$"
+	[[ $output =~ $re ]] || fail "not in place: $(printf %q "$output")"
+}
+
+@test "encoders refuse to write a stream to a terminal (exit 2)" {
+	mig-keygen -q -o k
+	local f
+	for f in checksum compress "encrypt -k k" envelope; do
+		run -2 on_tty "mig-$f < \"\$STREAM\""
+		assert_output "mig-${f%% *}: refusing to write a mig stream to a terminal; redirect standard output"
+	done
+}
+
 @test "-v shows the layer and its META when decoding" {
 	mig-checksum --meta vm.name=web-1 --meta "cmdline=qemu -m 64M" < "$STREAM" > ck
 	run -0 --separate-stderr bash -c 'mig-checksum -d -v < ck > /dev/null'

@@ -210,6 +210,36 @@ kill_stage_case() {
 	[ ! -e t ]
 }
 
+@test "seal: refuses to write the stream to a terminal (exit 2)" {
+	run -2 on_tty 'mig-qemu seal < "$STREAM"'
+	assert_output "mig-qemu: seal: refusing to write a stream to a terminal"
+}
+
+@test "mig-recv: a log it cannot make: exit 3, no emulator started" {
+	touch plain
+	run -3 --separate-stderr mig-recv --log plain/log $(dest d1) < "$STREAM"
+	output=$stderr assert_output "mig-recv: plain/log: Not a directory"
+	# without --log, an unnamed file in TMPDIR
+	run -3 --separate-stderr env -u XDG_RUNTIME_DIR TMPDIR=plain mig-recv $(dest d2) < "$STREAM"
+	output=$stderr assert_output "mig-recv: cannot make a log file: Not a directory"
+	[ ! -e d1.pid ] && [ ! -e d2.pid ]
+}
+
+@test "mig-recv: an emulator that cannot start: exit 4 with its words, none left" {
+	run -4 --separate-stderr mig-recv /nonexistent/qemu -incoming - < "$STREAM"
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-recv: qemu: cannot run /nonexistent/qemu: No such file or directory"
+	assert_line --index 1 "mig-recv: qemu exited with status 127 at start-up"
+	# its QMP socket in XDG_RUNTIME_DIR, here a path under a regular file
+	touch plain
+	run -4 --separate-stderr env XDG_RUNTIME_DIR="$T/plain" mig-recv \
+		qemu-system-x86_64 -machine q35 -accel "$(qemu_accel)" -nodefaults \
+		-display none -m 64M -pidfile "$VM_DIR/d1.pid" -incoming - < "$STREAM"
+	# QEMU fails to listen there, or is stopped on the failed connection
+	output=$stderr assert_output --regexp "cannot connect to the QMP socket $T/plain/mig-recv\.[0-9]+\.qmp: Not a directory|qemu-system-x86_64 exited with status 1 at start-up"
+	assert_no_dest d1
+}
+
 @test "mig-recv: a truncated or damaged stream leaves no emulator and exits 1" {
 	mig-qemu seal < "$STREAM" > sealed
 	# the QEMU stream complete, the envelope's END missing

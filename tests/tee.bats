@@ -4,6 +4,11 @@
 setup_file() {
 	load lib/common
 	test_stream_setup
+	# open(O_TMPFILE) made to fail, as on a filesystem without it
+	NO_TMPFILE_SO=$BATS_FILE_TMPDIR/no-tmpfile.so
+	cc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$NO_TMPFILE_SO" \
+		"$REPO/tests/shim/no-tmpfile.c" -ldl
+	export NO_TMPFILE_SO
 }
 
 setup() {
@@ -23,6 +28,28 @@ teardown() {
 assert_no_temporaries() {
 	run -0 find "$1" -name '.mig-tee.*'
 	assert_output ""
+}
+
+has_temporary() { [ -n "$(find "$1" -maxdepth 1 -name '.mig-tee.*')" ]; }
+
+# mig-tee ARGS... where O_TMPFILE fails (tests/shim/no-tmpfile.c), in the
+# background ($pid, output to out and err), reading the fifo "in", fed
+# the stream's first 3000000 bytes on fd $w; returns once its named
+# temporary is there. (In a make check SANITIZE=1 build, AddressSanitizer
+# would refuse to run behind a library preloaded before its own.)
+tee_without_tmpfile() {
+	local i
+	mkfifo in
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+		LD_PRELOAD=$NO_TMPFILE_SO mig-tee "$@" < in > out 2> err &
+	pid=$!
+	exec {w}> in
+	head -c 3000000 "$STREAM" >&$w
+	for ((i = 0; i < 500; i++)); do
+		has_temporary . && return 0
+		sleep 0.02
+	done
+	fail "no named temporary: O_TMPFILE was not refused"
 }
 
 @test "forwards a raw QEMU stream unchanged and keeps an identical checkpoint" {
@@ -142,6 +169,50 @@ assert_no_temporaries() {
 	[ "$st" -eq 143 ]
 	[ ! -e ckpt ]
 	assert_no_temporaries .
+}
+
+@test "without O_TMPFILE: a named temporary, FILE complete and exact, no temporary left" {
+	tee_without_tmpfile ckpt
+	[ ! -e ckpt ]
+	tail -c +3000001 "$STREAM" >&$w
+	exec {w}>&-
+	wait "$pid"
+	cmp out "$STREAM"
+	cmp ckpt "$STREAM"
+	[ "$(stat -c %a ckpt)" = 600 ]
+	assert_no_temporaries .
+}
+
+@test "without O_TMPFILE: a truncated stream leaves no FILE and no temporary" {
+	tee_without_tmpfile ckpt
+	exec {w}>&-
+	st=0
+	wait "$pid" || st=$?
+	[ "$st" -eq 1 ]
+	run cat err
+	assert_output --regexp "^mig-tee: ckpt: not written: QEMU stream: truncated: "
+	[ ! -e ckpt ]
+	assert_no_temporaries .
+}
+
+@test "without O_TMPFILE: SIGTERM mid-stream removes the temporary" {
+	tee_without_tmpfile ckpt
+	kill -TERM "$pid"
+	exec {w}>&-
+	st=0
+	wait "$pid" || st=$?
+	[ "$st" -eq 143 ]
+	[ ! -e ckpt ]
+	assert_no_temporaries .
+}
+
+@test "refuses to write the stream to a terminal (exit 2), but -o writes none" {
+	run -2 on_tty 'mig-tee ckpt < "$STREAM"'
+	assert_output "mig-tee: refusing to write a stream to a terminal; redirect standard output or use -o"
+	[ ! -e ckpt ]
+	run -0 on_tty 'mig-tee -o ckpt < "$STREAM"'
+	assert_output ""
+	cmp ckpt "$STREAM"
 }
 
 @test "a closed output ends mig-tee at once with exit 3 and no FILE" {

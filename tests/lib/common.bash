@@ -39,3 +39,12 @@ assert_prefix() {
 	[ "$n" -le "$(stat -c %s "$2")" ] || fail "$1 ($n bytes) is longer than $2"
 	cmp -s -n "$n" "$1" "$2" || fail "$1 is not a prefix of $2"
 }
+
+# Run COMMAND-LINE (sh) with its standard output and error on a terminal,
+# the pseudo-terminal of script(1) (util-linux), and its standard input
+# empty. Prints what it wrote there, the terminal's "\r\n" line ends
+# turned back into "\n" (a "\r" of its own stays); returns its status.
+on_tty() { # COMMAND-LINE
+	script -qec "$1" /dev/null < /dev/null | sed 's/\r$//'
+	return "${PIPESTATUS[0]}"
+}
