@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # bench/lib.bash - shared by the benchmark scripts: timing, medians, tables.
-#   BENCH_RUNS  runs per measurement; the median is reported (default 5)
+#   BENCH_RUNS     runs per measurement; the median is reported (default 5)
+#   BENCH_VERBOSE  set: every run's time on stderr (median_times)
 BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MIG_BIN=${MIG_BIN:-$BENCH_REPO/build/bin}
 export PATH=$MIG_BIN:$PATH
@@ -31,6 +32,7 @@ median_times() {
 			t0=$EPOCHREALTIME
 			bash -o pipefail -c "${!j}" || { echo "bench: failed: ${!j}" >&2; return 1; }
 			ts+=("$j $(awk -v a="$EPOCHREALTIME" -v b="$t0" 'BEGIN { print a - b }')")
+			[ -z "${BENCH_VERBOSE:-}" ] || echo "bench: ${ts[-1]#* } s: ${!j}" >&2
 		done
 	done
 	for ((j = 1; j <= n; j++)); do
