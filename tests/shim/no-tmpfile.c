@@ -34,50 +34,45 @@ static int shim_openat(int dirfd, const char *path, int flags, mode_t mode)
 	return next(dirfd, path, flags, mode);
 }
 
+/* The four entry points differ only in their names and whether they take
+ * a directory: each reads its optional mode and goes to shim_openat(). */
+#define SHIM_MODE(flags, mode)                                   \
+	do {                                                     \
+		va_list ap;                                      \
+		va_start(ap, flags);                             \
+		if (NEEDS_MODE(flags))                           \
+			mode = va_arg(ap, mode_t);               \
+		va_end(ap);                                      \
+	} while (0)
+
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	va_list ap;
 
-	va_start(ap, flags);
-	if (NEEDS_MODE(flags))
-		mode = va_arg(ap, mode_t);
-	va_end(ap);
+	SHIM_MODE(flags, mode);
 	return shim_openat(dirfd, path, flags, mode);
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	va_list ap;
 
-	va_start(ap, flags);
-	if (NEEDS_MODE(flags))
-		mode = va_arg(ap, mode_t);
-	va_end(ap);
+	SHIM_MODE(flags, mode);
 	return shim_openat(dirfd, path, flags, mode);
 }
 
 int open(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	va_list ap;
 
-	va_start(ap, flags);
-	if (NEEDS_MODE(flags))
-		mode = va_arg(ap, mode_t);
-	va_end(ap);
+	SHIM_MODE(flags, mode);
 	return shim_openat(AT_FDCWD, path, flags, mode);
 }
 
 int open64(const char *path, int flags, ...)
 {
 	mode_t mode = 0;
-	va_list ap;
 
-	va_start(ap, flags);
-	if (NEEDS_MODE(flags))
-		mode = va_arg(ap, mode_t);
-	va_end(ap);
+	SHIM_MODE(flags, mode);
 	return shim_openat(AT_FDCWD, path, flags, mode);
 }
