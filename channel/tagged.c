@@ -29,6 +29,17 @@ uint64_t mig_frame_tag(const struct mig_frame *f, const uint8_t *p, size_t len)
 	return XXH3_64bits_withSeed(p, len, f->index << 8 | f->type);
 }
 
+int mig_frame_tag_check(uint64_t want, uint64_t got, const char *what,
+			struct mig_err *e)
+{
+	if (want == got)
+		return 0;
+	return mig_err_set(e, MIG_EXIT_DATA, "%s (stored %016llx, computed "
+			   "%016llx): the frame is corrupt, or frames were "
+			   "dropped, repeated or reordered", what,
+			   (unsigned long long)want, (unsigned long long)got);
+}
+
 void *mig_tagged_create(void)
 {
 	struct checksum *c = calloc(1, sizeof *c);
@@ -112,13 +123,8 @@ int mig_tagged_decode(void *ctx, const struct mig_frame *in,
 				   "frame too short to hold its checksum");
 	size_t n = in->len - TAG_LEN;
 	uint64_t want = mig_get_le64(in->data + n), got = mig_frame_tag(in, in->data, n);
-	if (want != got)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "checksum mismatch (stored %016llx, computed "
-				   "%016llx): the frame is corrupt, or frames "
-				   "were dropped, repeated or reordered",
-				   (unsigned long long)want,
-				   (unsigned long long)got);
+	if (mig_frame_tag_check(want, got, "checksum mismatch", e) < 0)
+		return -1;
 	if (in->type == MIG_FRAME_DATA)
 		XXH3_128bits_update(c->digest, in->data, n);
 	*out = in->data;

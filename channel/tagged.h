@@ -13,6 +13,11 @@
 
 /* XXH3-64 of p[0..len) bound to the frame's place: seed index << 8 | type. */
 uint64_t mig_frame_tag(const struct mig_frame *f, const uint8_t *p, size_t len);
+/* Compare a frame's stored tag with the computed one; on a mismatch set
+ * e to "WHAT (stored X, computed Y): ..." naming the likely causes, which
+ * are the same for every layer with frame tags. Returns 0 or -1. */
+int mig_frame_tag_check(uint64_t want, uint64_t got, const char *what,
+			struct mig_err *e);
 
 void *mig_tagged_create(void);
 void mig_tagged_destroy(void *st);

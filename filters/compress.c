@@ -431,13 +431,8 @@ static int compress_decode(void *ctx, const struct mig_frame *in,
 	uint64_t want = mig_get_le64(in->data + n), got = mig_frame_tag(in, plain, plen);
 	if (!(in->flags & FLAG_STORED))
 		got = body_tag(in->data, n, got);
-	if (want != got)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "content check failed (stored %016llx, "
-				   "computed %016llx): the frame is corrupt, or "
-				   "frames were dropped, repeated or reordered",
-				   (unsigned long long)want,
-				   (unsigned long long)got);
+	if (mig_frame_tag_check(want, got, "content check failed", e) < 0)
+		return -1;
 	*out = plain;
 	*out_len = plen;
 	return 0;
