@@ -7,7 +7,7 @@ FILTERS = $(filter-out all,$(basename $(notdir $(wildcard filters/*.c))))
 LIBS_FILTER_checksum =
 LIBS_FILTER_compress = -lzstd -llz4 -ldeflate
 ALIAS_compress = decompress
-LIBS_FILTER_encrypt = -lsodium
+LIBS_FILTER_encrypt = -lsodium -lcrypto
 ALIAS_encrypt = decrypt
 
 # Filters that live in the channel library, which peels them itself.
@@ -90,7 +90,7 @@ LIBS_tee = $(LIBS_JSON)
 LIBS_ssh = -lssh
 # mig-keygen writes the key files that filters/encrypt.c reads: one code
 OBJS_keygen = $(B)/filters/encrypt.o
-LIBS_keygen = -lsodium
+LIBS_keygen = -lsodium -lcrypto
 
 define tool_rule
 $(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a

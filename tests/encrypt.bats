@@ -179,6 +179,18 @@ fix_header_check() {
 	run ! grep -q pc-q35 e1
 }
 
+@test "the test vectors, sealed by the libsodium-only build, open to their exact bytes" {
+	# tests/vectors/encrypt-hello-*.mig: printf 'hello, sealed frames\n' |
+	# mig-encrypt -k encrypt.key --cipher C --meta vm=demo --frame-size 8
+	install -m 600 "$REPO/tests/vectors/encrypt.key" key
+	for c in aes256gcm chacha20poly1305; do
+		run -0 mig-decrypt -k key "$REPO/tests/vectors/encrypt-hello-$c.mig"
+		assert_output "hello, sealed frames"
+		run -0 --separate-stderr mig-decrypt -v -k key "$REPO/tests/vectors/encrypt-hello-$c.mig"
+		output=$stderr assert_output --partial "$c"
+	done
+}
+
 @test "both ciphers round-trip; the decoder reads the cipher from the header" {
 	mig-encrypt -k k --cipher chacha20poly1305 < "$STREAM" > ec
 	run -0 --separate-stderr bash -c 'mig-decrypt -v -k k < ec | cmp - "$STREAM"'
