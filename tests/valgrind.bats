@@ -37,3 +37,15 @@ vg() {
 	vg mig-tee ckpt < "$STREAM" > /dev/null
 	run -1 vg mig-tee ckpt2 < part
 }
+
+@test "valgrind: mig-encrypt and mig-decrypt, both ciphers, good and bad input" {
+	mig-keygen -q -o key
+	for c in aes256gcm chacha20poly1305; do
+		vg mig-encrypt -T 2 --cipher "$c" -k key < part > enc
+		vg mig-decrypt -T 2 -k key < enc | cmp - part
+		flip_byte enc 2000000
+		run -1 vg mig-decrypt -k key < enc
+	done
+	run -1 vg mig-decrypt -k key < part
+	run -2 vg mig-encrypt < part
+}
