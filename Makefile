@@ -53,7 +53,7 @@ MAN = $(wildcard man/*.[157])
 
 all: $(COMMANDS) $(ALIASES)
 
-$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h) | deps
+$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h tools/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -87,6 +87,9 @@ OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
 OBJS_tee = $(B)/emu-glue/qemu-stream.o
 LIBS_tee = $(LIBS_JSON)
+# mig-ssh's steps, one file each (tools/mig-ssh.h)
+OBJS_ssh = $(addprefix $(B)/tools/,ssh-cmdline.o ssh-strict.o ssh-config.o \
+	ssh-auth.o ssh-transfer.o)
 LIBS_ssh = -lssh
 # mig-keygen writes the key files that filters/encrypt.c reads: one code
 OBJS_keygen = $(B)/filters/encrypt.o
