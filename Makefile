@@ -102,7 +102,9 @@ $(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
-OBJS_recv = $(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
+# mig-recv's parts (emu-glue/mig-recv.h)
+OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o) \
+	$(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
 LIBS_recv = $(LIBS_JSON)
 OBJS_qemu = $(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
 LIBS_qemu = $(LIBS_JSON)
