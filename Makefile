@@ -53,7 +53,7 @@ MAN = $(wildcard man/*.[157])
 
 all: $(COMMANDS) $(ALIASES)
 
-$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h) | deps
+$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h tools/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -87,6 +87,9 @@ OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
 OBJS_tee = $(B)/emu-glue/qemu-stream.o
 LIBS_tee = $(LIBS_JSON)
+# mig-ssh's steps, one file each (tools/mig-ssh.h)
+OBJS_ssh = $(addprefix $(B)/tools/,ssh-cmdline.o ssh-strict.o ssh-config.o \
+	ssh-auth.o ssh-transfer.o)
 LIBS_ssh = -lssh
 # mig-keygen writes the key files that filters/encrypt.c reads: one code
 OBJS_keygen = $(B)/filters/encrypt.o
@@ -99,9 +102,14 @@ $(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
 endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
-OBJS_recv = $(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
+# mig-recv's parts (emu-glue/mig-recv.h)
+OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o) \
+	$(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
 LIBS_recv = $(LIBS_JSON)
-OBJS_qemu = $(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
+# mig-qemu's parts (emu-glue/mig-qemu.h)
+OBJS_qemu = $(addprefix $(B)/emu-glue/,qemu-strings.o qemu-seal.o \
+	qemu-migrate.o qemu-restore.o) \
+	$(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
 LIBS_qemu = $(LIBS_JSON)
 
 define glue_rule

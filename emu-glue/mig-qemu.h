@@ -1,0 +1,65 @@
+/*
+ * mig-qemu.h - what the parts of mig-qemu share (not installed): the
+ * options common to its commands, the strings it builds for the shell
+ * (qemu-strings.c), one migration driven over QMP (qemu-migrate.c), and
+ * the commands that live apart from main(): seal and restore.
+ */
+#ifndef MIGKIT_MIG_QEMU_H
+#define MIGKIT_MIG_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* mig-qemu.c: -q, -v and --json, set by migqemu_parse_common() */
+extern bool migqemu_quiet, migqemu_verbose, migqemu_json_out;
+
+struct common {
+	bool send_config, resume, from_stream;
+	const char **meta;
+	size_t nmeta;
+	uint64_t bandwidth;
+	long downtime_ms, timeout_ms, grace_ms;
+};
+
+/* -1 to go on, else the exit status to leave with */
+int migqemu_parse_common(int argc, char **argv, struct common *c);
+
+/* qemu-strings.c */
+struct str {
+	char *s;
+	size_t len, cap;
+};
+
+void migqemu_str_add(struct str *b, const char *s);
+void migqemu_str_addq(struct str *b, const char *s);
+size_t migqemu_split_stages(const char *pl, char **out, size_t max);
+char *migqemu_self_exe(void);
+char *migqemu_sibling(const char *name);
+
+/* qemu-migrate.c: migrate and checkpoint */
+struct drive {
+	const char *qmp_path;
+	const char *pipeline;   /* after seal: "| PIPELINE" or "> FILE"... */
+	char *stages[64];       /* names, stage 0 is the seal */
+	size_t nstages;
+	bool send_config;
+	const char **meta;
+	size_t nmeta;
+	uint64_t bandwidth;
+	long downtime_ms;
+	long timeout_ms;        /* 0: none */
+	long grace_ms;          /* for the pipeline to end after QEMU's verdict */
+	/* results */
+	char src_status[32];
+	uint64_t transferred;
+	double seconds;
+};
+
+int migqemu_drive(struct drive *dr);
+
+/* qemu-seal.c, qemu-restore.c */
+int migqemu_cmd_seal(int argc, char **argv);
+int migqemu_cmd_restore(int argc, char **argv);
+
+#endif

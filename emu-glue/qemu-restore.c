@@ -1,0 +1,116 @@
+/*
+ * qemu-restore.c - `mig-qemu restore`: FILE | FILTER... | mig-recv, run
+ * and waited for here, every stage's exit status checked. Apart because it
+ * drives no QMP and builds no exec: command: it only starts a pipeline.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mig.h"
+#include "mig-qemu.h"
+
+int migqemu_cmd_restore(int argc, char **argv)
+{
+	struct common c = { 0 };
+	int r = migqemu_parse_common(argc, argv, &c);
+	if (r >= 0) {
+		free(c.meta);
+		return r;
+	}
+	free(c.meta); /* restore takes no META */
+	c.meta = NULL;
+	int dd = -1;
+	for (int i = optind; i < argc; i++)
+		if (!strcmp(argv[i], "--")) {
+			dd = i;
+			break;
+		}
+	if (argc - optind < 1 || dd == optind || (dd < 0 && !c.from_stream)) {
+		mig_warn("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
+			 "--from-stream)\nTry 'mig-qemu --help'.");
+		return MIG_EXIT_USAGE;
+	}
+	if (dd < 0)
+		dd = argc;
+	const char *file = argv[optind];
+	int nf = dd - optind - 1;
+	int in = open(file, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		mig_warn("%s: %s", file, strerror(errno));
+		return MIG_EXIT_IO;
+	}
+	/* mig-recv's command line */
+	char **rv = calloc((size_t)argc + 8, sizeof *rv);
+	int n = 0;
+	rv[n++] = migqemu_sibling("mig-recv");
+	if (c.from_stream)
+		rv[n++] = "--from-stream";
+	if (migqemu_verbose)
+		rv[n++] = "-v";
+	if (migqemu_quiet)
+		rv[n++] = "-q";
+	bool has_incoming = false;
+	rv[n++] = "--";
+	for (int i = dd + 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-incoming"))
+			has_incoming = true;
+		rv[n++] = argv[i];
+	}
+	if (!c.from_stream && !has_incoming) {
+		rv[n++] = "-incoming";
+		rv[n++] = "-";
+	}
+	rv[n] = NULL;
+
+	/* the stages: FILE | FILTER... | mig-recv */
+	pid_t pids[64];
+	const char *names[64];
+	int ns = 0, prev = in;
+	for (int i = 0; i <= nf && ns < 63; i++) {
+		int p[2] = { -1, -1 };
+		bool last = i == nf;
+		if (!last && pipe2(p, O_CLOEXEC) < 0) {
+			mig_warn("pipe: %s", strerror(errno));
+			return MIG_EXIT_SYS;
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			dup2(prev, 0);
+			if (!last)
+				dup2(p[1], 1);
+			if (last)
+				execvp(rv[0], rv);
+			else
+				execl("/bin/sh", "sh", "-c", argv[optind + 1 + i], (char *)NULL);
+			fprintf(stderr, "mig-qemu: cannot run %s: %s\n",
+				last ? rv[0] : argv[optind + 1 + i], strerror(errno));
+			_exit(127);
+		}
+		names[ns] = last ? "mig-recv" : argv[optind + 1 + i];
+		pids[ns++] = pid;
+		close(prev);
+		if (!last) {
+			close(p[1]);
+			prev = p[0];
+		}
+	}
+	int rc = 0;
+	for (int i = 0; i < ns; i++) {
+		int st;
+		while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
+			;
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (code) {
+			mig_warn("restore: stage %d (%s) failed: exit status %d", i + 1,
+				 names[i], code);
+			rc = MIG_EXIT_DATA;
+		}
+	}
+	free(rv);
+	return rc;
+}

@@ -1,0 +1,192 @@
+/*
+ * qemu-seal.c - `mig-qemu seal`, the first stage of the pipeline QEMU
+ * runs: QEMU's raw stream into an envelope, with META, whose END is
+ * written only if the stream is structurally complete. Apart because it
+ * runs in its own process, with nothing of the other commands but
+ * mig-qemu's name.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mig.h"
+#include "mig-qemu.h"
+#include "qemu-stream.h"
+#include "tagged.h"
+
+#define SEAL_FRAME (1u << 20)
+
+struct seal {
+	struct mig_sink *k;
+	uint8_t *frame;
+	size_t fill;
+	struct mig_err err;
+	bool failed, read_failed;
+};
+
+static long seal_pull(void *ctx, void *buf, size_t len)
+{
+	struct seal *s = ctx;
+	ssize_t got;
+
+	while ((got = read(0, buf, len)) < 0 && errno == EINTR)
+		;
+	if (got < 0) {
+		s->read_failed = true;
+		mig_err_set(&s->err, MIG_EXIT_IO, "stdin: read: %s", strerror(errno));
+		return -1;
+	}
+	size_t n = (size_t)got;
+	for (const uint8_t *p = buf; n > 0;) {
+		size_t k = SEAL_FRAME - s->fill;
+		if (n < k)
+			k = n;
+		memcpy(s->frame + s->fill, p, k);
+		s->fill += k;
+		p += k;
+		n -= k;
+		if (s->fill == SEAL_FRAME) {
+			if (mig_sink_data(s->k, s->fill, &s->err) < 0 ||
+			    !(s->frame = mig_sink_buffer(s->k, &s->err))) {
+				s->failed = true;
+				errno = EPIPE;
+				return -1;
+			}
+			s->fill = 0;
+		}
+	}
+	return (long)got;
+}
+
+static int add_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e)
+{
+	char *copy = strdup(kv), *eq;
+	if (!copy)
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	if (!(eq = strchr(copy, '='))) {
+		free(copy);
+		return mig_err_set(e, MIG_EXIT_USAGE, "META '%s' is not KEY=VALUE", kv);
+	}
+	*eq = '\0';
+	int r = mig_sink_meta(k, copy, eq + 1, e);
+	free(copy);
+	return r;
+}
+
+int migqemu_cmd_seal(int argc, char **argv)
+{
+	enum { OPT_META = 256, OPT_META_FILE };
+	static const struct option lo[] = {
+		{ "meta", required_argument, NULL, OPT_META },
+		{ "meta-file", required_argument, NULL, OPT_META_FILE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char **metas = calloc((size_t)argc + 1, sizeof *metas), *mfile = NULL;
+	size_t nm = 0;
+	int c;
+
+	if (!metas) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
+	}
+	/* mig_progname stays "mig-qemu": the seal's messages keep the form
+	 * "mig-qemu: seal: ..." that the other subcommands' messages have */
+	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+		switch (c) {
+		case OPT_META: metas[nm++] = optarg; break;
+		case OPT_META_FILE: mfile = optarg; break;
+		case 'h':
+			printf("usage: mig-qemu seal [--meta KEY=VALUE]... "
+			       "[--meta-file FILE]\nWrap QEMU's raw stream in an "
+			       "envelope whose END is written only if the\nQEMU "
+			       "stream is complete. See mig-qemu(1).\n");
+			free(metas);
+			return 0;
+		default:
+			free(metas);
+			return MIG_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		mig_warn("seal: no arguments expected (got '%s')", argv[optind]);
+		free(metas);
+		return MIG_EXIT_USAGE;
+	}
+	if (isatty(1)) {
+		mig_warn("seal: refusing to write a stream to a terminal");
+		free(metas);
+		return MIG_EXIT_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	mig_pipe_grow(0);
+	mig_pipe_grow(1);
+
+	struct seal s = { 0 };
+	void *st = mig_filter_envelope.create();
+	struct qs_info qi = { 0 };
+	char qerr[512];
+	int rc = MIG_EXIT_OK;
+
+	if (!(s.k = mig_sink_open(1, &mig_filter_envelope, st, SEAL_FRAME, 1, &s.err)))
+		goto fail;
+	for (size_t i = 0; i < nm; i++)
+		if (add_meta_line(s.k, metas[i], &s.err) < 0)
+			goto fail;
+	if (mfile) {
+		FILE *f = fopen(mfile, "r");
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t n;
+		if (!f) {
+			mig_err_set(&s.err, MIG_EXIT_IO, "%s: %s", mfile, strerror(errno));
+			goto fail;
+		}
+		while ((n = getline(&line, &cap, f)) > 0) {
+			if (line[n - 1] == '\n')
+				line[--n] = '\0';
+			if (n && add_meta_line(s.k, line, &s.err) < 0) {
+				fclose(f);
+				free(line);
+				goto fail;
+			}
+		}
+		fclose(f);
+		free(line);
+	}
+	if (!(s.frame = mig_sink_buffer(s.k, &s.err)))
+		goto fail;
+	if (qs_scan(seal_pull, &s, 0, &qi, qerr, sizeof qerr) < 0) {
+		if (!s.failed && !s.read_failed)
+			mig_err_set(&s.err, MIG_EXIT_DATA, "QEMU stream: %s; no END "
+				    "written: the stream is marked incomplete", qerr);
+		goto fail;
+	}
+	/* what QEMU writes after its stream's end would be lost: refuse it */
+	uint8_t extra;
+	ssize_t n;
+	while ((n = read(0, &extra, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 0) {
+		mig_err_set(&s.err, MIG_EXIT_DATA, "data after the end of the QEMU "
+			    "stream; no END written");
+		goto fail;
+	}
+	if ((s.fill && mig_sink_data(s.k, s.fill, &s.err) < 0) ||
+	    mig_sink_end(s.k, &s.err) < 0)
+		goto fail;
+	goto out;
+fail:
+	mig_warn("seal: %s", s.err.msg);
+	rc = s.err.code ? s.err.code : MIG_EXIT_DATA;
+out:
+	qs_info_free(&qi);
+	mig_sink_free(s.k);
+	mig_filter_envelope.destroy(st);
+	free(metas);
+	return rc;
+}

@@ -1,0 +1,178 @@
+/*
+ * ssh-transfer.c - the transfer: stdin to the remote command's stdin, then
+ * EOF; its stdout and stderr back on ours; its exit status or signal kept
+ * from the channel's callbacks.
+ *
+ * The transfer runs on a non-blocking session with our own poll() loop:
+ * libssh's ssh_connector moves 4 KiB at a time and takes a full window for
+ * EOF, so it is not used.
+ *
+ * Apart from the set-up: once the command runs, only this moves data.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libssh/libssh.h>
+
+#include "mig.h"
+#include "mig-ssh.h"
+
+void migssh_on_exit_status(ssh_session s, ssh_channel ch, int status, void *u)
+{
+	struct exit_info *x = u;
+
+	(void)s, (void)ch;
+	x->have_status = true;
+	x->status = status;
+}
+
+void migssh_on_exit_signal(ssh_session s, ssh_channel ch, const char *sig,
+			   int core, const char *errmsg, const char *lang, void *u)
+{
+	struct exit_info *x = u;
+
+	(void)s, (void)ch, (void)errmsg, (void)lang;
+	x->have_signal = true;
+	x->core = core;
+	snprintf(x->signal, sizeof x->signal, "%s", sig ? sig : "?");
+}
+
+static int lost(struct xfer *x, const char *when)
+{
+	migssh_die_msg("connection lost %s: %s", when,
+		ssh_get_error(x->s)[0] ? ssh_get_error(x->s) : "closed");
+	return -1;
+}
+
+/* One pass of work that does not block; *progress when anything moved.
+ * Returns 0, or -1 with a message. */
+static int step(struct xfer *x, bool stdin_ready, bool *progress)
+{
+	struct mig_err e;
+
+	if (stdin_ready && x->in_len == 0 && !x->in_eof) {
+		ssize_t n = read(0, x->in, BUF_SIZE);
+		if (n < 0 && errno != EINTR && errno != EAGAIN) {
+			migssh_die_msg("read from stdin: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 0)
+			x->in_eof = true;
+		if (n > 0) {
+			x->in_off = 0;
+			x->in_len = (size_t)n;
+		}
+		*progress = true;
+	}
+	if (x->in_len > 0) {
+		if (ssh_channel_is_closed(x->ch)) {
+			/* the remote command is gone: like ssh(1), the rest
+			 * of stdin is not sent */
+			x->in_len = 0;
+			x->in_eof = x->eof_sent = x->cut_short = true;
+		} else {
+			int n = ssh_channel_write(x->ch, x->in + x->in_off,
+						  (uint32_t)x->in_len);
+			if (n == SSH_ERROR) {
+				if (ssh_is_connected(x->s) && ssh_channel_is_closed(x->ch)) {
+					x->in_len = 0;
+					x->in_eof = x->eof_sent = x->cut_short = true;
+					*progress = true;
+				} else
+					return lost(x, "while sending");
+			} else if (n > 0) {
+				x->in_off += (size_t)n;
+				x->in_len -= (size_t)n;
+				x->sent += (uint64_t)n;
+				*progress = true;
+			}
+		}
+	}
+	if (x->in_eof && x->in_len == 0 && !x->eof_sent) {
+		if (ssh_channel_send_eof(x->ch) == SSH_ERROR &&
+		    !ssh_channel_is_closed(x->ch))
+			return lost(x, "while sending EOF");
+		x->eof_sent = true;
+		*progress = true;
+	}
+	/* Read only as much as we write at once: our buffer is empty
+	 * whenever we read, so libssh's window never outgrows what the
+	 * output takes. stderr is drained too, or EOF never shows. */
+	for (int is_err = 0; is_err < 2; is_err++) {
+		if (x->stream_eof[is_err])
+			continue;
+		int n = ssh_channel_read_nonblocking(x->ch, x->out, BUF_SIZE, is_err);
+		if (n == SSH_EOF || (n == 0 && ssh_channel_is_eof(x->ch))) {
+			x->stream_eof[is_err] = true;
+			*progress = true;
+		} else if (n < 0) {
+			return lost(x, "while receiving");
+		} else if (n > 0) {
+			if (mig_write_all(is_err ? 2 : 1, x->out, (size_t)n, &e) < 0) {
+				migssh_die_msg("%s", e.msg);
+				return -1;
+			}
+			x->received += (uint64_t)n;
+			*progress = true;
+		}
+	}
+	/* push out what libssh could not write yet */
+	if (ssh_get_poll_flags(x->s) & SSH_WRITE_PENDING) {
+		if (ssh_blocking_flush(x->s, 0) == SSH_ERROR)
+			return lost(x, "while sending");
+	}
+	return 0;
+}
+
+static bool finished(struct xfer *x, const struct exit_info *ei)
+{
+	if (!x->stream_eof[0] || !x->stream_eof[1])
+		return ssh_channel_is_closed(x->ch) &&
+		       ssh_channel_poll(x->ch, 0) <= 0 &&
+		       ssh_channel_poll(x->ch, 1) <= 0;
+	return ei->have_status || ei->have_signal || ssh_channel_is_closed(x->ch);
+}
+
+int migssh_transfer(struct xfer *x, struct exit_info *ei)
+{
+	bool stdin_ready = false;
+
+	ssh_set_blocking(x->s, 0);
+	for (;;) {
+		bool progress = false;
+
+		if (step(x, stdin_ready, &progress) < 0)
+			return -1;
+		stdin_ready = false;
+		if (!ssh_is_connected(x->s))
+			return lost(x, "");
+		/* after the remote's EOF channel_read no longer reads
+		 * packets: this does, until the exit status comes */
+		if (x->stream_eof[0] && x->stream_eof[1] && !ei->have_status &&
+		    !ei->have_signal && !ssh_channel_is_closed(x->ch))
+			ssh_channel_get_exit_status(x->ch);
+		if (finished(x, ei))
+			return 0;
+		if (progress)
+			continue;
+
+		struct pollfd p[2];
+		nfds_t n = 0;
+		p[n++] = (struct pollfd){ .fd = ssh_get_fd(x->s), .events = POLLIN };
+		if (ssh_get_poll_flags(x->s) & SSH_WRITE_PENDING)
+			p[0].events |= POLLOUT;
+		if (!x->in_eof && x->in_len == 0)
+			p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+		/* a bounded wait: the state is re-checked at least once a
+		 * second whatever libssh did with the socket meanwhile */
+		if (poll(p, n, 1000) < 0 && errno != EINTR) {
+			migssh_die_msg("poll: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 2 && p[1].revents)
+			stdin_ready = true;
+	}
+}
