@@ -78,9 +78,10 @@ static void usage(const struct mig_filter *f, FILE *out)
 static int usage_error(const struct mig_filter *f, const char *fmt,
 		       const char *arg)
 {
-	fprintf(stderr, "%s: ", mig_progname);
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'mig-%s --help'.\n", f->name);
+	char m[1024];
+
+	snprintf(m, sizeof m, fmt, arg);
+	mig_warn("%s\nTry 'mig-%s --help'.", m, f->name);
 	return MIG_EXIT_USAGE;
 }
 

@@ -1,7 +1,10 @@
 /* error.c - error values and the program's messages. */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mig.h"
 
@@ -37,13 +40,28 @@ int mig_err_prefix(struct mig_err *e, const char *fmt, ...)
 	return -1;
 }
 
+/* One message, one write(2) of at most PIPE_BUF bytes: the stages of a
+ * pipeline share one stderr, and a message written in pieces can be cut
+ * by another stage's (the fault tests saw it). Longer messages are cut. */
 void mig_warn(const char *fmt, ...)
 {
+	char line[PIPE_BUF];
+	size_t room = sizeof line - 1; /* the newline's place */
+	int n = snprintf(line, room, "%s: ", mig_progname);
 	va_list ap;
 
-	fprintf(stderr, "%s: ", mig_progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
+	if (n < 0)
+		return;
+	if ((size_t)n < room) {
+		va_start(ap, fmt);
+		int m = vsnprintf(line + n, room - (size_t)n, fmt, ap);
+		va_end(ap);
+		if (m > 0)
+			n += m;
+	}
+	if ((size_t)n >= room)
+		n = (int)room - 1;
+	line[n++] = '\n';
+	while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
+		;
 }

@@ -49,9 +49,10 @@ static void usage(FILE *out)
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "mig-keygen: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry 'mig-keygen --help'.\n");
+	char m[1024];
+
+	snprintf(m, sizeof m, fmt, arg);
+	mig_warn("%s\nTry 'mig-keygen --help'.", m);
 	return MIG_EXIT_USAGE;
 }
 

@@ -26,13 +26,13 @@ static const char *msg_host = "";
 
 void migssh_die_msg(const char *fmt, ...)
 {
+	char m[2048];
 	va_list ap;
 
-	fprintf(stderr, "mig-ssh: %s: ", msg_host);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(m, sizeof m, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	mig_warn("%s: %s", msg_host, m); /* one write: stderr is shared */
 }
 
 int main(int argc, char **argv)
