@@ -89,6 +89,10 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 	};
 	int o;
 	c->meta = calloc((size_t)argc + 1, sizeof *c->meta);
+	if (!c->meta) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
+	}
 	c->bandwidth = 1ull << 40;
 	c->grace_ms = 30000;
 	optind = 1;
@@ -190,6 +194,13 @@ static int cmd_checkpoint(int argc, char **argv)
 	dr.qmp_path = argv[optind];
 	const char *file = argv[argc - 1];
 	char *dcopy = strdup(file), *bcopy = strdup(file), tmp[PATH_MAX * 2];
+	if (!dcopy || !bcopy) {
+		mig_warn("out of memory");
+		free(dcopy);
+		free(bcopy);
+		free(c.meta);
+		return MIG_EXIT_SYS;
+	}
 	/* QEMU runs the pipeline in its own working directory */
 	char *dir = realpath(dirname(dcopy), NULL);
 	if (!dir) {
@@ -216,8 +227,7 @@ static int cmd_checkpoint(int argc, char **argv)
 	migqemu_str_add(&pl, "> ");
 	migqemu_str_addq(&pl, tmp);
 	dr.pipeline = pl.s;
-	if (c.resume)
-		setenv("MIG_QEMU_RESUME", "1", 1);
+	dr.resume = c.resume;
 	int rc = migqemu_drive(&dr);
 	if (rc == 0 && rename(tmp, file) < 0) {
 		mig_warn("%s: %s", file, strerror(errno));

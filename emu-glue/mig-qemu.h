@@ -50,6 +50,7 @@ struct drive {
 	long downtime_ms;
 	long timeout_ms;        /* 0: none */
 	long grace_ms;          /* for the pipeline to end after QEMU's verdict */
+	bool resume;            /* checkpoint --resume: cont the VM once done */
 	/* results */
 	char src_status[32];
 	uint64_t transferred;

@@ -282,18 +282,22 @@ int main(int argc, char **argv)
 	if (pipe2(feed, O_CLOEXEC) < 0) {
 		mig_warn("pipe: %s", strerror(errno));
 		rc = MIG_EXIT_SYS;
-		goto out;
-	}
-	mig_pipe_grow(feed[1]);
-	if (migrecv_emu_start(&em, av.v, feed[0], feed[1], logw) < 0) {
-		rc = MIG_EXIT_SYS;
-		goto out;
+	} else {
+		mig_pipe_grow(feed[1]);
+		if (migrecv_emu_start(&em, av.v, feed[0], feed[1], logw) < 0) {
+			close(feed[0]);
+			close(feed[1]);
+			rc = MIG_EXIT_SYS;
+		}
 	}
 	if (logw != em.log)
 		close(logw);
-	struct feed f = { .fd = feed[1], .cap = HOLD_BACK, .src = src };
-	rc = migrecv_run(&em, &f, sock, timeout_s);
-	free(f.ring);
+	if (rc == 0) {
+		struct feed f = { .fd = feed[1], .cap = HOLD_BACK, .src = src };
+		rc = migrecv_run(&em, &f, sock, timeout_s);
+		free(f.ring);
+	}
+	close(em.log);
 	goto out;
 
 bad_stream:

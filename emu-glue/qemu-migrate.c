@@ -154,7 +154,7 @@ int migqemu_drive(struct drive *dr)
 {
 	char err[1024], tmpl[PATH_MAX], path[PATH_MAX + 32];
 	struct qmp *q;
-	int rc = MIG_EXIT_DATA;
+	int rc = MIG_EXIT_DATA, errfd = -1;
 	const char *td = getenv("TMPDIR");
 
 	q = qmp_connect(dr->qmp_path, 10000, NULL, NULL, err, sizeof err);
@@ -226,7 +226,7 @@ int migqemu_drive(struct drive *dr)
 	if (migqemu_verbose)
 		mig_warn("QEMU runs: %s", uri.s);
 	snprintf(path, sizeof path, "%s/err", tmpl);
-	int errfd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	errfd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
 
 	/* parameters: no bandwidth cap (QEMU's default is 128 MiB/s) */
 	json_t *r;
@@ -341,8 +341,6 @@ int migqemu_drive(struct drive *dr)
 			 "stopped it", dr->grace_ms / 1000);
 	}
 	relay_err(errfd);
-	if (errfd >= 0)
-		close(errfd);
 
 	/* verdict */
 	int codes[64];
@@ -435,9 +433,9 @@ out:
 		unlink(path);
 	}
 	rmdir(tmpl);
-	dr->qmp_path = dr->qmp_path;
-	if (rc == MIG_EXIT_OK && getenv("MIG_QEMU_RESUME")) {
-		/* set by checkpoint --resume */
+	if (errfd >= 0)
+		close(errfd);
+	if (rc == MIG_EXIT_OK && dr->resume) {
 		json_decref(qmp_get(q, "cont", NULL));
 		qmp_status(q, dr->src_status, sizeof dr->src_status);
 	}

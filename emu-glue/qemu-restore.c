@@ -47,6 +47,11 @@ int migqemu_cmd_restore(int argc, char **argv)
 	/* mig-recv's command line */
 	char **rv = calloc((size_t)argc + 8, sizeof *rv);
 	int n = 0;
+	if (!rv) {
+		mig_warn("out of memory");
+		close(in);
+		return MIG_EXIT_SYS;
+	}
 	rv[n++] = migqemu_sibling("mig-recv");
 	if (c.from_stream)
 		rv[n++] = "--from-stream";
@@ -70,15 +75,25 @@ int migqemu_cmd_restore(int argc, char **argv)
 	/* the stages: FILE | FILTER... | mig-recv */
 	pid_t pids[64];
 	const char *names[64];
-	int ns = 0, prev = in;
+	int ns = 0, prev = in, rc = 0;
 	for (int i = 0; i <= nf && ns < 63; i++) {
 		int p[2] = { -1, -1 };
 		bool last = i == nf;
 		if (!last && pipe2(p, O_CLOEXEC) < 0) {
 			mig_warn("pipe: %s", strerror(errno));
-			return MIG_EXIT_SYS;
+			rc = MIG_EXIT_SYS;
+			break;
 		}
 		pid_t pid = fork();
+		if (pid < 0) {
+			mig_warn("fork: %s", strerror(errno));
+			if (!last) {
+				close(p[0]);
+				close(p[1]);
+			}
+			rc = MIG_EXIT_SYS;
+			break;
+		}
 		if (pid == 0) {
 			dup2(prev, 0);
 			if (!last)
@@ -99,7 +114,10 @@ int migqemu_cmd_restore(int argc, char **argv)
 			prev = p[0];
 		}
 	}
-	int rc = 0;
+	/* a stage could not be started: the ones before it read no further
+	 * than the pipe that nobody drains now, and end on EPIPE */
+	if (rc)
+		close(prev);
 	for (int i = 0; i < ns; i++) {
 		int st;
 		while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
@@ -108,7 +126,8 @@ int migqemu_cmd_restore(int argc, char **argv)
 		if (code) {
 			mig_warn("restore: stage %d (%s) failed: exit status %d", i + 1,
 				 names[i], code);
-			rc = MIG_EXIT_DATA;
+			if (!rc)
+				rc = MIG_EXIT_DATA;
 		}
 	}
 	free(rv);

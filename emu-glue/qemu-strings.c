@@ -98,6 +98,8 @@ char *migqemu_sibling(const char *name)
 {
 	static char buf[PATH_MAX + 32];
 	char *dir = strdup(migqemu_self_exe());
+	if (!dir)
+		return (char *)name; /* found on PATH, then */
 	snprintf(buf, sizeof buf, "%s/%s", dirname(dir), name);
 	free(dir);
 	return access(buf, X_OK) == 0 ? buf : (char *)name;

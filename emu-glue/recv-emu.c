@@ -113,16 +113,19 @@ static void keeper_main(int ctl, int report, int feed, int logfd, char **argv,
 int migrecv_emu_start(struct emu *em, char **argv, int feed_r, int feed_w,
 		     int logw)
 {
-	int c[2], r[2];
-	if (pipe2(c, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0) {
+	int c[2] = { -1, -1 }, r[2] = { -1, -1 };
+	pid_t k = -1, parent = getpid();
+	if (pipe2(c, O_CLOEXEC) < 0 || pipe2(r, O_CLOEXEC) < 0)
 		mig_warn("pipe: %s", strerror(errno));
-		return -1;
-	}
-	pid_t parent = getpid();
-	fflush(NULL);
-	pid_t k = fork();
-	if (k < 0) {
+	else if (fflush(NULL), (k = fork()) < 0)
 		mig_warn("fork: %s", strerror(errno));
+	if (k < 0) {
+		for (int i = 0; i < 2; i++) {
+			if (c[i] >= 0)
+				close(c[i]);
+			if (r[i] >= 0)
+				close(r[i]);
+		}
 		return -1;
 	}
 	if (k == 0) {

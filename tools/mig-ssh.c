@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 		goto out_session;
 	}
 	migssh_set_alive(x.s, &c);
-	if (migssh_verify_host(x.s, &c, strict) < 0 || migssh_authenticate(x.s, &c) < 0)
+	if (migssh_verify_host(x.s, &c, strict) < 0 || migssh_authenticate(x.s) < 0)
 		goto out_disconnect;
 	if (c.verbose) {
 		char *user = NULL, *host = NULL;

@@ -72,7 +72,7 @@ void migssh_set_alive(ssh_session s, const struct cmdline *c);
 int migssh_no_passphrase(const char *prompt, char *buf, size_t len, int echo,
 			 int verify, void *userdata);
 int migssh_verify_host(ssh_session s, const struct cmdline *c, enum strict strict);
-int migssh_authenticate(ssh_session s, const struct cmdline *c);
+int migssh_authenticate(ssh_session s);
 
 /* ssh-transfer.c: stdin to the remote command, its output back. */
 void migssh_on_exit_status(ssh_session s, ssh_channel ch, int status, void *u);

@@ -119,12 +119,11 @@ out:
 	return rc;
 }
 
-int migssh_authenticate(ssh_session s, const struct cmdline *c)
+int migssh_authenticate(ssh_session s)
 {
 	char *user = NULL;
 	int rc;
 
-	(void)c;
 	rc = ssh_userauth_publickey_auto(s, NULL, NULL);
 	if (rc == SSH_AUTH_SUCCESS)
 		return 0;

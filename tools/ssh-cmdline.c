@@ -177,6 +177,10 @@ int migssh_parse_cmdline(struct cmdline *c, int argc, char **argv)
 	const char *at = strrchr(argv[optind], '@');
 	if (at) {
 		c->user = strndup(argv[optind], (size_t)(at - argv[optind]));
+		if (!c->user) {
+			fprintf(stderr, "mig-ssh: out of memory\n");
+			return EXIT_OWN;
+		}
 		c->host = at + 1;
 	} else
 		c->host = argv[optind];
