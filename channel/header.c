@@ -16,7 +16,8 @@ size_t mig_header_build(uint8_t *out, uint8_t kind, const uint8_t *params,
 	out[5] = kind;
 	mig_put_le16(out + 6, 0);
 	mig_put_le32(out + 8, (uint32_t)plen);
-	memcpy(out + MIG_HEADER_FIXED, params, plen);
+	if (plen) /* a kind without parameters may pass NULL */
+		memcpy(out + MIG_HEADER_FIXED, params, plen);
 	size_t n = MIG_HEADER_FIXED + plen;
 	mig_put_le64(out + n, XXH3_64bits(out, n));
 	return n + MIG_HEADER_CHECK;

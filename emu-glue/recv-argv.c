@@ -62,40 +62,8 @@ const char *migrecv_opt_name(const char *w)
 	return w[1] == '-' ? w + 2 : w + 1;
 }
 
-/* The id=... of a -object/-device/... argument ("" if none); static buf. */
-static const char *arg_id(const char *arg)
-{
-	static char id[256];
-	const char *p = arg;
-
-	id[0] = '\0';
-	while (*p) {
-		if (!strncmp(p, "id=", 3)) {
-			size_t k = 0;
-			for (p += 3; *p && k < sizeof id - 1; p++) {
-				if (*p == ',') {
-					if (p[1] != ',')
-						break;
-					p++;
-				}
-				id[k++] = *p;
-			}
-			id[k] = '\0';
-			return id;
-		}
-		/* to the next option (",," is a comma inside a value) */
-		while (*p && !(*p == ',' && p[1] != ',')) {
-			if (*p == ',')
-				p++;
-			p++;
-		}
-		if (*p == ',')
-			p++;
-	}
-	return id;
-}
-
-/* The value of KEY=... in a QEMU option string ("" if absent). */
+/* The value of KEY=... in a -object/-device/... argument, into out ("" if
+ * none; ",," is a comma inside a value). */
 static void arg_value(const char *arg, const char *key, char *out, size_t len)
 {
 	size_t kl = strlen(key);
@@ -116,6 +84,7 @@ static void arg_value(const char *arg, const char *key, char *out, size_t len)
 			out[k] = '\0';
 			return;
 		}
+		/* to the next option */
 		while (*p && !(*p == ',' && p[1] != ',')) {
 			if (*p == ',')
 				p++;
@@ -124,6 +93,15 @@ static void arg_value(const char *arg, const char *key, char *out, size_t len)
 		if (*p == ',')
 			p++;
 	}
+}
+
+/* The id=... of such an argument ("" if none); a static buffer. */
+static const char *arg_id(const char *arg)
+{
+	static char id[256];
+
+	arg_value(arg, "id", id, sizeof id);
+	return id;
 }
 
 static bool keyed_option(const char *o)
