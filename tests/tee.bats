@@ -24,6 +24,18 @@ teardown() {
 	fi
 }
 
+# SIGTERM to mig-tee ($pid) while its input (descriptor $w) is open: it
+# dies of the signal and leaves no ckpt and no temporary.
+sigterm_leaves_nothing() {
+	local st=0
+	kill -TERM "$pid"
+	exec {w}>&-
+	wait "$pid" || st=$?
+	[ "$st" -eq 143 ]
+	[ ! -e ckpt ]
+	assert_no_temporaries .
+}
+
 # No file of ours may be left in DIR but the ones named.
 assert_no_temporaries() {
 	run -0 find "$1" -name '.mig-tee.*'
@@ -162,13 +174,7 @@ tee_without_tmpfile() {
 	pid=$!
 	exec {w}> in
 	head -c 3000000 "$STREAM" >&$w
-	kill -TERM "$pid"
-	exec {w}>&-
-	st=0
-	wait "$pid" || st=$?
-	[ "$st" -eq 143 ]
-	[ ! -e ckpt ]
-	assert_no_temporaries .
+	sigterm_leaves_nothing
 }
 
 @test "without O_TMPFILE: a named temporary, FILE complete and exact, no temporary left" {
@@ -197,13 +203,7 @@ tee_without_tmpfile() {
 
 @test "without O_TMPFILE: SIGTERM mid-stream removes the temporary" {
 	tee_without_tmpfile ckpt
-	kill -TERM "$pid"
-	exec {w}>&-
-	st=0
-	wait "$pid" || st=$?
-	[ "$st" -eq 143 ]
-	[ ! -e ckpt ]
-	assert_no_temporaries .
+	sigterm_leaves_nothing
 }
 
 @test "refuses to write the stream to a terminal (exit 2), but -o writes none" {
