@@ -154,6 +154,16 @@ int mig_src_chunk(struct mig_src *s, const uint8_t **p, size_t *len,
 /* Read exactly len bytes unless the source ends first; returns the count
  * read (short only at the end), or -1. */
 long mig_src_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e);
+/* A source behind a read(2)-like callback, for readers that pull through
+ * one (the QEMU stream reader, qs_scan): mig_src_pull_read(&pull, ...)
+ * reads from pull.src; on failure it keeps the source's own error in
+ * *pull.err, sets pull.failed and returns -1 with errno EIO. */
+struct mig_src_pull {
+	struct mig_src *src;
+	struct mig_err *err;
+	bool failed;
+};
+long mig_src_pull_read(void *pull, void *buf, size_t len);
 /* Look at the first bytes without consuming them (n <= 64); *got may be
  * less than n only at the end of the source. */
 int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,

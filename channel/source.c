@@ -102,6 +102,18 @@ long mig_src_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e)
 	return (long)done;
 }
 
+long mig_src_pull_read(void *pull, void *buf, size_t len)
+{
+	struct mig_src_pull *p = pull;
+	long n = mig_src_read(p->src, buf, len, p->err);
+
+	if (n < 0) {
+		p->failed = true;
+		errno = EIO;
+	}
+	return n;
+}
+
 int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
 		 struct mig_err *e)
 {

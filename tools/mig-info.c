@@ -42,25 +42,6 @@ struct info {
 	bool failed;
 };
 
-/* qemu-stream pulls from the innermost layer; layer errors are kept. */
-struct pull {
-	struct mig_src *src;
-	struct mig_err *err;
-	bool failed;
-};
-
-static long pull_read(void *ctx, void *buf, size_t len)
-{
-	struct pull *p = ctx;
-	long n = mig_src_read(p->src, buf, len, p->err);
-
-	if (n < 0) {
-		p->failed = true;
-		errno = EIO;
-	}
-	return n;
-}
-
 static struct mig_src *top(struct info *in)
 {
 	return in->nlayers ? in->layers[in->nlayers - 1].src : in->base;
@@ -119,10 +100,11 @@ static int scan(struct info *in)
 	if (d.type != MIG_INPUT_QEMU)
 		return drain(in);
 
-	struct pull p = { top(in), &in->err, false };
+	/* qemu-stream pulls from the innermost layer; layer errors are kept */
+	struct mig_src_pull p = { top(in), &in->err, false };
 	char qerr[512];
 	in->have_qemu = true;
-	if (qs_scan(pull_read, &p, 0, &in->qemu, qerr, sizeof qerr) < 0) {
+	if (qs_scan(mig_src_pull_read, &p, 0, &in->qemu, qerr, sizeof qerr) < 0) {
 		if (!p.failed)
 			mig_err_set(&in->err, MIG_EXIT_DATA, "QEMU stream: %s",
 				    qerr);

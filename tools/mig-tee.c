@@ -141,16 +141,6 @@ static void ring_free(struct mig_src *s)
 
 static const struct mig_src_ops ring_ops = { .next = ring_next, .free = ring_free };
 
-static long pull(void *ctx, void *buf, size_t len)
-{
-	struct mig_err e;
-	long n = mig_src_read(ctx, buf, len, &e);
-
-	if (n < 0)
-		errno = EIO;
-	return n;
-}
-
 /* Follow the stream's structure to its end; the verdict goes in t. */
 static void check_stream(struct tee *t, struct mig_src *src)
 {
@@ -166,8 +156,10 @@ static void check_stream(struct tee *t, struct mig_src *src)
 		t->complete = mig_layer_walk(src, &w, e) == 0;
 	} else if (d.type == MIG_INPUT_QEMU) {
 		struct qs_info q = { 0 };
+		struct mig_err re;
+		struct mig_src_pull p = { src, &re, false };
 		char msg[512];
-		t->complete = qs_scan(pull, src, 0, &q, msg, sizeof msg) == 0;
+		t->complete = qs_scan(mig_src_pull_read, &p, 0, &q, msg, sizeof msg) == 0;
 		if (!t->complete)
 			mig_err_set(e, MIG_EXIT_DATA, "QEMU stream: %s", msg);
 		qs_info_free(&q);

@@ -1,23 +1,12 @@
 /* fuzz-stream.c - what mig-info and the decoders meet: detection, the
  * envelopes peeled as the decoders and mig-recv peel them, then every
  * layer this build can open, nested, then the QEMU stream. */
-#include <errno.h>
 
 #include "all.h"
 #include "fuzz.h"
 #include "qemu-stream.h"
 
 #define DEPTH 4
-
-static long pull(void *ctx, void *buf, size_t len)
-{
-	struct mig_err e;
-	long n = mig_src_read(ctx, buf, len, &e);
-
-	if (n < 0)
-		errno = EIO;
-	return n;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mig_detect(src[n], &d, &e) == 0 && d.type == MIG_INPUT_QEMU) {
 		struct qs_info q = { 0 };
 		char err[256];
-		qs_scan(pull, src[n], 0, &q, err, sizeof err);
+		struct mig_err re;
+		struct mig_src_pull pl = { src[n], &re, false };
+		qs_scan(mig_src_pull_read, &pl, 0, &q, err, sizeof err);
 		qs_info_free(&q);
 	} else {
 		fuzz_drain(src[n], &e);
