@@ -953,8 +953,7 @@ MIG_FILTER(encrypt) {
 	.decode_name = "decrypt",
 	.kind = 3,
 	.summary = "Encrypt and authenticate a stream (AES-256-GCM or "
-		   "ChaCha20-Poly1305, libsodium), or check and decrypt one "
-		   "(-d).",
+		   "ChaCha20-Poly1305), or check and decrypt one (-d).",
 	.max_overhead = TAG_BYTES,
 	.options = enc_options,
 	.create = enc_create,
