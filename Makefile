@@ -31,7 +31,8 @@ CC ?= cc
 CFLAGS ?= -O2 -g
 MIG_CFLAGS = -pthread -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ichannel -Ifilters -Iemu-glue
 LIBS_JSON = $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
-LIBS = -lxxhash -pthread
+# the channel library signs envelopes: Ed25519 (libsodium), SHA-256 (OpenSSL)
+LIBS = -lxxhash -lsodium -lcrypto -pthread
 FILTER_LIBS = $(foreach f,$(FILTERS),$(LIBS_FILTER_$(f)))
 
 # make check SANITIZE=1: AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -51,12 +52,12 @@ COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(CHANNEL_FILTERS:%=$(B)/bin/mig-%) \
 	$(TOOLS:%=$(B)/bin/mig-%) $(GLUE:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
 UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream \
-	$(B)/tests/test-compress
+	$(B)/tests/test-compress $(B)/tests/test-sign
 MAN = $(wildcard man/*.[157])
 
 all: $(COMMANDS) $(ALIASES)
 
-$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h tools/*.h) | deps
+$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h tools/*.h filters/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -106,7 +107,8 @@ endef
 $(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
 # mig-recv's parts (emu-glue/mig-recv.h)
-OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o) \
+OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o \
+	recv-trust.o) \
 	$(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
 LIBS_recv = $(LIBS_JSON)
 # mig-qemu's parts (emu-glue/mig-qemu.h)
@@ -131,6 +133,10 @@ $(B)/tests/test-compress: $(B)/tests/unit/test-compress.o \
 		$(B)/filters/compress.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_compress)
+
+$(B)/tests/test-sign: $(B)/tests/unit/test-sign.o $(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 		$(B)/emu-glue/qemu-stream.o

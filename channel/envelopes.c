@@ -27,6 +27,7 @@ static int peel_one(struct mig_envelopes *env, struct mig_src *src,
 
 	if (!st)
 		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	mig_envelope_trust(st, env->trust);
 	layer = mig_src_layer(src, &mig_filter_envelope, st, 1, e);
 	if (!layer || mig_layer_open(layer, e) < 0 ||
 	    mig_src_peek(layer, 1, &p, &got, e) < 0) {

@@ -322,6 +322,56 @@ const struct mig_meta *mig_layer_meta(const struct mig_src *layer, size_t i);
 /* Totals so far; complete once the source has returned its clean end. */
 void mig_layer_totals(const struct mig_src *layer, struct mig_layer_totals *t);
 
+/* ---- Signed envelopes ------------------------------------------------------ */
+
+/*
+ * A writer may sign the envelope it writes (mig-qemu seal --sign, mig-envelope
+ * --sign) with an Ed25519 key of its own (mig-keygen --sign-pair): the
+ * header (signer, creation time, stream id) is signed on its own, each META
+ * frame with everything before it, END with the whole stream; so nothing a
+ * reader acts on is unsigned when it acts. A reader names the signers it
+ * trusts; an envelope unsigned or signed by anyone else is then refused at
+ * its header, before any META is read (mig-stream(5), SECURITY.md).
+ */
+#define MIG_SIGN_PUBLIC_BYTES 32
+#define MIG_SIGNER_ID_HEX 17 /* 16 hex digits and a NUL */
+#define MIG_SIGNERS_MAX 16
+#define MIG_STREAM_ID_BYTES 16
+
+struct mig_signing_key; /* in locked memory */
+int mig_signing_key_load(struct mig_signing_key **k, const char *path,
+			 struct mig_err *e);
+void mig_signing_key_free(struct mig_signing_key *k);
+/* A new pair as the text of its two files (mig-keygen). */
+int mig_signing_pair_text(char *secret, size_t slen, char *pub, size_t plen,
+			  char *id_hex, struct mig_err *e);
+
+struct mig_signers {
+	size_t n;
+	uint8_t pub[MIG_SIGNERS_MAX][MIG_SIGN_PUBLIC_BYTES];
+};
+/* Add the signer in a .pub file (mig-signer-1:). */
+int mig_signers_add(struct mig_signers *s, const char *path, struct mig_err *e);
+bool mig_signers_has(const struct mig_signers *s, const uint8_t *pub);
+/* A short name for a signer: 16 hex digits of a hash of its key. */
+void mig_signer_id(const uint8_t *pub, char *hex);
+
+/* Encoding: sign the envelope with the key in keyfile. */
+int mig_envelope_sign(void *st, const char *keyfile, struct mig_err *e);
+/* Decoding: refuse an envelope not signed by one of trust (kept, not
+ * copied); NULL accepts any, checking a signature against its own key. */
+void mig_envelope_trust(void *st, const struct mig_signers *trust);
+/* What the envelope's header said, once it has been read. */
+struct mig_seal_sig {
+	bool is_signed;
+	bool trusted; /* by one of the signers given to mig_envelope_trust */
+	uint8_t signer[MIG_SIGN_PUBLIC_BYTES];
+	char signer_id[MIG_SIGNER_ID_HEX];
+	int64_t created; /* the writer's clock, seconds since 1970 (UTC) */
+	uint8_t stream_id[MIG_STREAM_ID_BYTES];
+};
+void mig_envelope_signature(const void *st, struct mig_seal_sig *sig);
+
 /*
  * Peel the envelopes (kind 4) that in starts with, at most
  * MIG_ENVELOPES_MAX nested ones. An envelope only carries META and marks
@@ -333,10 +383,12 @@ void mig_layer_totals(const struct mig_src *layer, struct mig_layer_totals *t);
  * mig_layer_meta() and, once the inner source has ended, for
  * mig_layer_totals(). On error returns NULL with env holding the
  * envelopes whose META was read whole before it. Either way,
- * mig_envelopes_free() frees them; in stays the caller's.
+ * mig_envelopes_free() frees them; in stays the caller's. With
+ * env->trust set, every envelope must be signed by one of those signers.
  */
 #define MIG_ENVELOPES_MAX 8
 struct mig_envelopes {
+	const struct mig_signers *trust; /* set by the caller: see above */
 	size_t n;
 	struct mig_src *layer[MIG_ENVELOPES_MAX];
 	void *st[MIG_ENVELOPES_MAX];

@@ -153,11 +153,3 @@ void mig_tagged_describe(const uint8_t *params, size_t len, char *buf,
 	else
 		snprintf(buf, buflen, "hash=unknown");
 }
-
-MIG_FILTER(envelope) {
-	.name = "envelope",
-	.kind = MIG_KIND_ENVELOPE,
-	.summary = "Wrap a stream in an envelope layer carrying META, or "
-		   "unwrap one (-d).",
-	MIG_TAGGED_CALLBACKS,
-};

@@ -49,6 +49,8 @@ static void usage(FILE *out)
 		"      --send-config      put the source's command line in "
 		"META (qemu.argv)\n"
 		"      --meta KEY=VALUE   more META (repeatable)\n"
+		"      --sign KEY         sign the stream (mig-keygen "
+		"--sign-pair)\n"
 		"      --bandwidth N      max-bandwidth in bytes/s (default: "
 		"unlimited)\n"
 		"      --downtime MS      downtime-limit\n"
@@ -62,16 +64,56 @@ static void usage(FILE *out)
 		"restore:\n"
 		"      --from-stream      start the emulator from the "
 		"checkpoint's META\n"
+		"      --signer PUB       accept only a stream signed by PUB "
+		"(repeatable;\n"
+		"                         --from-stream needs one, or "
+		"--trust-unsigned)\n"
+		"      --trust-unsigned   --from-stream without a signature\n"
+		"      --not-before WHEN  refuse a stream signed before WHEN "
+		"(@SECONDS or\n"
+		"                         YYYY-MM-DDTHH:MM:SSZ)\n"
 		"common:\n"
 		"  -v, --verbose  -q, --quiet  -h, --help  -V, --version\n\n"
 		"Exit status: 0 success; 1 the migration or a stage failed; "
 		"2 usage; 3 I/O\nerror (QMP socket, files). See mig-qemu(1).\n");
 }
 
+/* The seal runs in QEMU's working directory, not ours: keep the key's
+ * absolute path, once it has been read here, so a bad key fails now and
+ * not after QEMU has started migrating. */
+static int check_signing_key(const char *path, char **abs)
+{
+	struct mig_signing_key *k;
+	struct mig_err e = { 0 };
+
+	if (mig_signing_key_load(&k, path, &e) < 0) {
+		mig_warn("--sign: %s", e.msg);
+		return -1;
+	}
+	mig_signing_key_free(k);
+	free(*abs);
+	if (!(*abs = realpath(path, NULL))) {
+		mig_warn("--sign: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void migqemu_common_free(struct common *c)
+{
+	free(c->meta);
+	free(c->signers);
+	free(c->sign);
+	c->meta = NULL;
+	c->signers = NULL;
+	c->sign = NULL;
+}
+
 int migqemu_parse_common(int argc, char **argv, struct common *c)
 {
 	enum { O_SEND = 256, O_META, O_BW, O_DT, O_TMO, O_GRACE, O_JSON,
-	       O_RESUME, O_FROM };
+	       O_RESUME, O_FROM, O_SIGN, O_SIGNER, O_TRUST_UNSIGNED,
+	       O_NOT_BEFORE };
 	static const struct option lo[] = {
 		{ "send-config", no_argument, NULL, O_SEND },
 		{ "meta", required_argument, NULL, O_META },
@@ -82,6 +124,10 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "resume", no_argument, NULL, O_RESUME },
 		{ "from-stream", no_argument, NULL, O_FROM },
+		{ "sign", required_argument, NULL, O_SIGN },
+		{ "signer", required_argument, NULL, O_SIGNER },
+		{ "trust-unsigned", no_argument, NULL, O_TRUST_UNSIGNED },
+		{ "not-before", required_argument, NULL, O_NOT_BEFORE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -89,7 +135,8 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 	};
 	int o;
 	c->meta = calloc((size_t)argc + 1, sizeof *c->meta);
-	if (!c->meta) {
+	c->signers = calloc((size_t)argc + 1, sizeof *c->signers);
+	if (!c->meta || !c->signers) {
 		mig_warn("out of memory");
 		return MIG_EXIT_SYS;
 	}
@@ -123,6 +170,13 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		case O_JSON: migqemu_json_out = true; break;
 		case O_RESUME: c->resume = true; break;
 		case O_FROM: c->from_stream = true; break;
+		case O_SIGN:
+			if (check_signing_key(optarg, &c->sign) < 0)
+				return MIG_EXIT_USAGE;
+			break;
+		case O_SIGNER: c->signers[c->nsigners++] = optarg; break;
+		case O_TRUST_UNSIGNED: c->trust_unsigned = true; break;
+		case O_NOT_BEFORE: c->not_before = optarg; break;
 		case 'v': migqemu_verbose = true; break;
 		case 'q': migqemu_quiet = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -137,6 +191,7 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 static void fill_drive(struct drive *dr, const struct common *c)
 {
 	dr->send_config = c->send_config;
+	dr->sign = c->sign;
 	dr->meta = c->meta;
 	dr->nmeta = c->nmeta;
 	dr->bandwidth = c->bandwidth;
@@ -153,12 +208,12 @@ static int cmd_migrate(int argc, char **argv)
 	struct drive dr = { 0 };
 	int r = migqemu_parse_common(argc, argv, &c);
 	if (r >= 0) {
-		free(c.meta);
+		migqemu_common_free(&c);
 		return r;
 	}
 	if (argc - optind != 2) {
 		mig_warn("migrate: need QMP-SOCKET and 'PIPELINE'\nTry 'mig-qemu --help'.");
-		free(c.meta);
+		migqemu_common_free(&c);
 		return MIG_EXIT_USAGE;
 	}
 	fill_drive(&dr, &c);
@@ -172,7 +227,7 @@ static int cmd_migrate(int argc, char **argv)
 	for (size_t i = 1; i < dr.nstages; i++)
 		free(dr.stages[i]);
 	free(pl.s);
-	free(c.meta);
+	migqemu_common_free(&c);
 	return rc;
 }
 
@@ -182,12 +237,12 @@ static int cmd_checkpoint(int argc, char **argv)
 	struct drive dr = { 0 };
 	int r = migqemu_parse_common(argc, argv, &c);
 	if (r >= 0) {
-		free(c.meta);
+		migqemu_common_free(&c);
 		return r;
 	}
 	if (argc - optind < 2) {
 		mig_warn("checkpoint: need QMP-SOCKET and FILE\nTry 'mig-qemu --help'.");
-		free(c.meta);
+		migqemu_common_free(&c);
 		return MIG_EXIT_USAGE;
 	}
 	fill_drive(&dr, &c);
@@ -198,7 +253,7 @@ static int cmd_checkpoint(int argc, char **argv)
 		mig_warn("out of memory");
 		free(dcopy);
 		free(bcopy);
-		free(c.meta);
+		migqemu_common_free(&c);
 		return MIG_EXIT_SYS;
 	}
 	/* QEMU runs the pipeline in its own working directory */
@@ -207,7 +262,7 @@ static int cmd_checkpoint(int argc, char **argv)
 		mig_warn("%s: %s", file, strerror(errno));
 		free(dcopy);
 		free(bcopy);
-		free(c.meta);
+		migqemu_common_free(&c);
 		return MIG_EXIT_IO;
 	}
 	snprintf(tmp, sizeof tmp, "%s/.%s.mig-qemu.%ld", dir, basename(bcopy),
@@ -240,7 +295,7 @@ static int cmd_checkpoint(int argc, char **argv)
 		mig_warn("checkpoint %s written; the VM is %s", file, dr.src_status);
 	}
 	free(pl.s);
-	free(c.meta);
+	migqemu_common_free(&c);
 	return rc;
 }
 

@@ -16,6 +16,11 @@ extern bool migqemu_quiet, migqemu_verbose, migqemu_json_out;
 
 struct common {
 	bool send_config, resume, from_stream;
+	char *sign;            /* --sign KEY, made absolute: the seal's key */
+	const char **signers;  /* --signer PUB (restore) */
+	size_t nsigners;
+	bool trust_unsigned;   /* restore --trust-unsigned */
+	const char *not_before; /* restore --not-before WHEN */
 	const char **meta;
 	size_t nmeta;
 	uint64_t bandwidth;
@@ -24,6 +29,7 @@ struct common {
 
 /* -1 to go on, else the exit status to leave with */
 int migqemu_parse_common(int argc, char **argv, struct common *c);
+void migqemu_common_free(struct common *c);
 
 /* qemu-strings.c */
 struct str {
@@ -44,6 +50,7 @@ struct drive {
 	char *stages[64];       /* names, stage 0 is the seal */
 	size_t nstages;
 	bool send_config;
+	const char *sign;       /* the seal signs with this key (NULL: not) */
 	const char **meta;
 	size_t nmeta;
 	uint64_t bandwidth;

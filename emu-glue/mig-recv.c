@@ -66,7 +66,15 @@ static void usage(FILE *out)
 		"running in the background.\n\n"
 		"      --from-stream  start it with the source's command line "
 		"carried in the\n"
-		"                     stream (META qemu.argv), OVERRIDES applied\n"
+		"                     stream (META qemu.argv), OVERRIDES applied; "
+		"needs\n"
+		"                     --signer or --trust-unsigned\n"
+		"      --signer PUB   accept only a stream signed by this signer "
+		"(repeatable)\n"
+		"      --trust-unsigned  --from-stream without a signature\n"
+		"      --not-before WHEN  refuse a stream signed before WHEN "
+		"(@SECONDS or\n"
+		"                     YYYY-MM-DDTHH:MM:SSZ)\n"
 		"      --qmp PATH     socket of the QMP monitor added when ARGS "
 		"have none\n"
 		"      --log FILE     the emulator's output (default: shown only "
@@ -87,12 +95,16 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_FROM = 256, OPT_QMP, OPT_LOG, OPT_TIMEOUT };
+	enum { OPT_FROM = 256, OPT_QMP, OPT_LOG, OPT_TIMEOUT, OPT_SIGNER,
+	       OPT_TRUST_UNSIGNED, OPT_NOT_BEFORE };
 	static const struct option lo[] = {
 		{ "from-stream", no_argument, NULL, OPT_FROM },
 		{ "qmp", required_argument, NULL, OPT_QMP },
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "signer", required_argument, NULL, OPT_SIGNER },
+		{ "trust-unsigned", no_argument, NULL, OPT_TRUST_UNSIGNED },
+		{ "not-before", required_argument, NULL, OPT_NOT_BEFORE },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -104,6 +116,7 @@ int main(int argc, char **argv)
 	const char *qmp_path = NULL, *log_path = NULL;
 	int timeout_s = 60, c;
 	struct mig_err e = { 0 };
+	struct recv_trust trust = { 0 };
 
 	mig_progname = "mig-recv";
 	signal(SIGPIPE, SIG_IGN);
@@ -119,6 +132,21 @@ int main(int argc, char **argv)
 				return MIG_EXIT_USAGE;
 			}
 			break;
+		case OPT_SIGNER:
+			if (mig_signers_add(&trust.signers, optarg, &e) < 0) {
+				mig_warn("--signer: %s", e.msg);
+				return MIG_EXIT_USAGE;
+			}
+			break;
+		case OPT_TRUST_UNSIGNED: trust.trust_unsigned = true; break;
+		case OPT_NOT_BEFORE:
+			if (migrecv_parse_when(optarg, &trust.not_before) < 0) {
+				mig_warn("--not-before '%s': not @SECONDS or "
+					 "YYYY-MM-DDTHH:MM:SSZ", optarg);
+				return MIG_EXIT_USAGE;
+			}
+			trust.has_not_before = true;
+			break;
 		case 'n': dry = true; break;
 		case 'v': migrecv_verbose = true; break;
 		case 'q': migrecv_quiet = true; break;
@@ -128,6 +156,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "Try 'mig-recv --help'.\n");
 			return MIG_EXIT_USAGE;
 		}
+	}
+	if (from && !trust.signers.n && !trust.trust_unsigned) {
+		mig_warn("--from-stream starts what the stream describes: name "
+			 "the signer it must come from with --signer PUB (or "
+			 "give --trust-unsigned)\nTry 'mig-recv --help'.");
+		return MIG_EXIT_USAGE;
+	}
+	if (trust.has_not_before && !trust.signers.n) {
+		mig_warn("--not-before needs --signer: only a signed stream "
+			 "carries a time to trust\nTry 'mig-recv --help'.");
+		return MIG_EXIT_USAGE;
 	}
 	char **args = argv + optind;
 	size_t nargs = (size_t)(argc - optind);
@@ -152,7 +191,7 @@ int main(int argc, char **argv)
 	mig_pipe_grow(0);
 	int rc = 0;
 	struct mig_src *base = mig_src_fd(0, "stdin"), *src;
-	struct mig_envelopes env = { 0 };
+	struct mig_envelopes env = { .trust = trust.signers.n ? &trust.signers : NULL };
 	struct mig_detect d;
 	json_t *src_argv = NULL;
 	struct argv av = { 0 };
@@ -161,7 +200,7 @@ int main(int argc, char **argv)
 	/* what META was read is shown even when a later envelope is bad */
 	for (size_t i = 0; i < env.n; i++)
 		read_meta(env.layer[i], &src_argv);
-	if (!src)
+	if (!src || migrecv_trust_check(&env, &trust, &e) < 0)
 		goto bad_stream;
 	if (d.type != MIG_INPUT_QEMU) {
 		char what[128];

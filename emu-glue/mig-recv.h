@@ -35,6 +35,20 @@ int migrecv_from_stream(json_t *src, char **over, size_t nover,
 			struct argv *out);
 void migrecv_print_quoted(FILE *f, char **v);
 
+/* recv-trust.c: --signer, --not-before */
+struct recv_trust {
+	struct mig_signers signers; /* none: signatures are not required */
+	bool trust_unsigned;
+	bool has_not_before;
+	int64_t not_before;
+};
+
+/* "@SECONDS" or "YYYY-MM-DDTHH:MM:SSZ"; -1 if neither. */
+int migrecv_parse_when(const char *s, int64_t *when);
+/* After the envelopes were peeled with env->trust = &t->signers. */
+int migrecv_trust_check(const struct mig_envelopes *env,
+			const struct recv_trust *t, struct mig_err *e);
+
 /* recv-emu.c */
 struct emu {
 	pid_t keeper, pid;

@@ -215,6 +215,10 @@ int migqemu_drive(struct drive *dr)
 	migqemu_str_add(&sc, " seal --meta-file ");
 	snprintf(path, sizeof path, "%s/meta", tmpl);
 	migqemu_str_addq(&sc, path);
+	if (dr->sign) {
+		migqemu_str_add(&sc, " --sign ");
+		migqemu_str_addq(&sc, dr->sign);
+	}
 	migqemu_str_add(&sc, " ");
 	migqemu_str_add(&sc, dr->pipeline);
 	migqemu_str_add(&sc, "\necho \"${PIPESTATUS[*]}\" >");

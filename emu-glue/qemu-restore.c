@@ -19,11 +19,22 @@ int migqemu_cmd_restore(int argc, char **argv)
 	struct common c = { 0 };
 	int r = migqemu_parse_common(argc, argv, &c);
 	if (r >= 0) {
-		free(c.meta);
+		migqemu_common_free(&c);
 		return r;
 	}
-	free(c.meta); /* restore takes no META */
-	c.meta = NULL;
+	if (c.from_stream && !c.nsigners && !c.trust_unsigned) {
+		mig_warn("restore: --from-stream starts what the stream describes: "
+			 "name the signer it must come from with --signer PUB (or "
+			 "give --trust-unsigned)\nTry 'mig-qemu --help'.");
+		migqemu_common_free(&c);
+		return MIG_EXIT_USAGE;
+	}
+	if (c.nmeta || c.sign) {
+		mig_warn("restore: --%s is for migrate and checkpoint\nTry "
+			 "'mig-qemu --help'.", c.nmeta ? "meta" : "sign");
+		migqemu_common_free(&c);
+		return MIG_EXIT_USAGE;
+	}
 	int dd = -1;
 	for (int i = optind; i < argc; i++)
 		if (!strcmp(argv[i], "--")) {
@@ -33,6 +44,7 @@ int migqemu_cmd_restore(int argc, char **argv)
 	if (argc - optind < 1 || dd == optind || (dd < 0 && !c.from_stream)) {
 		mig_warn("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
 			 "--from-stream)\nTry 'mig-qemu --help'.");
+		migqemu_common_free(&c);
 		return MIG_EXIT_USAGE;
 	}
 	if (dd < 0)
@@ -42,19 +54,31 @@ int migqemu_cmd_restore(int argc, char **argv)
 	int in = open(file, O_RDONLY | O_CLOEXEC);
 	if (in < 0) {
 		mig_warn("%s: %s", file, strerror(errno));
+		migqemu_common_free(&c);
 		return MIG_EXIT_IO;
 	}
 	/* mig-recv's command line */
-	char **rv = calloc((size_t)argc + 8, sizeof *rv);
+	char **rv = calloc((size_t)argc + 2 * c.nsigners + 12, sizeof *rv);
 	int n = 0;
 	if (!rv) {
 		mig_warn("out of memory");
 		close(in);
+		migqemu_common_free(&c);
 		return MIG_EXIT_SYS;
 	}
 	rv[n++] = migqemu_sibling("mig-recv");
 	if (c.from_stream)
 		rv[n++] = "--from-stream";
+	for (size_t i = 0; i < c.nsigners; i++) {
+		rv[n++] = "--signer";
+		rv[n++] = (char *)c.signers[i];
+	}
+	if (c.trust_unsigned)
+		rv[n++] = "--trust-unsigned";
+	if (c.not_before) {
+		rv[n++] = "--not-before";
+		rv[n++] = (char *)c.not_before;
+	}
 	if (migqemu_verbose)
 		rv[n++] = "-v";
 	if (migqemu_quiet)
@@ -131,5 +155,6 @@ int migqemu_cmd_restore(int argc, char **argv)
 		}
 	}
 	free(rv);
+	migqemu_common_free(&c);
 	return rc;
 }

@@ -79,14 +79,15 @@ static int add_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e)
 
 int migqemu_cmd_seal(int argc, char **argv)
 {
-	enum { OPT_META = 256, OPT_META_FILE };
+	enum { OPT_META = 256, OPT_META_FILE, OPT_SIGN };
 	static const struct option lo[] = {
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "meta-file", required_argument, NULL, OPT_META_FILE },
+		{ "sign", required_argument, NULL, OPT_SIGN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char **metas = calloc((size_t)argc + 1, sizeof *metas), *mfile = NULL;
+	const char **metas = calloc((size_t)argc + 1, sizeof *metas), *mfile = NULL, *sign = NULL;
 	size_t nm = 0;
 	int c;
 
@@ -100,9 +101,10 @@ int migqemu_cmd_seal(int argc, char **argv)
 		switch (c) {
 		case OPT_META: metas[nm++] = optarg; break;
 		case OPT_META_FILE: mfile = optarg; break;
+		case OPT_SIGN: sign = optarg; break;
 		case 'h':
 			printf("usage: mig-qemu seal [--meta KEY=VALUE]... "
-			       "[--meta-file FILE]\nWrap QEMU's raw stream in an "
+			       "[--meta-file FILE] [--sign KEY]\nWrap QEMU's raw stream in an "
 			       "envelope whose END is written only if the\nQEMU "
 			       "stream is complete. See mig-qemu(1).\n");
 			free(metas);
@@ -132,6 +134,12 @@ int migqemu_cmd_seal(int argc, char **argv)
 	char qerr[512];
 	int rc = MIG_EXIT_OK;
 
+	if (!st) {
+		mig_err_set(&s.err, MIG_EXIT_SYS, "out of memory");
+		goto fail;
+	}
+	if (sign && mig_envelope_sign(st, sign, &s.err) < 0)
+		goto fail;
 	if (!(s.k = mig_sink_open(1, &mig_filter_envelope, st, SEAL_FRAME, 1, &s.err)))
 		goto fail;
 	for (size_t i = 0; i < nm; i++)
@@ -186,7 +194,8 @@ fail:
 out:
 	qs_info_free(&qi);
 	mig_sink_free(s.k);
-	mig_filter_envelope.destroy(st);
+	if (st)
+		mig_filter_envelope.destroy(st);
 	free(metas);
 	return rc;
 }

@@ -48,7 +48,7 @@ fix_header_check() {
 	assert_output "mig-keygen (migkit) 0.1.0"
 	run -2 --separate-stderr mig-keygen
 	output=$stderr lines=("${stderr_lines[@]}")
-	assert_line --index 0 "mig-keygen: give one of -o KEYFILE, --pair NAME or -y IDENTITY"
+	assert_line --index 0 "mig-keygen: give one of -o KEYFILE, --pair NAME, -y IDENTITY or --sign-pair NAME"
 	run -2 --separate-stderr mig-keygen --bogus
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line --index 0 "mig-keygen: unknown or incomplete option '--bogus'"

@@ -58,10 +58,11 @@ teardown() {
 	cmp src.mem dst.mem
 }
 
-@test "--send-config and mig-recv --from-stream: the destination is started from the stream" {
+@test "--send-config and mig-recv --from-stream: the destination is started from the signed stream" {
 	source_vm src -name from-the-source
-	run -0 --separate-stderr mig-qemu migrate --send-config --timeout 60 "$VM_DIR/src.mq" \
-		"mig-checksum | $SSH 'mig-checksum -d | mig-recv --from-stream -- -pidfile $VM_DIR/dst.pid -qmp unix:$VM_DIR/dst.qmp,server=on,wait=off'"
+	mig-keygen -q --sign-pair "$T/src.sign"
+	run -0 --separate-stderr mig-qemu migrate --send-config --sign "$T/src.sign" --timeout 60 "$VM_DIR/src.mq" \
+		"mig-checksum | $SSH 'mig-checksum -d | mig-recv --from-stream --signer $T/src.sign.pub -- -pidfile $VM_DIR/dst.pid -qmp unix:$VM_DIR/dst.qmp,server=on,wait=off'"
 	vm_attach dst
 	run vm_status dst
 	assert_output running
@@ -88,18 +89,20 @@ teardown() {
 	assert_output running
 }
 
-@test "checkpoint --send-config, restore --from-stream with overrides" {
+@test "checkpoint --send-config --sign, restore --from-stream --signer with overrides" {
 	source_vm src -S
-	run -0 --separate-stderr mig-qemu checkpoint --send-config --timeout 60 "$VM_DIR/src.mq" mig-checksum ckpt
-	run -0 mig-info ckpt
+	mig-keygen -q --sign-pair src.sign
+	run -0 --separate-stderr mig-qemu checkpoint --send-config --sign src.sign --timeout 60 "$VM_DIR/src.mq" mig-checksum ckpt
+	run -0 mig-info --signer src.sign.pub ckpt
 	assert_line --regexp '^  meta qemu.argv=\["qemu-system-x86_64",'
 	assert_line "  meta qemu.status=prelaunch"
+	assert_line --regexp '^  signature: good, signer [0-9a-f]{16} trusted \(--signer\)$'
 	# the command line it would run
-	run -0 bash -c 'mig-checksum -d < ckpt | mig-recv -n --from-stream -- -name copy'
+	run -0 bash -c 'mig-checksum -d < ckpt | mig-recv -n --from-stream --signer src.sign.pub -- -name copy'
 	assert_output --partial "-name copy"
 	assert_output --partial "memory-backend-ram,id=mem,size=${MIB}M"
 	refute_output --partial "-S "
-	run -0 --separate-stderr mig-qemu restore --from-stream ckpt 'mig-checksum -d' -- \
+	run -0 --separate-stderr mig-qemu restore --from-stream --signer src.sign.pub ckpt 'mig-checksum -d' -- \
 		-name copy -pidfile "$VM_DIR/dst.pid" -qmp "unix:$VM_DIR/dst.qmp,server=on,wait=off"
 	vm_attach dst
 	run vm_status dst

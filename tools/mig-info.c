@@ -18,6 +18,7 @@
 #include "all.h"
 #include "mig.h"
 #include "qemu-stream.h"
+#include "tagged.h"
 
 #define MAX_LAYERS 16
 
@@ -40,6 +41,7 @@ struct info {
 	struct qs_info qemu;
 	struct mig_err err;         /* the first failure, if any */
 	bool failed;
+	struct mig_signers signers; /* --signer: envelopes must be theirs */
 };
 
 static struct mig_src *top(struct info *in)
@@ -87,6 +89,8 @@ static int scan(struct info *in)
 		if (!(l->st = f->create()))
 			return mig_err_set(&in->err, MIG_EXIT_SYS,
 					   "out of memory");
+		if (d.kind == MIG_KIND_ENVELOPE && in->signers.n)
+			mig_envelope_trust(l->st, &in->signers);
 		if (!(l->src = mig_src_layer(top(in), f, l->st, mig_cpus(),
 					     &in->err))) {
 			f->destroy(l->st);
@@ -121,6 +125,17 @@ static const char *human(uint64_t n, char *buf)
 	return buf;
 }
 
+/* A signed envelope's signer: whether it is one the user trusts is only
+ * known with --signer; a signature that failed is in.err instead. */
+static bool signature(const struct layer *l,
+		      struct mig_seal_sig *sig)
+{
+	if (l->kind != MIG_KIND_ENVELOPE)
+		return false;
+	mig_envelope_signature(l->st, sig);
+	return sig->is_signed;
+}
+
 static void print_text(struct info *in)
 {
 	char b1[32], b2[32];
@@ -138,6 +153,12 @@ static void print_text(struct info *in)
 			l->f->describe(p, plen, params, sizeof params);
 		mig_layer_totals(l->src, &t);
 		printf("layer %zu: %s (%s)\n", i + 1, l->f->name, params);
+		struct mig_seal_sig sig;
+		if (signature(l, &sig) && !in->failed)
+			printf("  signature: good, signer %s %s\n", sig.signer_id,
+			       sig.trusted ? "trusted (--signer)"
+					   : "not checked against a trusted key "
+					     "(give --signer)");
 		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
 			printf("  meta %s=%s\n", mig_layer_meta(l->src, m)->key,
 			       mig_layer_meta(l->src, m)->value);
@@ -253,10 +274,17 @@ static void print_json(struct info *in)
 		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
 			json_object_set_new(meta, mig_layer_meta(l->src, m)->key,
 					    json_string(mig_layer_meta(l->src, m)->value));
+		struct mig_seal_sig sig;
+		json_t *signer = json_null();
+		if (signature(l, &sig))
+			signer = json_pack("{s:s, s:I, s:b, s:b}", "signer",
+					   sig.signer_id, "created",
+					   (json_int_t)sig.created, "trusted",
+					   sig.trusted, "verified", !in->failed);
 		json_array_append_new(layers, json_pack(
-			"{s:s, s:i, s:s, s:o, s:I, s:I, s:I, s:I}",
+			"{s:s, s:i, s:s, s:o, s:o, s:I, s:I, s:I, s:I}",
 			"kind", l->f->name, "format_version", MIG_FORMAT_VERSION,
-			"params", params, "meta", meta,
+			"params", params, "meta", meta, "signature", signer,
 			"frames", (json_int_t)t.frames,
 			"data_frames", (json_int_t)t.data_frames,
 			"inner_bytes", (json_int_t)t.bytes,
@@ -283,13 +311,15 @@ static void print_json(struct info *in)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mig-info [--json] [-q] [FILE]\n"
+		"usage: mig-info [--json] [-q] [--signer PUB]... [FILE]\n"
 		"Describe a mig or raw QEMU migration stream read from FILE or "
 		"standard input:\nits layers, META, sizes, and the QEMU stream "
 		"inside. Reading it all, it also\nverifies it: exit status 0 "
 		"only for a complete, intact stream.\n\n"
 		"  -j, --json     machine-readable output\n"
 		"  -q, --quiet    no description, only the exit status and errors\n"
+		"      --signer PUB  envelopes must be signed by this signer "
+		"(repeatable)\n"
 		"  -h, --help     this help\n"
 		"  -V, --version  version\n\n"
 		"Exit status: 0 complete and intact, 1 bad or truncated, "
@@ -301,6 +331,7 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "signer", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -314,6 +345,12 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'j': json = true; break;
 		case 'q': quiet = true; break;
+		case 'S':
+			if (mig_signers_add(&in.signers, optarg, &in.err) < 0) {
+				mig_warn("--signer: %s", in.err.msg);
+				return MIG_EXIT_USAGE;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("mig-info (migkit) %s\n", MIG_VERSION_STRING);
 			return 0;

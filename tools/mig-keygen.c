@@ -1,7 +1,9 @@
 /*
  * mig-keygen - make the keys of mig-encrypt: a symmetric key file (-o),
  * or an X25519 key pair (--pair NAME: NAME is the secret identity,
- * NAME.pub the public recipient); -y prints an identity's recipient.
+ * NAME.pub the public recipient); -y prints an identity's recipient;
+ * --sign-pair NAME, an Ed25519 signing key NAME and its signer NAME.pub
+ * (channel/sign.c), for signed envelopes.
  *
  * Files are written to a temporary file (mode 0600 from the start) and
  * moved into place atomically, never over an existing file unless -f.
@@ -28,7 +30,9 @@ static void usage(FILE *out)
 		"usage: mig-keygen -o KEYFILE [-f]\n"
 		"       mig-keygen --pair NAME [-f]\n"
 		"       mig-keygen -y IDENTITY\n"
-		"Make keys for mig-encrypt(1).\n\n"
+		"       mig-keygen --sign-pair NAME [-f]\n"
+		"Make keys for mig-encrypt(1), and signing keys for mig-qemu(1) "
+		"and\nmig-envelope(1).\n\n"
 		"  -o, --output KEYFILE  a random symmetric key (mig-encrypt -k)\n"
 		"  -p, --pair NAME       an X25519 key pair: NAME, the secret "
 		"identity\n"
@@ -37,6 +41,11 @@ static void usage(FILE *out)
 		"                        (mig-encrypt -r)\n"
 		"  -y, --public IDENTITY print the recipient of an identity on "
 		"stdout\n"
+		"  -s, --sign-pair NAME  an Ed25519 signing pair: NAME, the "
+		"signing key\n"
+		"                        (--sign), and NAME.pub, the signer a "
+		"reader\n"
+		"                        trusts (--signer)\n"
 		"  -f, --force           overwrite existing files\n"
 		"  -q, --quiet           do not print the key id\n"
 		"  -h, --help            this help\n"
@@ -189,6 +198,43 @@ out:
 	return rc;
 }
 
+/* Like make_pair: the secret first, and no secret without its .pub. */
+static int make_sign_pair(const char *name, struct mig_err *e)
+{
+	char *secret = sodium_malloc(MIG_KEY_TEXT_MAX), pub_text[MIG_KEY_TEXT_MAX];
+	char id[MIG_SIGNER_ID_HEX];
+	size_t nl = strlen(name);
+	char *pub = malloc(nl + 5);
+	int rc = -1;
+
+	if (!secret || !pub) {
+		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		goto out;
+	}
+	snprintf(pub, nl + 5, "%s.pub", name);
+	if (!force && access(pub, F_OK) == 0) {
+		mig_err_set(e, MIG_EXIT_USAGE, "%s exists: not overwriting it "
+			    "(use -f)", pub);
+		goto out;
+	}
+	if (mig_signing_pair_text(secret, MIG_KEY_TEXT_MAX, pub_text,
+				  sizeof pub_text, id, e) < 0 ||
+	    write_file(name, secret, strlen(secret), 0600, e) < 0)
+		goto out;
+	if (write_file(pub, pub_text, strlen(pub_text), 0644, e) < 0) {
+		unlink(name);
+		goto out;
+	}
+	if (!quiet)
+		printf("%s: signing key, signer %s\n%s: signer (public key), "
+		       "signer %s\n", name, id, pub, id);
+	rc = 0;
+out:
+	sodium_free(secret);
+	free(pub);
+	return rc;
+}
+
 static int print_public(const char *path, struct mig_err *e)
 {
 	struct mig_key id, rcpt;
@@ -209,23 +255,25 @@ int main(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "pair", required_argument, NULL, 'p' },
 		{ "public", required_argument, NULL, 'y' },
+		{ "sign-pair", required_argument, NULL, 's' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *out = NULL, *pair = NULL, *pubof = NULL;
+	const char *out = NULL, *pair = NULL, *pubof = NULL, *spair = NULL;
 	struct mig_err e = { 0 };
 	int c, rc;
 
 	mig_progname = "mig-keygen";
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+o:p:y:fqhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+o:p:y:s:fqhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'o': out = optarg; break;
 		case 'p': pair = optarg; break;
 		case 'y': pubof = optarg; break;
+		case 's': spair = optarg; break;
 		case 'f': force = true; break;
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return 0;
@@ -243,15 +291,16 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if (!!out + !!pair + !!pubof != 1)
-		return usage_error("%s", "give one of -o KEYFILE, --pair NAME "
-				   "or -y IDENTITY");
-	if ((out && !*out) || (pair && !*pair))
+	if (!!out + !!pair + !!pubof + !!spair != 1)
+		return usage_error("%s", "give one of -o KEYFILE, --pair NAME, "
+				   "-y IDENTITY or --sign-pair NAME");
+	if ((out && !*out) || (pair && !*pair) || (spair && !*spair))
 		return usage_error("%s", "an empty file name");
 	if (mig_crypto_init(&e) < 0)
 		return fail(&e);
 	rc = out ? make_symmetric(out, &e)
-	     : pair ? make_pair(pair, &e) : print_public(pubof, &e);
+	     : pair ? make_pair(pair, &e)
+	     : spair ? make_sign_pair(spair, &e) : print_public(pubof, &e);
 	if (rc < 0)
 		return fail(&e);
 	if (fflush(stdout) != 0) {
