@@ -131,3 +131,36 @@ signed() { # OUT [KEY]: the test stream in an envelope signed with KEY
 	run -2 --separate-stderr mig-envelope --sign src < /dev/null
 	output=$stderr assert_output --partial "permissions 0644 are too open"
 }
+
+# The attack of issue 12: a stream made from nothing but the recipient's
+# .pub (or by any holder of a shared -k key) decrypts; its configuration
+# names a program of the destination host. It must not run.
+forged_case() { # how: recipient | shared
+	printf '#!/bin/sh\ntouch "%s/ran"\n' "$PWD" > evil
+	chmod +x evil
+	local argv="[\"$PWD/evil\",\"-m\",\"64M\"]" enc dec
+	if [ "$1" = recipient ]; then
+		mig-keygen -q --pair alice
+		enc="mig-encrypt -r alice.pub" dec="mig-decrypt -i alice"
+	else
+		mig-keygen -q -o shared.key
+		enc="mig-encrypt -k shared.key" dec="mig-decrypt -k shared.key"
+	fi
+	mig-envelope --meta "qemu.argv=$argv" < "$STREAM" | $enc > forged
+	# it decrypts: encryption does not say who wrote it
+	$dec < forged | mig-envelope -d | cmp - "$STREAM"
+	run -1 --separate-stderr bash -c "$dec < forged | mig-recv --from-stream --signer src.pub"
+	output=$stderr assert_output --partial "mig-recv: stdin: layer header: the envelope is not signed, and a trusted signer is required (--signer)"
+	run -1 --separate-stderr bash -c "mig-qemu restore --from-stream --signer src.pub forged '$dec'"
+	output=$stderr assert_output --partial "the envelope is not signed"
+	run -2 --separate-stderr bash -c "$dec < forged | mig-recv --from-stream"
+	[ ! -e ran ] || fail "the stream's program ran"
+}
+
+@test "a stream forged from a recipient's .pub runs nothing on the destination" {
+	forged_case recipient
+}
+
+@test "a stream forged by a holder of the shared key runs nothing on the destination" {
+	forged_case shared
+}
