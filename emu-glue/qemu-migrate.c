@@ -148,192 +148,209 @@ static void show_progress(json_t *m, long t0, bool tty_line)
 	}
 }
 
-/* Run the migration; returns the exit status (0: completed and every
- * stage exited 0). */
-int migqemu_drive(struct drive *dr)
-{
-	char err[1024], tmpl[PATH_MAX], path[PATH_MAX + 32];
+/* One migration under way: what migqemu_drive's steps share. */
+struct run {
+	struct drive *dr;
 	struct qmp *q;
-	int rc = MIG_EXIT_DATA, errfd = -1;
-	const char *td = getenv("TMPDIR");
+	char dir[PATH_MAX];     /* our temporary directory: meta, err, pid, status */
+	int errfd;              /* the stages' stderr, relayed as it grows */
+	long t0;
+	bool tty_line;          /* progress in place on a terminal */
+	const char *final;      /* QEMU's verdict; "lost", "stuck"; NULL: none */
+	char final_buf[32], desc[512];
+	char *status;           /* the stages' exit statuses, one line */
+	int codes[64];
+	size_t ncodes;
+	bool stages_ok;
+};
 
-	q = qmp_connect(dr->qmp_path, 10000, NULL, NULL, err, sizeof err);
-	if (!q) {
-		mig_warn("%s", err);
-		return MIG_EXIT_IO;
-	}
-	snprintf(tmpl, sizeof tmpl, "%s/mig-qemu.XXXXXX", td && *td ? td : "/tmp");
-	if (!mkdtemp(tmpl)) {
-		mig_warn("mkdtemp: %s", strerror(errno));
-		qmp_close(q);
-		return MIG_EXIT_IO;
-	}
+static void run_path(const struct run *r, const char *name, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s", r->dir, name);
+}
 
-	/* META for the seal */
-	char was[32];
-	qmp_status(q, was, sizeof was);
-	snprintf(path, sizeof path, "%s/meta", tmpl);
-	FILE *mf = fopen(path, "w");
-	if (!mf) {
-		mig_warn("%s: %s", path, strerror(errno));
-		goto out;
-	}
-	char host[256] = "", when[64];
+/* The seal's META: where and when, the source's run state, and with
+ * --send-config its command line. */
+static int write_meta(struct run *r)
+{
+	char path[PATH_MAX + 32], was[32], host[256] = "", when[64];
 	time_t t = time(NULL);
+	FILE *mf;
+
+	qmp_status(r->q, was, sizeof was);
+	run_path(r, "meta", path, sizeof path);
+	if (!(mf = fopen(path, "w"))) {
+		mig_warn("%s: %s", path, strerror(errno));
+		return -1;
+	}
 	gethostname(host, sizeof host - 1);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 	fprintf(mf, "host=%s\ntime=%s\nqemu.status=%s\n", host, when, was);
-	if (dr->send_config) {
-		pid_t pid = qmp_peer_pid(q);
+	if (r->dr->send_config) {
+		pid_t pid = qmp_peer_pid(r->q);
 		char *cl = pid > 0 ? cmdline_json(pid) : NULL;
 		if (!cl) {
 			mig_warn("--send-config: cannot read the command line of QEMU "
 				 "(pid %ld): %s", (long)pid, strerror(errno));
 			fclose(mf);
-			goto out;
+			return -1;
 		}
 		fprintf(mf, "qemu.argv=%s\n", cl);
 		free(cl);
 	}
-	for (size_t i = 0; i < dr->nmeta; i++)
-		fprintf(mf, "%s\n", dr->meta[i]);
+	for (size_t i = 0; i < r->dr->nmeta; i++)
+		fprintf(mf, "%s\n", r->dr->meta[i]);
 	if (fclose(mf) != 0) {
 		mig_warn("%s: %s", path, strerror(errno));
-		goto out;
+		return -1;
 	}
+	return 0;
+}
 
-	/* the exec command */
+/* The exec: URI QEMU runs (see mig-qemu.c); malloc'd. */
+static char *exec_uri(const struct run *r)
+{
+	char path[PATH_MAX + 32];
 	struct str sc = { 0 }, uri = { 0 };
+
 	migqemu_str_add(&sc, "exec 2>>");
-	snprintf(path, sizeof path, "%s/err", tmpl);
+	run_path(r, "err", path, sizeof path);
 	migqemu_str_addq(&sc, path);
 	migqemu_str_add(&sc, "; echo $$ >");
-	snprintf(path, sizeof path, "%s/pid", tmpl);
+	run_path(r, "pid", path, sizeof path);
 	migqemu_str_addq(&sc, path);
 	migqemu_str_add(&sc, "\n");
 	migqemu_str_addq(&sc, migqemu_self_exe());
 	migqemu_str_add(&sc, " seal --meta-file ");
-	snprintf(path, sizeof path, "%s/meta", tmpl);
+	run_path(r, "meta", path, sizeof path);
 	migqemu_str_addq(&sc, path);
-	if (dr->sign) {
+	if (r->dr->sign) {
 		migqemu_str_add(&sc, " --sign ");
-		migqemu_str_addq(&sc, dr->sign);
+		migqemu_str_addq(&sc, r->dr->sign);
 	}
 	migqemu_str_add(&sc, " ");
-	migqemu_str_add(&sc, dr->pipeline);
+	migqemu_str_add(&sc, r->dr->pipeline);
 	migqemu_str_add(&sc, "\necho \"${PIPESTATUS[*]}\" >");
-	snprintf(path, sizeof path, "%s/status", tmpl);
+	run_path(r, "status", path, sizeof path);
 	migqemu_str_addq(&sc, path);
 	migqemu_str_add(&uri, "exec:exec setsid /bin/bash -c ");
 	migqemu_str_addq(&uri, sc.s);
 	free(sc.s);
-	if (migqemu_verbose)
-		mig_warn("QEMU runs: %s", uri.s);
-	snprintf(path, sizeof path, "%s/err", tmpl);
-	errfd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	return uri.s;
+}
 
-	/* parameters: no bandwidth cap (QEMU's default is 128 MiB/s) */
-	json_t *r;
-	json_t *params = json_pack("{s:I}", "max-bandwidth", (json_int_t)dr->bandwidth);
-	if (dr->downtime_ms > 0)
+/* Parameters (no bandwidth cap: QEMU's default is 128 MiB/s), the events
+ * capability, then migrate. */
+static int start(struct run *r, const char *uri)
+{
+	json_t *ret, *params = json_pack("{s:I}", "max-bandwidth",
+					 (json_int_t)r->dr->bandwidth);
+
+	if (r->dr->downtime_ms > 0)
 		json_object_set_new(params, "downtime-limit",
-				    json_integer(dr->downtime_ms));
-	if (!(r = qmp_get(q, "migrate-set-parameters", params))) {
-		free(uri.s);
-		goto out;
-	}
-	json_decref(r);
-	json_t *caps = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
-				 "events", "state", 1);
-	if (!(r = qmp_get(q, "migrate-set-capabilities", caps))) {
-		free(uri.s);
-		goto out;
-	}
-	json_decref(r);
-
+				    json_integer(r->dr->downtime_ms));
+	if (!(ret = qmp_get(r->q, "migrate-set-parameters", params)))
+		return -1;
+	json_decref(ret);
+	if (!(ret = qmp_get(r->q, "migrate-set-capabilities",
+			    json_pack("{s:[{s:s, s:b}]}", "capabilities",
+				      "capability", "events", "state", 1))))
+		return -1;
+	json_decref(ret);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	long t0 = mig_now_ms();
-	r = qmp_get(q, "migrate", json_pack("{s:s}", "uri", uri.s));
-	free(uri.s);
-	if (!r)
-		goto out;
-	json_decref(r);
+	r->t0 = mig_now_ms();
+	if (!(ret = qmp_get(r->q, "migrate", json_pack("{s:s}", "uri", uri))))
+		return -1;
+	json_decref(ret);
+	return 0;
+}
 
-	/* follow it */
-	bool tty_line = !migqemu_quiet && isatty(2);
-	const char *final = NULL;
-	char final_buf[32] = "", desc[512] = "";
+/* One look at query-migrate: true once QEMU has its verdict. */
+static bool poll_state(struct run *r, long *next_show)
+{
+	json_t *m = qmp_get(r->q, "query-migrate", NULL);
+	if (!m) {
+		r->final = "lost";
+		return true;
+	}
+	const char *st = json_string_value(json_object_get(m, "status"));
+	json_t *ram = json_object_get(m, "ram");
+	bool show = migqemu_json_out || r->tty_line, done = false;
+
+	if (ram)
+		r->dr->transferred = (uint64_t)json_integer_value(
+			json_object_get(ram, "transferred"));
+	if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
+		   !strcmp(st, "cancelled"))) {
+		const char *d = json_string_value(json_object_get(m, "error-desc"));
+		snprintf(r->final_buf, sizeof r->final_buf, "%s", st);
+		snprintf(r->desc, sizeof r->desc, "%s", d ? d : "");
+		r->final = r->final_buf;
+		if (show && ram)
+			show_progress(m, r->t0, r->tty_line);
+		done = true;
+	} else if (mig_now_ms() >= *next_show) {
+		if (show)
+			show_progress(m, r->t0, r->tty_line);
+		*next_show = mig_now_ms() + (migqemu_json_out ? 1000 : 250);
+	}
+	json_decref(m);
+	return done;
+}
+
+/* Follow the migration to QEMU's verdict; on a signal or --timeout,
+ * cancel it and give QEMU --grace to say so. */
+static void follow(struct run *r)
+{
+	const struct drive *dr = r->dr;
 	long next_show = 0;
 	bool cancelled = false;
-	for (;;) {
-		json_t *m = qmp_get(q, "query-migrate", NULL);
-		if (!m) {
-			final = "lost";
-			break;
-		}
-		const char *st = json_string_value(json_object_get(m, "status"));
-		json_t *ram = json_object_get(m, "ram");
-		if (ram)
-			dr->transferred = (uint64_t)json_integer_value(
-				json_object_get(ram, "transferred"));
-		if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
-			   !strcmp(st, "cancelled"))) {
-			snprintf(final_buf, sizeof final_buf, "%s", st);
-			const char *d = json_string_value(json_object_get(m, "error-desc"));
-			snprintf(desc, sizeof desc, "%s", d ? d : "");
-			final = final_buf;
-			if ((migqemu_json_out || tty_line) && ram)
-				show_progress(m, t0, tty_line);
-			json_decref(m);
-			break;
-		}
-		if (mig_now_ms() >= next_show) {
-			if (migqemu_json_out || tty_line)
-				show_progress(m, t0, tty_line);
-			next_show = mig_now_ms() + (migqemu_json_out ? 1000 : 250);
-		}
-		json_decref(m);
-		relay_err(errfd);
+
+	while (!poll_state(r, &next_show)) {
+		relay_err(r->errfd);
 		if (!cancelled && (interrupted ||
-				   (dr->timeout_ms && mig_now_ms() - t0 > dr->timeout_ms))) {
-			if (tty_line)
+				   (dr->timeout_ms && mig_now_ms() - r->t0 > dr->timeout_ms))) {
+			if (r->tty_line)
 				fputc('\n', stderr);
 			mig_warn(interrupted ? "interrupted: cancelling the migration"
 					     : "timed out after %ld s: cancelling the migration",
 				 dr->timeout_ms / 1000);
-			json_decref(qmp_get(q, "migrate_cancel", NULL));
+			json_decref(qmp_get(r->q, "migrate_cancel", NULL));
 			cancelled = true;
-			t0 = mig_now_ms() - dr->timeout_ms; /* the grace below */
+			r->t0 = mig_now_ms() - dr->timeout_ms; /* the grace below */
 		}
-		if (cancelled && mig_now_ms() - t0 - dr->timeout_ms > dr->grace_ms) {
-			final = "stuck";
+		if (cancelled && mig_now_ms() - r->t0 - dr->timeout_ms > dr->grace_ms) {
+			r->final = "stuck";
 			break;
 		}
-		qmp_poll_events(q, 50);
+		qmp_poll_events(r->q, 50);
 	}
-	dr->seconds = (double)(mig_now_ms() - t0) / 1000;
-	if (tty_line)
+	r->dr->seconds = (double)(mig_now_ms() - r->t0) / 1000;
+	if (r->tty_line)
 		fputc('\n', stderr);
+}
 
-	/* the pipeline's statuses: written when it ends */
-	snprintf(path, sizeof path, "%s/status", tmpl);
-	long until = mig_now_ms() + dr->grace_ms;
-	char *status = NULL;
-	while (!(status = read_file(path)) || !strchr(status, '\n')) {
-		free(status);
-		status = NULL;
-		relay_err(errfd);
+/* The pipeline's statuses, written when it ends; a pipeline that does
+ * not end within --grace is stopped (it runs in its own session). */
+static void collect_statuses(struct run *r)
+{
+	char path[PATH_MAX + 32];
+	long until = mig_now_ms() + r->dr->grace_ms;
+
+	run_path(r, "status", path, sizeof path);
+	while (!(r->status = read_file(path)) || !strchr(r->status, '\n')) {
+		free(r->status);
+		r->status = NULL;
+		relay_err(r->errfd);
 		if (mig_now_ms() > until)
 			break;
 		sleep_ms(20); /* a file written by another process: poll it */
 	}
-	if (!status) {
-		/* stop what is left of the pipeline (its own session) */
-		char pidp[PATH_MAX + 16];
-		snprintf(pidp, sizeof pidp, "%s/pid", tmpl);
-		char *ps = read_file(pidp);
+	if (!r->status) {
+		run_path(r, "pid", path, sizeof path);
+		char *ps = read_file(path);
 		long pg = ps ? atol(ps) : 0;
 		free(ps);
 		if (pg > 1) {
@@ -342,87 +359,150 @@ int migqemu_drive(struct drive *dr)
 			kill((pid_t)-pg, SIGKILL);
 		}
 		mig_warn("the pipeline did not end within %ld s of QEMU's verdict; "
-			 "stopped it", dr->grace_ms / 1000);
+			 "stopped it", r->dr->grace_ms / 1000);
 	}
-	relay_err(errfd);
-
-	/* verdict */
-	int codes[64];
-	size_t ncodes = 0;
-	bool stages_ok = status != NULL;
-	for (char *p = status; p && *p && ncodes < 64;) {
+	relay_err(r->errfd);
+	r->stages_ok = r->status != NULL;
+	for (char *p = r->status; p && *p && r->ncodes < 64;) {
 		char *end;
 		long v = strtol(p, &end, 10);
 		if (end == p)
 			break;
-		codes[ncodes++] = (int)v;
+		r->codes[r->ncodes++] = (int)v;
 		if (v != 0)
-			stages_ok = false;
+			r->stages_ok = false;
 		p = end;
 	}
-	free(status);
-	if (status && ncodes == 0)
-		stages_ok = false;
-	/* after a failure QEMU may still be restarting the source */
-	for (long until2 = mig_now_ms() + 10000;; sleep_ms(20)) {
-		qmp_status(q, dr->src_status, sizeof dr->src_status);
-		if ((strcmp(dr->src_status, "finish-migrate") &&
-		     strcmp(dr->src_status, "unknown")) || mig_now_ms() > until2)
+	if (r->status && r->ncodes == 0)
+		r->stages_ok = false;
+}
+
+/* After a failure QEMU may still be restarting the source: its state once
+ * it settles (at most 10 s). */
+static void settle_source(struct run *r)
+{
+	char *st = r->dr->src_status;
+	size_t len = sizeof r->dr->src_status;
+
+	for (long until = mig_now_ms() + 10000;; sleep_ms(20)) {
+		qmp_status(r->q, st, len);
+		if ((strcmp(st, "finish-migrate") && strcmp(st, "unknown")) ||
+		    mig_now_ms() > until)
 			break;
 	}
-	bool ok = final && !strcmp(final, "completed") && stages_ok;
-	if (!ok) {
-		if (final && strcmp(final, "completed") != 0)
-			mig_warn("QEMU: migration %s%s%s", final, *desc ? ": " : "", desc);
-		for (size_t i = 0; i < ncodes; i++) {
-			if (!codes[i])
-				continue;
-			const char *name = ncodes == dr->nstages ? dr->stages[i] : "?";
-			/* the shell's 128+N: signal N, or a status such as
-			 * mig-ssh's 255 or a remote 128+N passed on */
-			int sig = codes[i] - 128;
-			if (sig > 0 && sig < NSIG)
-				mig_warn("stage %zu (%s) failed: exit status %d (signal "
-					 "%d, SIG%s, or a status passed on)", i + 1,
-					 name, codes[i], sig, sigabbrev_np(sig) ?
-					 sigabbrev_np(sig) : "?");
-			else
-				mig_warn("stage %zu (%s) failed: exit status %d", i + 1,
-					 name, codes[i]);
-		}
-		if (ncodes && ncodes != dr->nstages && !stages_ok)
-			mig_warn("(statuses of the pipeline's stages: the PIPELINE is "
-				 "not a single pipeline)");
-		if (final && !strcmp(final, "completed") && !stages_ok)
-			mig_warn("QEMU says completed, but the pipeline failed: do not "
-				 "trust the destination");
-		if (!strcmp(dr->src_status, "running"))
-			mig_warn("the source VM keeps running");
+}
+
+static bool qemu_completed(const struct run *r)
+{
+	return r->final && !strcmp(r->final, "completed");
+}
+
+/* What failed, each stage named, and what state the source is left in. */
+static void explain_failure(const struct run *r)
+{
+	const struct drive *dr = r->dr;
+
+	if (r->final && !qemu_completed(r))
+		mig_warn("QEMU: migration %s%s%s", r->final, *r->desc ? ": " : "",
+			 r->desc);
+	for (size_t i = 0; i < r->ncodes; i++) {
+		int code = r->codes[i], sig = code - 128;
+		const char *name = r->ncodes == dr->nstages ? dr->stages[i] : "?";
+		if (!code)
+			continue;
+		/* the shell's 128+N: signal N, or a status such as mig-ssh's
+		 * 255 or a remote 128+N passed on */
+		if (sig > 0 && sig < NSIG)
+			mig_warn("stage %zu (%s) failed: exit status %d (signal "
+				 "%d, SIG%s, or a status passed on)", i + 1, name,
+				 code, sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
 		else
-			mig_warn("the source VM is %s%s", dr->src_status,
-				 !strcmp(dr->src_status, "postmigrate")
-					 ? ": if no destination runs, resume it "
-					   "(QMP cont)" : "");
+			mig_warn("stage %zu (%s) failed: exit status %d", i + 1,
+				 name, code);
 	}
-	if (migqemu_json_out) {
-		json_t *st = json_array();
-		for (size_t i = 0; i < ncodes; i++)
-			json_array_append_new(st, json_pack(
-				"{s:s, s:i}", "stage",
-				ncodes == dr->nstages ? dr->stages[i] : "?",
-				"status", codes[i]));
-		json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:s, s:I, s:f, s:s}",
-				      "event", "result", "result",
-				      ok ? "completed" : "failed", "qemu_completed",
-				      final && !strcmp(final, "completed"),
-				      "stages", st, "error", desc,
-				      "transferred", (json_int_t)dr->transferred,
-				      "seconds", dr->seconds,
-				      "source_status", dr->src_status);
-		json_dumpf(o, stdout, JSON_COMPACT);
-		printf("\n");
-		json_decref(o);
+	if (r->ncodes && r->ncodes != dr->nstages && !r->stages_ok)
+		mig_warn("(statuses of the pipeline's stages: the PIPELINE is "
+			 "not a single pipeline)");
+	if (qemu_completed(r) && !r->stages_ok)
+		mig_warn("QEMU says completed, but the pipeline failed: do not "
+			 "trust the destination");
+	if (!strcmp(dr->src_status, "running"))
+		mig_warn("the source VM keeps running");
+	else
+		mig_warn("the source VM is %s%s", dr->src_status,
+			 !strcmp(dr->src_status, "postmigrate")
+				 ? ": if no destination runs, resume it (QMP cont)" : "");
+}
+
+static void report_json(const struct run *r, bool ok)
+{
+	const struct drive *dr = r->dr;
+	json_t *st = json_array();
+
+	for (size_t i = 0; i < r->ncodes; i++)
+		json_array_append_new(st, json_pack(
+			"{s:s, s:i}", "stage",
+			r->ncodes == dr->nstages ? dr->stages[i] : "?",
+			"status", r->codes[i]));
+	json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:s, s:I, s:f, s:s}",
+			      "event", "result", "result",
+			      ok ? "completed" : "failed", "qemu_completed",
+			      qemu_completed(r), "stages", st, "error", r->desc,
+			      "transferred", (json_int_t)dr->transferred,
+			      "seconds", dr->seconds, "source_status", dr->src_status);
+	json_dumpf(o, stdout, JSON_COMPACT);
+	printf("\n");
+	json_decref(o);
+}
+
+static void remove_dir(const struct run *r)
+{
+	char path[PATH_MAX + 32];
+
+	for (const char *f = "meta\0err\0pid\0status\0"; *f; f += strlen(f) + 1) {
+		run_path(r, f, path, sizeof path);
+		unlink(path);
 	}
+	rmdir(r->dir);
+}
+
+/* Run the migration; returns the exit status (0: completed and every
+ * stage exited 0). */
+int migqemu_drive(struct drive *dr)
+{
+	struct run r = { .dr = dr, .errfd = -1 };
+	char err[1024], path[PATH_MAX + 32], *uri = NULL;
+	const char *td = getenv("TMPDIR");
+	int rc = MIG_EXIT_DATA;
+
+	if (!(r.q = qmp_connect(dr->qmp_path, 10000, NULL, NULL, err, sizeof err))) {
+		mig_warn("%s", err);
+		return MIG_EXIT_IO;
+	}
+	snprintf(r.dir, sizeof r.dir, "%s/mig-qemu.XXXXXX", td && *td ? td : "/tmp");
+	if (!mkdtemp(r.dir)) {
+		mig_warn("mkdtemp: %s", strerror(errno));
+		qmp_close(r.q);
+		return MIG_EXIT_IO;
+	}
+	if (write_meta(&r) < 0)
+		goto out;
+	uri = exec_uri(&r);
+	if (migqemu_verbose)
+		mig_warn("QEMU runs: %s", uri);
+	run_path(&r, "err", path, sizeof path);
+	r.errfd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (start(&r, uri) < 0)
+		goto out;
+	r.tty_line = !migqemu_quiet && isatty(2);
+	follow(&r);
+	collect_statuses(&r);
+	settle_source(&r);
+	bool ok = qemu_completed(&r) && r.stages_ok;
+	if (!ok)
+		explain_failure(&r);
+	if (migqemu_json_out)
+		report_json(&r, ok);
 	rc = ok ? MIG_EXIT_OK : MIG_EXIT_DATA;
 	if (ok && !migqemu_quiet) {
 		char b[32];
@@ -431,18 +511,15 @@ int migqemu_drive(struct drive *dr)
 			 "the source is %s", dr->seconds, b, dr->src_status);
 	}
 out:
-	/* remove our temporary directory */
-	for (const char *f = "meta\0err\0pid\0status\0"; *f; f += strlen(f) + 1) {
-		snprintf(path, sizeof path, "%s/%s", tmpl, f);
-		unlink(path);
-	}
-	rmdir(tmpl);
-	if (errfd >= 0)
-		close(errfd);
+	free(uri);
+	free(r.status);
+	remove_dir(&r);
+	if (r.errfd >= 0)
+		close(r.errfd);
 	if (rc == MIG_EXIT_OK && dr->resume) {
-		json_decref(qmp_get(q, "cont", NULL));
-		qmp_status(q, dr->src_status, sizeof dr->src_status);
+		json_decref(qmp_get(r.q, "cont", NULL));
+		qmp_status(r.q, dr->src_status, sizeof dr->src_status);
 	}
-	qmp_close(q);
+	qmp_close(r.q);
 	return rc;
 }
