@@ -57,17 +57,25 @@ MAN = $(wildcard man/*.[157])
 
 all: $(COMMANDS) $(ALIASES)
 
-$(B)/%.o: %.c $(wildcard channel/*.h emu-glue/*.h tools/*.h filters/*.h) | deps
+# Only the goals that promise to install what is missing run install-deps
+# (and so maybe apt-get) before building: a plain `make` never does.
+DEPS_FIRST = $(if $(filter deps check demo bench fuzz,$(MAKECMDGOALS)),deps)
+
+# Header dependencies from the compiler itself (-MMD -MP).
+DEPFLAGS = -MMD -MP
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+$(B)/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(MIG_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/libmigchan.a: $(CHANNEL_OBJ)
 	$(AR) rcs $@ $^
 
 # The same main(), built once per filter against that filter's symbol.
-$(B)/main-%.o: channel/main.c channel/mig.h | deps
+$(B)/main-%.o: channel/main.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(MIG_CFLAGS) $(CFLAGS) -DMIG_FILTER_NAME=$* -c $< -o $@
+	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) -DMIG_FILTER_NAME=$* -c $< -o $@
 
 $(B)/bin/mig-%: $(B)/main-%.o $(B)/filters/%.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
@@ -83,9 +91,9 @@ $(B)/bin/mig-$(ALIAS_$(1)): $(B)/bin/mig-$(1)
 endef
 $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(eval $(call alias_rule,$(f)))))
 
-$(B)/filters/all.o: filters/all.c Makefile
+$(B)/filters/all.o: filters/all.c Makefile | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(MIG_CFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
+	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
 
 OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
@@ -99,12 +107,13 @@ LIBS_ssh = -lssh
 OBJS_keygen = $(B)/filters/encrypt.o
 LIBS_keygen = -lsodium -lcrypto
 
-define tool_rule
-$(B)/bin/mig-$(1): $(B)/tools/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
+# One rule for the commands of any folder: DIR/mig-NAME.c with OBJS_NAME.
+define command_rule
+$(B)/bin/mig-$(2): $(B)/$(1)/mig-$(2).o $$(OBJS_$(2)) $(B)/libmigchan.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$(LIBS_$(1))
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$(LIBS_$(2))
 endef
-$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
+$(foreach t,$(TOOLS),$(eval $(call command_rule,tools,$(t))))
 
 # mig-recv's parts (emu-glue/mig-recv.h)
 OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o \
@@ -117,12 +126,7 @@ OBJS_qemu = $(addprefix $(B)/emu-glue/,qemu-strings.o qemu-seal.o \
 	$(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
 LIBS_qemu = $(LIBS_JSON)
 
-define glue_rule
-$(B)/bin/mig-$(1): $(B)/emu-glue/mig-$(1).o $$(OBJS_$(1)) $(B)/libmigchan.a
-	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$(LIBS_$(1))
-endef
-$(foreach t,$(GLUE),$(eval $(call glue_rule,$(t))))
+$(foreach t,$(GLUE),$(eval $(call command_rule,emu-glue,$(t))))
 
 $(B)/tests/test-channel: $(B)/tests/unit/test-channel.o $(FILTER_OBJ) \
 		$(B)/filters/all.o $(B)/libmigchan.a
@@ -156,10 +160,10 @@ REPLAY_OBJS = $(B)/tests/fuzz/standalone.o $(B)/filters/all.o $(FILTER_OBJ) \
 	$(B)/emu-glue/qemu-stream.o $(B)/libmigchan.a
 REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay-%)
 
-$(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | deps
+$(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -DFUZZ_FILTER=$* -o $@ $< $(FUZZ_SRC) $(FUZZ_LIBS)
-$(B)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_SRC) | deps
+$(B)/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_SRC) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(FUZZ_LIBS)
 $(B)/fuzz/replay-layer-%: tests/fuzz/fuzz-layer.c $(REPLAY_OBJS)
