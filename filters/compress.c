@@ -34,8 +34,6 @@
 #include "mig.h"
 #include "tagged.h"
 
-enum { CODEC_ZSTD = 1, CODEC_ZLIB = 2, CODEC_LZ4 = 3 };
-
 #define FLAG_STORED 0x01
 #define TAG_LEN 8
 #define PARAMS_LEN 8
@@ -48,39 +46,239 @@ enum { CODEC_ZSTD = 1, CODEC_ZLIB = 2, CODEC_LZ4 = 3 };
 #define DEFAULT_FRAME_SIZE (1u << 20)
 #define LZ4_HC_MIN 3 /* as the lz4 command: lower levels are the fast mode */
 
+/* A frame context: one codec's state and one output buffer. */
+struct fctx {
+	const struct codec *codec;
+	int level;
+	bool decoding;
+	size_t frame_size;
+	void *state; /* the codec's: made by its open, freed by its close */
+	uint8_t *buf;
+	size_t cap;
+};
+
+/*
+ * A codec is one row of the table below and four functions: open (the
+ * state for compressing or for decompressing at level), close, squeeze
+ * (compress n bytes into x->buf, at most cap bytes: *clen 0 if they do not
+ * fit) and expand (decompress into x->buf, at most limit bytes, refusing
+ * more). Its number is written in the layer's parameters (mig-stream(5)).
+ */
 struct codec {
+	uint8_t id;
 	const char *name;
 	int min, max, def; /* levels */
 	const char *levels;
+	void *(*open)(int level, bool decoding);
+	void (*close)(void *state, bool decoding);
+	int (*squeeze)(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
+		       size_t *clen, struct mig_err *e);
+	int (*expand)(struct fctx *x, const uint8_t *body, size_t blen,
+		      size_t limit, size_t *plen, struct mig_err *e);
 };
+
+/* ---- zstd ------------------------------------------------------------------ */
+
+static void *zstd_open(int level, bool decoding)
+{
+	if (decoding)
+		return ZSTD_createDCtx();
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+	if (z && (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level)) ||
+		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0)))) {
+		ZSTD_freeCCtx(z);
+		return NULL;
+	}
+	return z;
+}
+
+static void zstd_close(void *state, bool decoding)
+{
+	if (decoding)
+		ZSTD_freeDCtx(state);
+	else
+		ZSTD_freeCCtx(state);
+}
+
+static int zstd_squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
+			size_t *clen, struct mig_err *e)
+{
+	size_t r = ZSTD_compress2(x->state, x->buf, cap, p, n);
+
+	if (ZSTD_isError(r)) {
+		if (ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall)
+			return 0;
+		return mig_err_set(e, MIG_EXIT_SYS, "zstd: %s", ZSTD_getErrorName(r));
+	}
+	*clen = r;
+	return 0;
+}
+
+static int zstd_expand(struct fctx *x, const uint8_t *body, size_t blen,
+		       size_t limit, size_t *plen, struct mig_err *e)
+{
+	unsigned long long cs = ZSTD_getFrameContentSize(body, blen);
+
+	if (cs == ZSTD_CONTENTSIZE_ERROR)
+		return mig_err_set(e, MIG_EXIT_DATA, "zstd: not a zstd frame");
+	if (cs == ZSTD_CONTENTSIZE_UNKNOWN)
+		return mig_err_set(e, MIG_EXIT_DATA,
+				   "zstd: the frame does not say its size");
+	if (cs > limit)
+		return mig_err_set(e, MIG_EXIT_DATA, "frame decodes to %llu bytes, "
+				   "over the limit of %zu", cs, limit);
+	size_t fl = ZSTD_findFrameCompressedSize(body, blen);
+	if (ZSTD_isError(fl))
+		return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s", ZSTD_getErrorName(fl));
+	if (fl != blen)
+		return mig_err_set(e, MIG_EXIT_DATA, "zstd: %zu bytes after the "
+				   "zstd frame", blen - fl);
+	size_t r = ZSTD_decompressDCtx(x->state, x->buf, (size_t)cs, body, blen);
+	if (ZSTD_isError(r))
+		return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s", ZSTD_getErrorName(r));
+	*plen = r;
+	return 0;
+}
+
+/* ---- zlib (RFC 1950), written and read by libdeflate ------------------------ */
+
+static void *zlib_open(int level, bool decoding)
+{
+	if (decoding)
+		return libdeflate_alloc_decompressor();
+	return libdeflate_alloc_compressor(level);
+}
+
+static void zlib_close(void *state, bool decoding)
+{
+	if (decoding)
+		libdeflate_free_decompressor(state);
+	else
+		libdeflate_free_compressor(state);
+}
+
+static int zlib_squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
+			size_t *clen, struct mig_err *e)
+{
+	(void)e;
+	*clen = libdeflate_zlib_compress(x->state, p, n, x->buf, cap);
+	return 0;
+}
+
+static int zlib_expand(struct fctx *x, const uint8_t *body, size_t blen,
+		       size_t limit, size_t *plen, struct mig_err *e)
+{
+	size_t used = 0;
+	enum libdeflate_result r = libdeflate_zlib_decompress_ex(
+		x->state, body, blen, x->buf, limit, &used, plen);
+
+	if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
+		return mig_err_set(e, MIG_EXIT_DATA, "frame decodes to more than "
+				   "the limit of %zu bytes", limit);
+	if (r != LIBDEFLATE_SUCCESS)
+		return mig_err_set(e, MIG_EXIT_DATA, "zlib: invalid compressed data");
+	if (used != blen)
+		return mig_err_set(e, MIG_EXIT_DATA, "zlib: %zu bytes after the "
+				   "zlib stream", blen - used);
+	return 0;
+}
+
+/* ---- lz4 (blocks; levels from LZ4_HC_MIN are LZ4 HC) ------------------------ */
+
+/* Decompressing needs no state: a byte stands for "none needed". */
+static void *lz4_open(int level, bool decoding)
+{
+	if (decoding)
+		return malloc(1);
+	return malloc((size_t)(level < LZ4_HC_MIN ? LZ4_sizeofState()
+						  : LZ4_sizeofStateHC()));
+}
+
+static void lz4_close(void *state, bool decoding)
+{
+	(void)decoding;
+	free(state);
+}
+
+static int lz4_squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
+		       size_t *clen, struct mig_err *e)
+{
+	int r;
+
+	(void)e;
+	if (x->level < LZ4_HC_MIN)
+		r = LZ4_compress_fast_extState(x->state, (const char *)p,
+					       (char *)x->buf, (int)n, (int)cap, 1);
+	else
+		r = LZ4_compress_HC_extStateHC(x->state, (const char *)p,
+					       (char *)x->buf, (int)n, (int)cap,
+					       x->level);
+	*clen = (size_t)r;
+	return 0;
+}
+
+static int lz4_expand(struct fctx *x, const uint8_t *body, size_t blen,
+		      size_t limit, size_t *plen, struct mig_err *e)
+{
+	int r = LZ4_decompress_safe((const char *)body, (char *)x->buf, (int)blen,
+				    (int)limit);
+
+	if (r < 0)
+		return mig_err_set(e, MIG_EXIT_DATA, "lz4: invalid compressed data, "
+				   "or it decodes to more than the limit of %zu "
+				   "bytes", limit);
+	*plen = (size_t)r;
+	return 0;
+}
+
+/* ---- The table --------------------------------------------------------------- */
 
 static const struct codec codecs[] = {
-	[CODEC_ZSTD] = { "zstd", -7, 19, 1,
-			 "1 to 19, or -7 to -1 for faster ones" },
-	[CODEC_ZLIB] = { "zlib", 1, 9, 1, "1 to 9" },
-	[CODEC_LZ4] = { "lz4", 1, 12, 1, "1 to 12" },
+	{ 1, "zstd", -7, 19, 1, "1 to 19, or -7 to -1 for faster ones",
+	  zstd_open, zstd_close, zstd_squeeze, zstd_expand },
+	{ 2, "zlib", 1, 9, 1, "1 to 9",
+	  zlib_open, zlib_close, zlib_squeeze, zlib_expand },
+	{ 3, "lz4", 1, 12, 1, "1 to 12",
+	  lz4_open, lz4_close, lz4_squeeze, lz4_expand },
 };
+#define NCODECS (sizeof codecs / sizeof codecs[0])
+
+static const struct codec *codec_by_id(uint8_t id)
+{
+	for (size_t i = 0; i < NCODECS; i++)
+		if (codecs[i].id == id)
+			return &codecs[i];
+	return NULL;
+}
+
+static const struct codec *codec_by_name(const char *name)
+{
+	for (size_t i = 0; i < NCODECS; i++)
+		if (!strcmp(codecs[i].name, name))
+			return &codecs[i];
+	return NULL;
+}
+
+/* "zstd, zlib or lz4", from the table */
+static void codec_names(char *buf, size_t len)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < NCODECS && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s",
+				       i == 0 ? "" : i + 1 == NCODECS ? " or " : ", ",
+				       codecs[i].name);
+}
+
+/* ---- The layer --------------------------------------------------------------- */
 
 struct compress {
-	int codec;
+	const struct codec *codec;
 	int level;
 	bool level_set;
 	bool decoding;
 	size_t frame_size; /* most plain bytes of a DATA frame */
-};
-
-/* A frame context: one codec state and one output buffer. */
-struct fctx {
-	int codec;
-	int level;
-	size_t frame_size;
-	ZSTD_CCtx *zc;
-	ZSTD_DCtx *zd;
-	struct libdeflate_compressor *dc;
-	struct libdeflate_decompressor *dd;
-	void *lz4;
-	uint8_t *buf;
-	size_t cap;
 };
 
 /* A compressed frame's tag covers its body too, so that every flipped
@@ -96,8 +294,8 @@ static void *compress_create(void)
 	struct compress *c = calloc(1, sizeof *c);
 
 	if (c) {
-		c->codec = CODEC_ZSTD;
-		c->level = codecs[CODEC_ZSTD].def;
+		c->codec = &codecs[0]; /* zstd */
+		c->level = c->codec->def;
 		c->frame_size = DEFAULT_FRAME_SIZE;
 	}
 	return c;
@@ -110,13 +308,12 @@ static void compress_destroy(void *st)
 
 static int check_level(const struct compress *c, struct mig_err *e)
 {
-	const struct codec *k = &codecs[c->codec];
+	const struct codec *k = c->codec;
 
 	if (c->level < k->min || c->level > k->max || c->level == 0)
 		return mig_err_set(e, MIG_EXIT_USAGE,
-				   "-l: '%d' is not a%s %s level (%s)",
-				   c->level, c->codec == CODEC_LZ4 ? "n" : "",
-				   k->name, k->levels);
+				   "-l: '%d' is not a level of %s (%s)",
+				   c->level, k->name, k->levels);
 	return 0;
 }
 
@@ -126,17 +323,16 @@ static int compress_set_option(void *st, const struct mig_option *opt,
 	struct compress *c = st;
 
 	if (opt->short_name == 'a') {
-		int codec = 0;
-		for (int i = CODEC_ZSTD; i <= CODEC_LZ4; i++)
-			if (strcmp(arg, codecs[i].name) == 0)
-				codec = i;
-		if (!codec)
-			return mig_err_set(e, MIG_EXIT_USAGE,
-					   "-a: unknown codec '%s' (zstd, zlib "
-					   "or lz4)", arg);
-		c->codec = codec;
+		const struct codec *k = codec_by_name(arg);
+		if (!k) {
+			char names[64];
+			codec_names(names, sizeof names);
+			return mig_err_set(e, MIG_EXIT_USAGE, "-a: unknown codec "
+					   "'%s' (%s)", arg, names);
+		}
+		c->codec = k;
 		if (!c->level_set) {
-			c->level = codecs[codec].def;
+			c->level = k->def;
 			return 0;
 		}
 		return check_level(c, e); /* a -l given before -a */
@@ -164,7 +360,7 @@ static int compress_encode_init(void *st, uint8_t *params, size_t *len,
 
 	(void)e;
 	c->decoding = false;
-	params[0] = (uint8_t)c->codec;
+	params[0] = c->codec->id;
 	params[1] = (uint8_t)(int8_t)c->level;
 	mig_put_le16(params + 2, 0);
 	mig_put_le32(params + 4, (uint32_t)c->frame_size);
@@ -182,7 +378,7 @@ static int compress_decode_init(void *st, const uint8_t *params, size_t len,
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "unsupported compress parameters (%zu bytes, "
 				   "not %u)", len, PARAMS_LEN);
-	if (params[0] < CODEC_ZSTD || params[0] > CODEC_LZ4)
+	if (!(c->codec = codec_by_id(params[0])))
 		return mig_err_set(e, MIG_EXIT_DATA, "unknown codec %u",
 				   params[0]);
 	if (mig_get_le16(params + 2) != 0)
@@ -193,7 +389,6 @@ static int compress_decode_init(void *st, const uint8_t *params, size_t len,
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "frame size %u is not from 1 to %u", fs,
 				   MIG_FRAME_DATA_MAX);
-	c->codec = params[0];
 	c->level = (int8_t)params[1];
 	c->frame_size = fs;
 	return 0;
@@ -205,13 +400,8 @@ static void compress_ctx_destroy(void *ctx)
 
 	if (!x)
 		return;
-	ZSTD_freeCCtx(x->zc);
-	ZSTD_freeDCtx(x->zd);
-	if (x->dc)
-		libdeflate_free_compressor(x->dc);
-	if (x->dd)
-		libdeflate_free_decompressor(x->dd);
-	free(x->lz4);
+	if (x->state)
+		x->codec->close(x->state, x->decoding);
 	free(x->buf);
 	free(x);
 }
@@ -220,85 +410,25 @@ static void *compress_ctx_create(void *st, struct mig_err *e)
 {
 	const struct compress *c = st;
 	struct fctx *x = calloc(1, sizeof *x);
-	bool ok;
 
 	if (!x)
 		goto oom;
 	x->codec = c->codec;
 	x->level = c->level;
+	x->decoding = c->decoding;
 	x->frame_size = c->frame_size;
 	/* the largest plain payload: a DATA frame, or a META frame */
 	x->cap = c->frame_size > META_PLAIN_MAX ? c->frame_size : META_PLAIN_MAX;
 	if (!c->decoding)
 		x->cap += TAG_LEN; /* compressed bytes (< plain) and the tag */
-	if (!(x->buf = malloc(x->cap)))
+	if (!(x->buf = malloc(x->cap)) ||
+	    !(x->state = x->codec->open(c->level, c->decoding)))
 		goto oom;
-	switch (c->codec) {
-	case CODEC_ZSTD:
-		if (c->decoding) {
-			ok = (x->zd = ZSTD_createDCtx()) != NULL;
-			break;
-		}
-		ok = (x->zc = ZSTD_createCCtx()) != NULL &&
-		     !ZSTD_isError(ZSTD_CCtx_setParameter(
-			     x->zc, ZSTD_c_compressionLevel, c->level)) &&
-		     !ZSTD_isError(ZSTD_CCtx_setParameter(
-			     x->zc, ZSTD_c_checksumFlag, 0));
-		break;
-	case CODEC_ZLIB:
-		if (c->decoding)
-			ok = (x->dd = libdeflate_alloc_decompressor()) != NULL;
-		else
-			ok = (x->dc = libdeflate_alloc_compressor(c->level)) != NULL;
-		break;
-	default: /* CODEC_LZ4: its state is only needed to compress */
-		ok = c->decoding ||
-		     (x->lz4 = malloc((size_t)(c->level < LZ4_HC_MIN
-						       ? LZ4_sizeofState()
-						       : LZ4_sizeofStateHC()))) != NULL;
-		break;
-	}
-	if (ok)
-		return x;
+	return x;
 oom:
 	compress_ctx_destroy(x);
 	mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 	return NULL;
-}
-
-/* Compress n bytes into x->buf; the size, or 0 if they did not shrink. */
-static int squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t *clen,
-		   struct mig_err *e)
-{
-	size_t cap = n - 1; /* it must shrink */
-	size_t r;
-
-	*clen = 0;
-	switch (x->codec) {
-	case CODEC_ZSTD:
-		r = ZSTD_compress2(x->zc, x->buf, cap, p, n);
-		if (ZSTD_isError(r)) {
-			if (ZSTD_getErrorCode(r) == ZSTD_error_dstSize_tooSmall)
-				return 0;
-			return mig_err_set(e, MIG_EXIT_SYS, "zstd: %s",
-					   ZSTD_getErrorName(r));
-		}
-		*clen = r;
-		return 0;
-	case CODEC_ZLIB:
-		*clen = libdeflate_zlib_compress(x->dc, p, n, x->buf, cap);
-		return 0;
-	default:
-		if (x->level < LZ4_HC_MIN)
-			*clen = (size_t)LZ4_compress_fast_extState(
-				x->lz4, (const char *)p, (char *)x->buf, (int)n,
-				(int)cap, 1);
-		else
-			*clen = (size_t)LZ4_compress_HC_extStateHC(
-				x->lz4, (const char *)p, (char *)x->buf, (int)n,
-				(int)cap, x->level);
-		return 0;
-	}
 }
 
 static int compress_encode(void *ctx, struct mig_frame *in, size_t tailroom,
@@ -310,9 +440,10 @@ static int compress_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 	uint64_t tag = mig_frame_tag(in, plain, in->len);
 	size_t clen = 0;
 
-	/* a few bytes never shrink: a frame header alone is more */
+	/* a few bytes never shrink: a frame header alone is more; and a
+	 * frame must shrink to be kept compressed (cap n - 1) */
 	if (in->len > 16 && in->len <= x->cap - TAG_LEN &&
-	    squeeze(x, plain, in->len, &clen, e) < 0)
+	    x->codec->squeeze(x, plain, in->len, in->len - 1, &clen, e) < 0)
 		return -1;
 	if (clen > 0) {
 		mig_put_le64(x->buf + clen, body_tag(x->buf, clen, tag));
@@ -334,71 +465,6 @@ static size_t plain_limit(const struct fctx *x, uint8_t type)
 	return type == MIG_FRAME_DATA   ? x->frame_size
 	       : type == MIG_FRAME_META ? META_PLAIN_MAX
 					: END_PLAIN_MAX;
-}
-
-/* Decompress body into x->buf, at most limit bytes. */
-static int expand(struct fctx *x, const uint8_t *body, size_t blen,
-		  size_t limit, size_t *plen, struct mig_err *e)
-{
-	switch (x->codec) {
-	case CODEC_ZSTD: {
-		unsigned long long cs = ZSTD_getFrameContentSize(body, blen);
-		if (cs == ZSTD_CONTENTSIZE_ERROR)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "zstd: not a zstd frame");
-		if (cs == ZSTD_CONTENTSIZE_UNKNOWN)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "zstd: the frame does not say its "
-					   "size");
-		if (cs > limit)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "frame decodes to %llu bytes, over "
-					   "the limit of %zu", cs, limit);
-		size_t fl = ZSTD_findFrameCompressedSize(body, blen);
-		if (ZSTD_isError(fl))
-			return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s",
-					   ZSTD_getErrorName(fl));
-		if (fl != blen)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "zstd: %zu bytes after the zstd "
-					   "frame", blen - fl);
-		size_t r = ZSTD_decompressDCtx(x->zd, x->buf, (size_t)cs,
-					       body, blen);
-		if (ZSTD_isError(r))
-			return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s",
-					   ZSTD_getErrorName(r));
-		*plen = r;
-		return 0;
-	}
-	case CODEC_ZLIB: {
-		size_t used = 0;
-		enum libdeflate_result r = libdeflate_zlib_decompress_ex(
-			x->dd, body, blen, x->buf, limit, &used, plen);
-		if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "frame decodes to more than the "
-					   "limit of %zu bytes", limit);
-		if (r != LIBDEFLATE_SUCCESS)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "zlib: invalid compressed data");
-		if (used != blen)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "zlib: %zu bytes after the zlib "
-					   "stream", blen - used);
-		return 0;
-	}
-	default: {
-		int r = LZ4_decompress_safe((const char *)body, (char *)x->buf,
-					    (int)blen, (int)limit);
-		if (r < 0)
-			return mig_err_set(e, MIG_EXIT_DATA,
-					   "lz4: invalid compressed data, or it "
-					   "decodes to more than the limit of "
-					   "%zu bytes", limit);
-		*plen = (size_t)r;
-		return 0;
-	}
-	}
 }
 
 static int compress_decode(void *ctx, const struct mig_frame *in,
@@ -424,7 +490,7 @@ static int compress_decode(void *ctx, const struct mig_frame *in,
 		plain = in->data;
 		plen = n;
 	} else {
-		if (expand(x, in->data, n, limit, &plen, e) < 0)
+		if (x->codec->expand(x, in->data, n, limit, &plen, e) < 0)
 			return -1;
 		plain = x->buf;
 	}
@@ -459,20 +525,23 @@ static int compress_decode_trailer(void *st, const uint8_t *trailer,
 static void compress_describe(const uint8_t *params, size_t len, char *buf,
 			      size_t buflen)
 {
-	if (len != PARAMS_LEN || params[0] < CODEC_ZSTD || params[0] > CODEC_LZ4) {
+	const struct codec *k = len == PARAMS_LEN ? codec_by_id(params[0]) : NULL;
+	uint32_t fs;
+	char size[32];
+
+	if (!k) {
 		snprintf(buf, buflen, "codec=unknown");
 		return;
 	}
-	uint32_t fs = mig_get_le32(params + 4);
-	char size[32];
+	fs = mig_get_le32(params + 4);
 	if (fs % (1u << 20) == 0)
 		snprintf(size, sizeof size, "%uM", fs >> 20);
 	else if (fs % 1024 == 0)
 		snprintf(size, sizeof size, "%uK", fs >> 10);
 	else
 		snprintf(size, sizeof size, "%u", fs);
-	snprintf(buf, buflen, "codec=%s level=%d frame-size=%s",
-		 codecs[params[0]].name, (int8_t)params[1], size);
+	snprintf(buf, buflen, "codec=%s level=%d frame-size=%s", k->name,
+		 (int8_t)params[1], size);
 }
 
 static const struct mig_option compress_options[] = {

@@ -54,13 +54,13 @@ mz_frame_flags() { od -An -tx1 -j $(($2 + 1)) -N1 "$1" | tr -d ' '; }
 	run -2 --separate-stderr mig-compress -a bz2
 	output=$stderr assert_output "mig-compress: -a: unknown codec 'bz2' (zstd, zlib or lz4)"
 	run -2 --separate-stderr mig-compress -l 20
-	output=$stderr assert_output "mig-compress: -l: '20' is not a zstd level (1 to 19, or -7 to -1 for faster ones)"
+	output=$stderr assert_output "mig-compress: -l: '20' is not a level of zstd (1 to 19, or -7 to -1 for faster ones)"
 	run -2 --separate-stderr mig-compress -l 0
-	output=$stderr assert_output "mig-compress: -l: '0' is not a zstd level (1 to 19, or -7 to -1 for faster ones)"
+	output=$stderr assert_output "mig-compress: -l: '0' is not a level of zstd (1 to 19, or -7 to -1 for faster ones)"
 	run -2 --separate-stderr mig-compress -l 15 -a lz4
-	output=$stderr assert_output "mig-compress: -l: '15' is not an lz4 level (1 to 12)"
+	output=$stderr assert_output "mig-compress: -l: '15' is not a level of lz4 (1 to 12)"
 	run -2 --separate-stderr mig-compress --algo zlib --level 10
-	output=$stderr assert_output "mig-compress: -l: '10' is not a zlib level (1 to 9)"
+	output=$stderr assert_output "mig-compress: -l: '10' is not a level of zlib (1 to 9)"
 	run -2 --separate-stderr mig-compress -l fast
 	output=$stderr assert_output "mig-compress: -l: 'fast' is not a number"
 	run -2 --separate-stderr mig-compress -T 0
