@@ -77,7 +77,15 @@ static int add_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e)
 	return r;
 }
 
-int migqemu_cmd_seal(int argc, char **argv)
+/* seal's command line */
+struct seal_args {
+	const char **metas; /* KEY=VALUE */
+	size_t nm;
+	const char *mfile, *sign;
+};
+
+/* -1 to go on, else the exit status to leave with */
+static int parse_seal_args(int argc, char **argv, struct seal_args *a)
 {
 	enum { OPT_META = 256, OPT_META_FILE, OPT_SIGN };
 	static const struct option lo[] = {
@@ -87,11 +95,9 @@ int migqemu_cmd_seal(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char **metas = calloc((size_t)argc + 1, sizeof *metas), *mfile = NULL, *sign = NULL;
-	size_t nm = 0;
 	int c;
 
-	if (!metas) {
+	if (!(a->metas = calloc((size_t)argc + 1, sizeof *a->metas))) {
 		mig_warn("out of memory");
 		return MIG_EXIT_SYS;
 	}
@@ -99,103 +105,121 @@ int migqemu_cmd_seal(int argc, char **argv)
 	 * "mig-qemu: seal: ..." that the other subcommands' messages have */
 	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
 		switch (c) {
-		case OPT_META: metas[nm++] = optarg; break;
-		case OPT_META_FILE: mfile = optarg; break;
-		case OPT_SIGN: sign = optarg; break;
+		case OPT_META: a->metas[a->nm++] = optarg; break;
+		case OPT_META_FILE: a->mfile = optarg; break;
+		case OPT_SIGN: a->sign = optarg; break;
 		case 'h':
 			printf("usage: mig-qemu seal [--meta KEY=VALUE]... "
-			       "[--meta-file FILE] [--sign KEY]\nWrap QEMU's raw stream in an "
-			       "envelope whose END is written only if the\nQEMU "
-			       "stream is complete. See mig-qemu(1).\n");
-			free(metas);
+			       "[--meta-file FILE] [--sign KEY]\nWrap QEMU's raw "
+			       "stream in an envelope whose END is written only if "
+			       "the\nQEMU stream is complete. See mig-qemu(1).\n");
 			return 0;
 		default:
-			free(metas);
 			return MIG_EXIT_USAGE;
 		}
 	}
 	if (optind != argc) {
 		mig_warn("seal: no arguments expected (got '%s')", argv[optind]);
-		free(metas);
 		return MIG_EXIT_USAGE;
 	}
 	if (isatty(1)) {
 		mig_warn("seal: refusing to write a stream to a terminal");
-		free(metas);
 		return MIG_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* The META of --meta-file, a KEY=VALUE a line. */
+static int add_meta_file(struct mig_sink *k, const char *path, struct mig_err *e)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	if (!f)
+		return mig_err_set(e, MIG_EXIT_IO, "%s: %s", path, strerror(errno));
+	while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (n)
+			rc = add_meta_line(k, line, e);
+	}
+	fclose(f);
+	free(line);
+	return rc;
+}
+
+/* The envelope's header and META: signed with --sign. */
+static int open_envelope(struct seal *s, void *st, const struct seal_args *a)
+{
+	if (a->sign && mig_envelope_sign(st, a->sign, &s->err) < 0)
+		return -1;
+	if (!(s->k = mig_sink_open(1, &mig_filter_envelope, st, SEAL_FRAME, 1, &s->err)))
+		return -1;
+	for (size_t i = 0; i < a->nm; i++)
+		if (add_meta_line(s->k, a->metas[i], &s->err) < 0)
+			return -1;
+	if (a->mfile && add_meta_file(s->k, a->mfile, &s->err) < 0)
+		return -1;
+	if (!(s->frame = mig_sink_buffer(s->k, &s->err)))
+		return -1;
+	return 0;
+}
+
+/* QEMU's stream into DATA frames, followed by qs_scan; END only if it is
+ * complete and nothing follows it. */
+static int seal_stream(struct seal *s, struct qs_info *qi)
+{
+	char qerr[512];
+	uint8_t extra;
+	ssize_t n;
+
+	if (qs_scan(seal_pull, s, 0, qi, qerr, sizeof qerr) < 0) {
+		if (!s->failed && !s->read_failed)
+			mig_err_set(&s->err, MIG_EXIT_DATA, "QEMU stream: %s; no END "
+				    "written: the stream is marked incomplete", qerr);
+		return -1;
+	}
+	/* what QEMU writes after its stream's end would be lost: refuse it */
+	while ((n = read(0, &extra, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 0)
+		return mig_err_set(&s->err, MIG_EXIT_DATA, "data after the end of "
+				   "the QEMU stream; no END written");
+	if ((s->fill && mig_sink_data(s->k, s->fill, &s->err) < 0) ||
+	    mig_sink_end(s->k, &s->err) < 0)
+		return -1;
+	return 0;
+}
+
+int migqemu_cmd_seal(int argc, char **argv)
+{
+	struct seal_args a = { 0 };
+	struct seal s = { 0 };
+	struct qs_info qi = { 0 };
+	void *st = NULL;
+	int rc = parse_seal_args(argc, argv, &a);
+
+	if (rc >= 0) {
+		free(a.metas);
+		return rc;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	mig_pipe_grow(0);
 	mig_pipe_grow(1);
-
-	struct seal s = { 0 };
-	void *st = mig_filter_envelope.create();
-	struct qs_info qi = { 0 };
-	char qerr[512];
-	int rc = MIG_EXIT_OK;
-
-	if (!st) {
+	rc = MIG_EXIT_OK;
+	if (!(st = mig_filter_envelope.create()))
 		mig_err_set(&s.err, MIG_EXIT_SYS, "out of memory");
-		goto fail;
+	if (!st || open_envelope(&s, st, &a) < 0 || seal_stream(&s, &qi) < 0) {
+		mig_warn("seal: %s", s.err.msg);
+		rc = s.err.code ? s.err.code : MIG_EXIT_DATA;
 	}
-	if (sign && mig_envelope_sign(st, sign, &s.err) < 0)
-		goto fail;
-	if (!(s.k = mig_sink_open(1, &mig_filter_envelope, st, SEAL_FRAME, 1, &s.err)))
-		goto fail;
-	for (size_t i = 0; i < nm; i++)
-		if (add_meta_line(s.k, metas[i], &s.err) < 0)
-			goto fail;
-	if (mfile) {
-		FILE *f = fopen(mfile, "r");
-		char *line = NULL;
-		size_t cap = 0;
-		ssize_t n;
-		if (!f) {
-			mig_err_set(&s.err, MIG_EXIT_IO, "%s: %s", mfile, strerror(errno));
-			goto fail;
-		}
-		while ((n = getline(&line, &cap, f)) > 0) {
-			if (line[n - 1] == '\n')
-				line[--n] = '\0';
-			if (n && add_meta_line(s.k, line, &s.err) < 0) {
-				fclose(f);
-				free(line);
-				goto fail;
-			}
-		}
-		fclose(f);
-		free(line);
-	}
-	if (!(s.frame = mig_sink_buffer(s.k, &s.err)))
-		goto fail;
-	if (qs_scan(seal_pull, &s, 0, &qi, qerr, sizeof qerr) < 0) {
-		if (!s.failed && !s.read_failed)
-			mig_err_set(&s.err, MIG_EXIT_DATA, "QEMU stream: %s; no END "
-				    "written: the stream is marked incomplete", qerr);
-		goto fail;
-	}
-	/* what QEMU writes after its stream's end would be lost: refuse it */
-	uint8_t extra;
-	ssize_t n;
-	while ((n = read(0, &extra, 1)) < 0 && errno == EINTR)
-		;
-	if (n != 0) {
-		mig_err_set(&s.err, MIG_EXIT_DATA, "data after the end of the QEMU "
-			    "stream; no END written");
-		goto fail;
-	}
-	if ((s.fill && mig_sink_data(s.k, s.fill, &s.err) < 0) ||
-	    mig_sink_end(s.k, &s.err) < 0)
-		goto fail;
-	goto out;
-fail:
-	mig_warn("seal: %s", s.err.msg);
-	rc = s.err.code ? s.err.code : MIG_EXIT_DATA;
-out:
 	qs_info_free(&qi);
 	mig_sink_free(s.k);
 	if (st)
 		mig_filter_envelope.destroy(st);
-	free(metas);
+	free(a.metas);
 	return rc;
 }
