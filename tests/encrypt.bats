@@ -97,7 +97,7 @@ fix_header_check() {
 	assert_output --partial "-r, --recipient FILE.pub"
 	assert_output --partial "-i, --identity FILE"
 	run -0 mig-decrypt -V
-	assert_output "mig-encrypt (migkit) 0.1.0"
+	assert_output "mig-decrypt (migkit) 0.1.0"
 	printf 'hello' | mig-encrypt -k k > e
 	mig-decrypt -k k < e | cmp - <(printf 'hello')
 	mig-encrypt -d -k k < e | cmp - <(printf 'hello')
