@@ -106,7 +106,12 @@ static int sock_arm(const char *path)
 	strcpy(sock_path, path);
 	sock_armed = 1;
 	for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) {
-		struct sigaction sa = { .sa_handler = on_fatal_signal };
+		struct sigaction sa = { .sa_handler = on_fatal_signal }, old;
+		/* one ignored at start (nohup, a shell's background job) stays
+		 * ignored */
+		if (sigaction(fatal_signals[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
 		sigemptyset(&sa.sa_mask);
 		sigaction(fatal_signals[i], &sa, NULL);
 	}
