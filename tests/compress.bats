@@ -191,7 +191,7 @@ Try 'mig-decrypt --help'."
 	cp z bad
 	printf '\x04' | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
 	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
-	output=$stderr assert_output "mig-decompress: stdin: frame 2 (offset $at): unknown frame flags 0x04"
+	output=$stderr assert_output "mig-decompress: stdin: frame 2 (offset $at): flags 0x04: bit 0x04 not defined for a compress layer"
 	# a compressed frame marked stored fails its check
 	printf '\x01' | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
 	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
