@@ -5,12 +5,14 @@
 #include "header.h"
 #include "mig.h"
 
-/* The registry of mig-stream(5): kind numbers are never reused. */
+/* The registry of mig-stream(5): kind numbers are never reused. The frame
+ * flags are those each kind defines (compress: 0x01, stored), so that
+ * readers that only follow the framing (walk.c) refuse the others too. */
 static const struct mig_kind kinds[] = {
-	{ 1, "checksum", "mig-checksum -d" },
-	{ 2, "compress", "mig-decompress" },
-	{ 3, "encrypt", "mig-decrypt" },
-	{ 4, "envelope", "mig-envelope -d" },
+	{ 1, "checksum", "mig-checksum -d", 0 },
+	{ 2, "compress", "mig-decompress", 0x01 },
+	{ 3, "encrypt", "mig-decrypt", 0 },
+	{ 4, "envelope", "mig-envelope -d", 0 },
 };
 
 const struct mig_kind *mig_kind_by_id(uint8_t id)

@@ -21,6 +21,7 @@ enum {
 	OPT_META,
 	OPT_FRAME_SIZE,
 	OPT_THREADS,
+	OPT_MEMORY,
 	OPT_FILTER = 1000, /* + index into the filter's options */
 };
 
@@ -30,6 +31,7 @@ struct run {
 	bool decode, verbose, quiet, progress;
 	uint64_t frame_size;
 	int threads;
+	uint64_t memory; /* --memory: 0 for the default */
 	const char **meta; /* "KEY=VALUE" */
 	size_t nmeta;
 	const char *input; /* NULL: stdin */
@@ -37,11 +39,24 @@ struct run {
 	const char *input_name;
 };
 
+/* The name the command was invoked by (mig-decompress, not mig-compress)
+ * names it in its usage, version and messages. */
+static bool invoked_as_decoder(const struct mig_filter *f)
+{
+	return f->decode_name && strncmp(mig_progname, "mig-", 4) == 0 &&
+	       strcmp(mig_progname + 4, f->decode_name) == 0;
+}
+
 static void usage(const struct mig_filter *f, FILE *out)
 {
+	char other[64] = "";
+
+	/* invoked as the decoder, the second line says what it is */
+	if (f->decode_name && !invoked_as_decoder(f))
+		snprintf(other, sizeof other, "\n       mig-%s", f->decode_name);
 	fprintf(out,
-		"usage: mig-%s [options] [FILE]\n"
-		"       mig-%s -d [options] [FILE]%s%s\n"
+		"usage: %s [options] [FILE]\n"
+		"       mig-%s -d [options] [FILE]%s\n"
 		"%s\n\n"
 		"Reads FILE (or standard input) and writes standard output.\n\n"
 		"  -d, --decode         peel a %s layer instead of adding one\n"
@@ -49,13 +64,14 @@ static void usage(const struct mig_filter *f, FILE *out)
 		"repeatable)\n"
 		"      --frame-size N   inner bytes per frame (at most 16M)\n"
 		"%s"
+		"      --memory SIZE    decoding: most memory for frames in "
+		"flight (default 1G)\n"
 		"      --progress       show bytes and rate on stderr\n"
 		"  -v, --verbose        describe the layer on stderr\n"
 		"  -q, --quiet          no warnings\n"
 		"  -h, --help           this help\n"
 		"  -V, --version        version\n",
-		f->name, f->name, f->decode_name ? "\n       mig-" : "",
-		f->decode_name ? f->decode_name : "", f->summary, f->name,
+		mig_progname, f->name, other, f->summary, f->name,
 		f->frame_ctx_create ? "  -T, --threads N      frames encoded or decoded at "
 				      "once (default: CPUs)\n" : "");
 	for (const struct mig_option *o = f->options; o && o->long_name; o++) {
@@ -72,7 +88,7 @@ static void usage(const struct mig_filter *f, FILE *out)
 	}
 	fprintf(out, "\nExit status: 0 success, 1 bad or truncated input, "
 		     "2 usage, 3 I/O error, 4 system error.\n"
-		     "See mig-%s(1) and mig-stream(5).\n", f->name);
+		     "See %s(1) and mig-stream(5).\n", mig_progname);
 }
 
 static int usage_error(const struct mig_filter *f, const char *fmt,
@@ -80,8 +96,9 @@ static int usage_error(const struct mig_filter *f, const char *fmt,
 {
 	char m[1024];
 
+	(void)f;
 	snprintf(m, sizeof m, fmt, arg);
-	mig_warn("%s\nTry 'mig-%s --help'.", m, f->name);
+	mig_warn("%s\nTry '%s --help'.", m, mig_progname);
 	return MIG_EXIT_USAGE;
 }
 
@@ -118,6 +135,7 @@ static int parse_args(struct run *r, int argc, char **argv)
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
 		{ "threads", required_argument, NULL, 'T' },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
 	};
 	size_t nc = sizeof common / sizeof common[0];
 	memcpy(lo, common, sizeof common);
@@ -142,11 +160,11 @@ static int parse_args(struct run *r, int argc, char **argv)
 
 		switch (c) {
 		case 'd': r->decode = true; continue;
-		case 'h': usage(f, stdout); status = 0; goto out;
+		case 'h': usage(f, stdout); status = mig_stdout_finish(); goto out;
 		case 'V':
-			printf("mig-%s (migkit) %s\n", f->name,
+			printf("%s (migkit) %s\n", mig_progname,
 			       MIG_VERSION_STRING);
-			status = 0;
+			status = mig_stdout_finish();
 			goto out;
 		case 'q': r->quiet = true; continue;
 		case 'v': r->verbose = true; continue;
@@ -168,6 +186,19 @@ static int parse_args(struct run *r, int argc, char **argv)
 			continue;
 		}
 		case OPT_META: r->meta[r->nmeta++] = optarg; continue;
+		case OPT_MEMORY:
+			if (mig_parse_size(optarg, &r->memory) < 0 ||
+			    r->memory < MIG_FRAME_MEMORY) {
+				char least[32], m[160];
+				mig_format_bytes(MIG_FRAME_MEMORY, least,
+						 sizeof least);
+				snprintf(m, sizeof m, "--memory: '%.64s' is not "
+					 "a size of at least one frame in "
+					 "flight (%s)", optarg, least);
+				status = usage_error(f, "%s", m);
+				goto out;
+			}
+			continue;
 		case OPT_FRAME_SIZE:
 			if (mig_parse_size(optarg, &r->frame_size) < 0 ||
 			    r->frame_size == 0 ||
@@ -220,6 +251,10 @@ static int parse_args(struct run *r, int argc, char **argv)
 				     wrong->long_name);
 		goto out;
 	}
+	if (!r->decode && r->memory) {
+		status = usage_error(f, "%s", "--memory is for decoding (-d)");
+		goto out;
+	}
 	if (r->decode && (r->nmeta || r->frame_size)) {
 		status = usage_error(f, "%s", r->nmeta ? "--meta is for encoding"
 					    : "--frame-size is for encoding");
@@ -265,7 +300,19 @@ static int decode(struct run *r, struct mig_src *in)
 	if (r->f->kind != MIG_KIND_ENVELOPE &&
 	    !(src = mig_envelopes_peel(in, &env, &d, &e)))
 		goto fail;
-	if (!(layer = mig_src_layer(src, r->f, r->st, r->threads, &e)))
+	uint64_t memory = r->memory ? r->memory : MIG_MEMORY_DEFAULT;
+	int threads = mig_layer_threads(r->threads, memory);
+	if (r->verbose && r->f->frame_ctx_create && threads < r->threads) {
+		char m[32];
+		mig_format_bytes(memory, m, sizeof m);
+		uint64_t frames = memory / MIG_FRAME_MEMORY;
+		mig_warn("decoding on %d thread%s, not %d: --memory %s allows "
+			 "%llu frame%s in flight", threads, threads > 1 ? "s" : "",
+			 r->threads, m, (unsigned long long)frames,
+			 frames > 1 ? "s" : "");
+	}
+	if (!(layer = mig_src_layer_bounded(src, r->f, r->st, threads, memory,
+					    &e)))
 		goto fail;
 	mig_progress_start(&pr, r->progress);
 	for (;;) {
@@ -398,8 +445,7 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 	int fd = 0, rc;
 
 	mig_progname = argc > 0 ? base_name(argv[0]) : f->name;
-	if (f->decode_name && strncmp(mig_progname, "mig-", 4) == 0 &&
-	    strcmp(mig_progname + 4, f->decode_name) == 0)
+	if (invoked_as_decoder(f))
 		r.decode = true;
 	/* A dead reader or writer must end us with an error at once, not
 	 * with a signal a pipeline may not report. */
@@ -412,6 +458,15 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 	if ((rc = parse_args(&r, argc, argv)) >= 0)
 		goto out;
 	rc = MIG_EXIT_OK;
+	{
+		/* both ways the data goes to stdout: refused before any is read */
+		struct mig_err e = { 0 };
+		if (mig_stdout_check(&e) < 0) {
+			mig_warn("%s", e.msg);
+			rc = e.code;
+			goto out;
+		}
+	}
 	if (!r.decode && isatty(1)) {
 		fprintf(stderr, "%s: refusing to write a mig stream to a "
 				"terminal; redirect standard output\n",
@@ -424,7 +479,7 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 		if ((fd = open(r.input, O_RDONLY | O_CLOEXEC)) < 0) {
 			fprintf(stderr, "%s: %s: %s\n", mig_progname, r.input,
 				strerror(errno));
-			rc = errno == ENOENT ? MIG_EXIT_USAGE : MIG_EXIT_IO;
+			rc = MIG_EXIT_IO; /* missing or not readable alike */
 			goto out;
 		}
 	}

@@ -164,6 +164,23 @@ int mig_frame_header_check(const uint8_t *h, uint64_t index, uint64_t at,
 			      (unsigned long long)index, (unsigned long long)at);
 }
 
+int mig_frame_flags_check(const struct mig_frame *fr, uint8_t defined,
+			  uint8_t kind, uint64_t at, struct mig_err *e)
+{
+	const struct mig_kind *k = mig_kind_by_id(kind);
+	uint8_t unknown = fr->flags & (uint8_t)~defined;
+
+	if (!unknown)
+		return 0;
+	mig_err_set(e, MIG_EXIT_DATA, "flags 0x%02x: bit%s 0x%02x not defined "
+		    "for %s %s layer", fr->flags,
+		    (unknown & (unknown - 1)) ? "s" : "", unknown,
+		    k ? mig_article(k->name) : "a", k ? k->name : "mig");
+	return mig_err_prefix(e, "frame %llu (offset %llu): ",
+			      (unsigned long long)fr->index,
+			      (unsigned long long)at);
+}
+
 int mig_err_no_end(struct mig_err *e, uint64_t index, uint64_t at)
 {
 	return mig_err_set(e, MIG_EXIT_DATA,

@@ -23,6 +23,11 @@ int mig_expect_end(struct mig_src *in, struct mig_err *e);
 int mig_frame_header_check(const uint8_t *h, uint64_t index, uint64_t at,
 			   struct mig_frame *fr, uint32_t *len,
 			   struct mig_err *e);
+/* A frame's flags against those its kind defines: any other bit set is
+ * refused (the tagged layers do not cover the flags byte, so nothing else
+ * would notice it changed). 0 or -1. */
+int mig_frame_flags_check(const struct mig_frame *fr, uint8_t defined,
+			  uint8_t kind, uint64_t at, struct mig_err *e);
 /* The header's first MIG_HEADER_FIXED bytes (magic and kind already
  * recognised): flags and parameter length; then its check. */
 int mig_header_check_fixed(const uint8_t *h, uint32_t *plen, struct mig_err *e);

@@ -123,6 +123,9 @@ static int read_frame(struct layer_src *l, struct rslot *s, struct mig_err *e)
 	s->at = mig_src_offset(l->in);
 	if (mig_frame_header_read(l->in, l->read, &s->fr, &len, e) < 0)
 		return -1;
+	if (mig_frame_flags_check(&s->fr, l->f->frame_flags, l->f->kind, s->at,
+				  e) < 0)
+		return -1;
 	if (len > s->cap) {
 		uint8_t *p = realloc(s->payload, len);
 		if (!p)
@@ -255,8 +258,26 @@ static const struct mig_src_ops layer_ops = {
 	.free = layer_free,
 };
 
+int mig_layer_threads(int threads, uint64_t memory)
+{
+	uint64_t frames = memory / MIG_FRAME_MEMORY;
+
+	if (threads > 1 && (uint64_t)threads * 2 > frames)
+		threads = frames >= 4 ? (int)(frames / 2) : 1;
+	return threads < 1 ? 1 : threads;
+}
+
 struct mig_src *mig_src_layer(struct mig_src *inner, const struct mig_filter *f,
 			      void *st, int threads, struct mig_err *e)
+{
+	return mig_src_layer_bounded(inner, f, st, threads, MIG_MEMORY_DEFAULT,
+				     e);
+}
+
+struct mig_src *mig_src_layer_bounded(struct mig_src *inner,
+				      const struct mig_filter *f, void *st,
+				      int threads, uint64_t memory,
+				      struct mig_err *e)
 {
 	struct layer_src *l = calloc(1, sizeof *l);
 
@@ -268,6 +289,7 @@ struct mig_src *mig_src_layer(struct mig_src *inner, const struct mig_filter *f,
 	l->in = inner;
 	l->f = f;
 	l->st = st;
+	threads = mig_layer_threads(threads, memory);
 	if (f->frame_ctx_create && threads > 1)
 		l->pool = mig_pool_new(threads);
 	l->nslots = l->pool ? 2 * (size_t)threads : 1;

@@ -6,5 +6,8 @@ extern const struct mig_filter MIG_FILTER_SYMBOL(MIG_FILTER_NAME);
 
 int main(int argc, char **argv)
 {
+	/* before anything is opened: see channel/stdfds.c */
+	if (mig_stdfds_ensure(NULL) < 0)
+		return MIG_EXIT_SYS;
 	return mig_filter_main(&MIG_FILTER_SYMBOL(MIG_FILTER_NAME), argc, argv);
 }

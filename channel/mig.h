@@ -55,6 +55,7 @@ struct mig_kind {
 	uint8_t id;
 	const char *name;   /* "checksum" */
 	const char *peeler; /* "mig-checksum -d" */
+	uint8_t frame_flags; /* the frame flag bits the kind defines */
 };
 const struct mig_kind *mig_kind_by_id(uint8_t id);
 
@@ -85,6 +86,24 @@ int mig_err_prefix(struct mig_err *e, const char *fmt, ...)
 /* The running program's name ("mig-checksum") for messages. */
 extern const char *mig_progname;
 void mig_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- Standard descriptors ---------------------------------------------- */
+
+/* First thing in every main(): open /dev/null on each of descriptors 0, 1
+ * and 2 that is closed, so that no file or socket opened later takes its
+ * number; closed[i] (if not NULL) says which were. A closed stdin reads
+ * as empty, a closed stderr loses messages. -1 if /dev/null cannot be
+ * opened (exit MIG_EXIT_SYS: nothing can be written safely). */
+int mig_stdfds_ensure(bool closed[3]);
+/* Was stdout closed at start? Data meant for it would vanish, so a
+ * command with data for stdout fails with MIG_EXIT_IO ("stdout: closed")
+ * before it reads or writes anything: mig_stdout_check sets that error. */
+bool mig_stdout_closed(void);
+int mig_stdout_check(struct mig_err *e);
+/* After printing to stdio's stdout (--help, --version, a report): flush;
+ * MIG_EXIT_OK, or MIG_EXIT_IO after a message if it could not be written
+ * or stdout was closed at start. */
+int mig_stdout_finish(void);
 
 /* ---- Byte helpers -------------------------------------------------------- */
 
@@ -254,6 +273,10 @@ struct mig_filter {
 	size_t max_overhead;      /* payload bytes a frame may grow by */
 	size_t frame_size;        /* default inner bytes a frame; 0: 1 MiB */
 	const struct mig_option *options; /* filter-specific, NULL-terminated */
+	/* the frame flag bits the layer defines (those its encode may set),
+	 * as mig-stream(5) and the kind's registry entry say; the library
+	 * refuses a frame with any other bit set before decode sees it */
+	uint8_t frame_flags;
 
 	void *(*create)(void);
 	void (*destroy)(void *st);
@@ -314,6 +337,25 @@ struct mig_layer_totals {
  */
 struct mig_src *mig_src_layer(struct mig_src *inner, const struct mig_filter *f,
 			      void *st, int threads, struct mig_err *e);
+/*
+ * The memory a decoder's frames in flight may take is bounded from the
+ * command line (--memory), not by what a stream declares: each frame in
+ * flight is counted at MIG_FRAME_MEMORY, the largest payload the format
+ * allows plus the plain bytes it decodes to, so the bound holds for any
+ * stream. With threads, 2 frames are in flight per thread; fewer threads
+ * run where the bound does not allow as many. mig_src_layer() uses
+ * MIG_MEMORY_DEFAULT: 1 GiB, 31 frames, 15 threads -- far more than a
+ * pipe's throughput needs, and at most a few GiB for a whole pipeline of
+ * decoders fed a hostile stream.
+ */
+#define MIG_FRAME_MEMORY (2 * (uint64_t)MIG_FRAME_PAYLOAD_MAX)
+#define MIG_MEMORY_DEFAULT (1ull << 30)
+/* The threads that fit in memory (at least 1: one frame at a time). */
+int mig_layer_threads(int threads, uint64_t memory);
+struct mig_src *mig_src_layer_bounded(struct mig_src *inner,
+				      const struct mig_filter *f, void *st,
+				      int threads, uint64_t memory,
+				      struct mig_err *e);
 /* After the header has been read (the first chunk, or mig_layer_open). */
 int mig_layer_open(struct mig_src *layer, struct mig_err *e);
 const uint8_t *mig_layer_params(const struct mig_src *layer, size_t *len);

@@ -4,7 +4,8 @@
  * For stages that pass a layer on without peeling it and only need to
  * know that it ended where its writer ended it: mig-tee, and every
  * encoder wrapping a layer (which then withholds its own END). Checked:
- * the header's check, every frame's framing, END, then nothing. Content
+ * the header's check, every frame's framing (with the flags the kind
+ * defines, for the kinds in the registry), END, then nothing. Content
  * is not verified; the decoders do that. Bytes are pushed in as they
  * pass, in pieces of any size.
  */
@@ -83,6 +84,11 @@ int mig_watch_feed(struct mig_watch *w, const uint8_t *p, size_t n)
 				return 0;
 			if (mig_frame_header_check(w->buf, w->frames, w->frame_at,
 						   &fr, &len, &w->err) < 0)
+				return fail(w);
+			/* flags, for the kinds we know (others pass on) */
+			const struct mig_kind *k = mig_kind_by_id(w->kind);
+			if (k && mig_frame_flags_check(&fr, k->frame_flags, w->kind,
+						       w->frame_at, &w->err) < 0)
 				return fail(w);
 			w->in_end = fr.type == MIG_FRAME_END;
 			w->skip = len;

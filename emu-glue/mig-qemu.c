@@ -179,11 +179,15 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		case O_NOT_BEFORE: c->not_before = optarg; break;
 		case 'v': migqemu_verbose = true; break;
 		case 'q': migqemu_quiet = true; break;
-		case 'h': usage(stdout); exit(0);
+		case 'h': usage(stdout); exit(mig_stdout_finish());
 		default:
 			fprintf(stderr, "Try 'mig-qemu --help'.\n");
 			return MIG_EXIT_USAGE;
 		}
+	}
+	if (migqemu_json_out && mig_stdout_closed()) { /* it would be lost */
+		mig_warn("--json: stdout: closed");
+		return MIG_EXIT_IO;
 	}
 	return -1;
 }
@@ -302,6 +306,8 @@ static int cmd_checkpoint(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	mig_progname = "mig-qemu";
+	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
+		return MIG_EXIT_SYS;
 	if (argc < 2) {
 		usage(stderr);
 		return MIG_EXIT_USAGE;
@@ -309,14 +315,19 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
 		usage(stdout);
-		return 0;
+		return mig_stdout_finish();
 	}
 	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
 		printf("mig-qemu (migkit) %s\n", MIG_VERSION_STRING);
-		return 0;
+		return mig_stdout_finish();
 	}
-	if (!strcmp(cmd, "seal"))
+	if (!strcmp(cmd, "seal")) {
+		if (mig_stdout_closed()) { /* the sealed stream would be lost */
+			mig_warn("stdout: closed");
+			return MIG_EXIT_IO;
+		}
 		return migqemu_cmd_seal(argc - 1, argv + 1);
+	}
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "checkpoint"))

@@ -29,6 +29,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +56,66 @@ static void read_meta(struct mig_src *envelope, json_t **src_argv)
 			*src_argv = json_loads(mm->value, 0, NULL);
 		}
 	}
+}
+
+/* ---- The QMP socket mig-recv names ---------------------------------------- */
+
+/* The socket mig-recv adds to the emulator's command line is its own to
+ * remove when the emulator does not live on: on every failure, and on a
+ * signal that ends mig-recv before it has reported success (the emulator
+ * is killed first: it could still bind the socket, and would die with
+ * mig-recv anyway, by its keeper's death, unable to remove the socket
+ * itself). Kept on success: it is the running VM's monitor. A socket
+ * named in ARGS is the caller's. The emulator is held by a pidfd, so no
+ * other process that might get its pid later can be signalled. */
+static char sock_path[PATH_MAX];
+static volatile sig_atomic_t sock_armed;
+static volatile int emu_pidfd = -1;
+static const int fatal_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM,
+				     SIGALRM, SIGUSR1, SIGUSR2, SIGXCPU,
+				     SIGXFSZ, SIGVTALRM, SIGPROF };
+
+/* Only async-signal-safe calls: it runs in the signal handler too. */
+static void sock_remove_now(void)
+{
+	int pfd = emu_pidfd;
+
+	if (!sock_armed)
+		return;
+	if (pfd >= 0 && pidfd_send_signal(pfd, SIGKILL, NULL, 0) == 0) {
+		/* readable once it has ended; bounded */
+		struct pollfd pf = { pfd, POLLIN, 0 };
+		while (poll(&pf, 1, 2000) < 0 && errno == EINTR)
+			;
+	}
+	unlink(sock_path);
+	sock_armed = 0;
+}
+
+static void on_fatal_signal(int sig)
+{
+	sock_remove_now();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int sock_arm(const char *path)
+{
+	if (strlen(path) >= sizeof sock_path)
+		return -1;
+	strcpy(sock_path, path);
+	sock_armed = 1;
+	for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) {
+		struct sigaction sa = { .sa_handler = on_fatal_signal }, old;
+		/* one ignored at start (nohup, a shell's background job) stays
+		 * ignored */
+		if (sigaction(fatal_signals[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
+		sigemptyset(&sa.sa_mask);
+		sigaction(fatal_signals[i], &sa, NULL);
+	}
+	return 0;
 }
 
 static void usage(FILE *out)
@@ -119,6 +181,8 @@ int main(int argc, char **argv)
 	struct recv_trust trust = { 0 };
 
 	mig_progname = "mig-recv";
+	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
+		return MIG_EXIT_SYS;
 	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "+nvqhV", lo, NULL)) != -1) {
 		switch (c) {
@@ -150,8 +214,10 @@ int main(int argc, char **argv)
 		case 'n': dry = true; break;
 		case 'v': migrecv_verbose = true; break;
 		case 'q': migrecv_quiet = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("mig-recv (migkit) %s\n", MIG_VERSION_STRING); return 0;
+		case 'h': usage(stdout); return mig_stdout_finish();
+		case 'V':
+			printf("mig-recv (migkit) %s\n", MIG_VERSION_STRING);
+			return mig_stdout_finish();
 		default:
 			fprintf(stderr, "Try 'mig-recv --help'.\n");
 			return MIG_EXIT_USAGE;
@@ -167,6 +233,10 @@ int main(int argc, char **argv)
 		mig_warn("--not-before needs --signer: only a signed stream "
 			 "carries a time to trust\nTry 'mig-recv --help'.");
 		return MIG_EXIT_USAGE;
+	}
+	if (dry && mig_stdout_closed()) { /* the command line would be lost */
+		mig_warn("stdout: closed");
+		return MIG_EXIT_IO;
 	}
 	char **args = argv + optind;
 	size_t nargs = (size_t)(argc - optind);
@@ -265,6 +335,11 @@ int main(int argc, char **argv)
 				goto out;
 			}
 		}
+		if (!dry && sock_arm(sock) < 0) {
+			mig_warn("%s: name too long", sock);
+			rc = MIG_EXIT_USAGE;
+			goto out;
+		}
 		/* QEMU doubles commas in values */
 		char *q = spec;
 		for (const char *p = sock; *p && q < spec + sizeof spec - 32; p++) {
@@ -284,6 +359,7 @@ int main(int argc, char **argv)
 	migrecv_av_push(&av, fdspec);
 	if (dry) {
 		migrecv_print_quoted(stdout, av.v);
+		rc = mig_stdout_finish();
 		goto out;
 	}
 	if (migrecv_verbose) {
@@ -323,7 +399,10 @@ int main(int argc, char **argv)
 		rc = MIG_EXIT_SYS;
 	} else {
 		mig_pipe_grow(feed[1]);
-		if (migrecv_emu_start(&em, av.v, feed[0], feed[1], logw) < 0) {
+		int started = migrecv_emu_start(&em, av.v, feed[0], feed[1], logw);
+		if (em.pid > 0 && sock_armed)
+			emu_pidfd = pidfd_open(em.pid, 0);
+		if (started < 0) {
 			close(feed[0]);
 			close(feed[1]);
 			rc = MIG_EXIT_SYS;
@@ -343,6 +422,12 @@ bad_stream:
 	mig_warn("stdin: %s", e.msg);
 	rc = e.code ? e.code : MIG_EXIT_DATA;
 out:
+	if (rc == MIG_EXIT_OK)
+		sock_armed = 0; /* the VM runs on: the socket is its monitor */
+	else
+		sock_remove_now(); /* the emulator is gone already */
+	if (emu_pidfd >= 0)
+		close(emu_pidfd);
 	migrecv_av_free(&av);
 	free(sock);
 	json_decref(src_argv);

@@ -559,6 +559,7 @@ MIG_FILTER(compress) {
 		   "or decompress one (-d).",
 	.max_overhead = TAG_LEN,
 	.frame_size = DEFAULT_FRAME_SIZE,
+	.frame_flags = FLAG_STORED, /* on any frame: META and END too */
 	.options = compress_options,
 	.create = compress_create,
 	.destroy = compress_destroy,

@@ -955,6 +955,7 @@ MIG_FILTER(encrypt) {
 	.summary = "Encrypt and authenticate a stream (AES-256-GCM or "
 		   "ChaCha20-Poly1305), or check and decrypt one (-d).",
 	.max_overhead = TAG_BYTES,
+	.frame_flags = 0, /* none: every frame's flags byte is 0 */
 	.options = enc_options,
 	.create = enc_create,
 	.destroy = enc_destroy,

@@ -34,8 +34,8 @@ setup() {
 	output=$stderr assert_output --partial "one input at most"
 }
 
-@test "a missing input file is named" {
-	run -2 --separate-stderr mig-checksum nonexistent
+@test "a missing input file is named: an I/O error (exit 3)" {
+	run -3 --separate-stderr mig-checksum nonexistent
 	output=$stderr assert_output "mig-checksum: nonexistent: No such file or directory"
 }
 
@@ -229,4 +229,37 @@ setup() {
 	assert_line --index 0 --regexp "^mig-checksum: checksum layer \(hash=xxh3\): [0-9]+ frames, "
 	assert_line --index 1 "mig-checksum: META vm.name=web-1"
 	assert_line --index 2 "mig-checksum: META cmdline=qemu -m 64M"
+}
+
+@test "a changed frame flags byte is refused by mig-checksum -d, mig-info and mig-tee, on every kind of frame" {
+	head -c 3145728 /dev/urandom > data # frames 0-2 of 1 MiB, END is frame 3
+	mig-checksum --meta a=b < data > ck0
+	# the META frame comes first: frame k (DATA k-1) is after it
+	local meta=$((8 + 3 + 8)) k at bit
+	for k in 0 1 2 3 4; do
+		for bit in 01 80; do
+			at=$((k == 0 ? 21 : $(ck_frame_offset $((k - 1))) + meta))
+			cp ck0 bad
+			printf "\\x$bit" | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
+			run -1 --separate-stderr bash -c 'mig-checksum -d < bad > out'
+			output=$stderr assert_output "mig-checksum: stdin: frame $k (offset $at): flags 0x$bit: bit 0x$bit not defined for a checksum layer"
+			# nothing of the frame is out: the DATA before it, whole
+			cmp out <(head -c $((k < 2 ? 0 : (k - 1) * 1048576)) data)
+			run -1 --separate-stderr mig-info -q bad
+			output=$stderr assert_output "mig-info: bad: frame $k (offset $at): flags 0x$bit: bit 0x$bit not defined for a checksum layer"
+			run -1 --separate-stderr bash -c 'mig-tee t.ck < bad > fwd'
+			output=$stderr assert_output "mig-tee: t.ck: not written: frame $k (offset $at): flags 0x$bit: bit 0x$bit not defined for a checksum layer"
+			[ ! -e t.ck ]
+			cmp fwd bad # forwarded as it came: mig-tee is no decoder
+			# an encoder wrapping it withholds its END
+			run -1 --separate-stderr bash -c 'mig-checksum < bad > wrapped'
+			output=$stderr assert_output --partial "the layer it wraps is incomplete: frame $k (offset $at): flags 0x$bit"
+		done
+	done
+	# the header's flags (2 bytes at offset 6) too
+	cp ck0 bad
+	printf '\x01' | dd of=bad bs=1 seek=7 conv=notrunc status=none
+	run -1 --separate-stderr bash -c 'mig-checksum -d < bad > out'
+	output=$stderr assert_output "mig-checksum: stdin: layer header: unknown flags 0x0100"
+	[ ! -s out ]
 }

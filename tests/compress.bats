@@ -43,11 +43,25 @@ mz_frame_flags() { od -An -tx1 -j $(($2 + 1)) -N1 "$1" | tr -d ' '; }
 	assert_output --partial "-T, --threads N"
 }
 
-@test "--version, under both names" {
+@test "--version, -h and usage errors, under both names: each its own" {
 	run -0 mig-compress -V
 	assert_output "mig-compress (migkit) 0.1.0"
 	run -0 mig-decompress -V
-	assert_output "mig-compress (migkit) 0.1.0"
+	assert_output "mig-decompress (migkit) 0.1.0"
+	run -0 mig-decompress -h
+	assert_line --index 0 "usage: mig-decompress [options] [FILE]"
+	assert_line --index 1 "       mig-compress -d [options] [FILE]"
+	assert_output --partial "See mig-decompress(1) and mig-stream(5)."
+	refute_output --partial "mig-compress [options]"
+	run -2 --separate-stderr mig-decompress --bogus
+	output=$stderr assert_output "mig-decompress: unknown or incomplete option '--bogus'
+Try 'mig-decompress --help'."
+	run -0 mig-decrypt -h
+	assert_line --index 0 "usage: mig-decrypt [options] [FILE]"
+	assert_output --partial "See mig-decrypt(1) and mig-stream(5)."
+	run -2 --separate-stderr mig-decrypt --bogus
+	output=$stderr assert_output "mig-decrypt: unknown or incomplete option '--bogus'
+Try 'mig-decrypt --help'."
 }
 
 @test "usage errors: bad codec, bad level (whatever the order), -T 0" {
@@ -177,7 +191,7 @@ mz_frame_flags() { od -An -tx1 -j $(($2 + 1)) -N1 "$1" | tr -d ' '; }
 	cp z bad
 	printf '\x04' | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
 	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
-	output=$stderr assert_output "mig-decompress: stdin: frame 2 (offset $at): unknown frame flags 0x04"
+	output=$stderr assert_output "mig-decompress: stdin: frame 2 (offset $at): flags 0x04: bit 0x04 not defined for a compress layer"
 	# a compressed frame marked stored fails its check
 	printf '\x01' | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
 	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
@@ -331,4 +345,48 @@ mz_frame_flags() { od -An -tx1 -j $(($2 + 1)) -N1 "$1" | tr -d ' '; }
 	run -2 --separate-stderr mig-compress -d -l 3
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line --index 0 "mig-compress: --level is for encoding"
+}
+
+@test "--memory bounds a decoder's frames in flight, whatever frame size the stream declares" {
+	# 64 frames of 16 MiB of zeros: about 35 kB that decode to 1 GiB; at
+	# -T 64 they took 1 GiB of memory, and the 2 GiB case 2.1 GB (issue 13)
+	head -c 1G /dev/zero | mig-compress --frame-size 16M > z16
+	[ "$(stat -c %s z16)" -lt 100000 ]
+	run -0 --separate-stderr bash -c 'set -o pipefail
+		/usr/bin/time -f %M -o rss mig-decompress -T 64 --memory 64M -v < z16 |
+			cmp - <(head -c 1G /dev/zero)'
+	lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decompress: decoding on 1 thread, not 64: --memory 64.0 MiB allows 1 frame in flight"
+	local rss
+	rss=$(tail -1 rss) # peak resident set, KiB
+	(( rss < 64 * 1024 )) || fail "peak RSS $rss KiB over --memory 64M"
+	# the default, 1G: 31 frames in flight, 15 threads, under 1 GiB
+	run -0 --separate-stderr bash -c 'set -o pipefail
+		/usr/bin/time -f %M -o rss mig-decompress -T 64 -v < z16 |
+			cmp - <(head -c 1G /dev/zero)'
+	lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decompress: decoding on 15 threads, not 64: --memory 1.0 GiB allows 31 frames in flight"
+	rss=$(tail -1 rss)
+	(( rss < 1024 * 1024 )) || fail "peak RSS $rss KiB over the default 1 GiB"
+	# a 1 MiB-frame stream at -T 2 fits the default: nothing said
+	head -c 4M /dev/urandom > r
+	mig-compress < r > r.mz
+	run -0 --separate-stderr bash -c 'mig-decompress -T 2 -v < r.mz | cmp - r'
+	output=$stderr refute_output --partial "decoding on"
+}
+
+@test "--memory: a size of at least one frame in flight, for decoding only" {
+	run -2 --separate-stderr mig-decompress --memory 32M
+	lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decompress: --memory: '32M' is not a size of at least one frame in flight (32.1 MiB)"
+	run -2 --separate-stderr mig-decompress --memory lots
+	lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-decompress: --memory: 'lots' is not a size of at least one frame in flight (32.1 MiB)"
+	run -2 --separate-stderr bash -c 'mig-compress --memory 1G < /dev/null > out'
+	lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-compress: --memory is for decoding (-d)"
+	head -c 100000 /dev/urandom > r
+	mig-compress < r > r.mz
+	mig-decompress --memory 1G < r.mz | cmp - r
+	mig-decrypt --help | grep -q -- "--memory SIZE"
 }

@@ -97,7 +97,7 @@ fix_header_check() {
 	assert_output --partial "-r, --recipient FILE.pub"
 	assert_output --partial "-i, --identity FILE"
 	run -0 mig-decrypt -V
-	assert_output "mig-encrypt (migkit) 0.1.0"
+	assert_output "mig-decrypt (migkit) 0.1.0"
 	printf 'hello' | mig-encrypt -k k > e
 	mig-decrypt -k k < e | cmp - <(printf 'hello')
 	mig-encrypt -d -k k < e | cmp - <(printf 'hello')
@@ -307,14 +307,21 @@ fix_header_check() {
 	output=$stderr assert_output "mig-decrypt: stdin: frame 5 (offset $at): authentication failed: the frame was altered, or frames were dropped, replayed or reordered"
 	[ "$(size_of out)" -eq $((5 * 1048576)) ]
 	assert_prefix out "$STREAM"
-	# its tag, its type and its flags are covered too
-	for off in $((at + 8 + 1048576 + 15)) $((at + 1)); do
+	# its tag is covered too
+	for off in $((at + 8 + 1048576 + 15)); do
 		mig-encrypt -k k < "$STREAM" > e
 		flip_byte e "$off"
 		run -1 --separate-stderr bash -c 'mig-decrypt -k k -T 4 < e > out'
 		output=$stderr assert_output "mig-decrypt: stdin: frame 5 (offset $at): authentication failed: the frame was altered, or frames were dropped, replayed or reordered"
 		assert_prefix out "$STREAM"
 	done
+	# and its flags, which the encrypt layer does not define: refused
+	# before the frame is opened
+	mig-encrypt -k k < "$STREAM" > e
+	flip_byte e $((at + 1))
+	run -1 --separate-stderr bash -c 'mig-decrypt -k k -T 4 < e > out'
+	output=$stderr assert_output "mig-decrypt: stdin: frame 5 (offset $at): flags 0x40: bit 0x40 not defined for an encrypt layer"
+	[ "$(size_of out)" -eq $((5 * 1048576)) ]
 }
 
 @test "a flipped bit in END is refused" {

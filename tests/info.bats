@@ -87,7 +87,7 @@ inner data: 6 bytes, not a QEMU stream"
 
 @test "usage errors" {
 	run -2 mig-info --bogus
-	run -2 --separate-stderr mig-info nonexistent
+	run -3 --separate-stderr mig-info nonexistent
 	output=$stderr assert_output "mig-info: nonexistent: No such file or directory"
 	run -0 mig-info --help
 	assert_line --index 0 "usage: mig-info [--json] [-q] [FILE]"

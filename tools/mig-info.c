@@ -341,6 +341,8 @@ int main(int argc, char **argv)
 	int c, fd = 0, rc;
 
 	mig_progname = "mig-info";
+	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
+		return MIG_EXIT_SYS;
 	while ((c = getopt_long(argc, argv, "jqhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = true; break;
@@ -351,9 +353,9 @@ int main(int argc, char **argv)
 				return MIG_EXIT_USAGE;
 			}
 			break;
-		case 'h': usage(stdout); return 0;
+		case 'h': usage(stdout); return mig_stdout_finish();
 		case 'V': printf("mig-info (migkit) %s\n", MIG_VERSION_STRING);
-			return 0;
+			return mig_stdout_finish();
 		default:
 			fprintf(stderr, "Try 'mig-info --help'.\n");
 			return MIG_EXIT_USAGE;
@@ -363,12 +365,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mig-info: one input at most\n");
 		return MIG_EXIT_USAGE;
 	}
+	if (!quiet && mig_stdout_closed()) { /* the description would be lost */
+		mig_warn("stdout: closed");
+		return MIG_EXIT_IO;
+	}
 	if (argc - optind == 1 && strcmp(argv[optind], "-") != 0) {
 		in.name = argv[optind];
 		if ((fd = open(in.name, O_RDONLY | O_CLOEXEC)) < 0) {
 			fprintf(stderr, "mig-info: %s: %s\n", in.name,
 				strerror(errno));
-			return errno == ENOENT ? MIG_EXIT_USAGE : MIG_EXIT_IO;
+			return MIG_EXIT_IO; /* missing or not readable alike */
 		}
 	}
 	mig_pipe_grow(fd);
@@ -379,7 +385,9 @@ int main(int argc, char **argv)
 	in.failed = scan(&in) < 0;
 	if (!quiet)
 		json ? print_json(&in) : print_text(&in);
-	rc = MIG_EXIT_OK;
+	/* a description that could not be written is an I/O error; the
+	 * stream's own failure, found first, is the status that wins */
+	rc = quiet ? MIG_EXIT_OK : mig_stdout_finish();
 	if (in.failed) {
 		fprintf(stderr, "mig-info: %s: %s\n", in.name, in.err.msg);
 		rc = in.err.code ? in.err.code : MIG_EXIT_DATA;

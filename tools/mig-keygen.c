@@ -267,6 +267,8 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	mig_progname = "mig-keygen";
+	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
+		return MIG_EXIT_SYS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+o:p:y:s:fqhV", lo, NULL)) != -1) {
 		switch (c) {
@@ -276,10 +278,10 @@ int main(int argc, char **argv)
 		case 's': spair = optarg; break;
 		case 'f': force = true; break;
 		case 'q': quiet = true; break;
-		case 'h': usage(stdout); return 0;
+		case 'h': usage(stdout); return mig_stdout_finish();
 		case 'V':
 			printf("mig-keygen (migkit) %s\n", MIG_VERSION_STRING);
-			return 0;
+			return mig_stdout_finish();
 		default:
 			if (optopt && optopt < 256)
 				return usage_error("unknown or incomplete option "
@@ -296,6 +298,10 @@ int main(int argc, char **argv)
 				   "-y IDENTITY or --sign-pair NAME");
 	if ((out && !*out) || (pair && !*pair) || (spair && !*spair))
 		return usage_error("%s", "an empty file name");
+	/* What it prints (the public key, or a line per key file) would be
+	 * lost: refuse before a key is made, so that a retry needs no -f. */
+	if ((pubof || !quiet) && mig_stdout_check(&e) < 0)
+		return fail(&e);
 	if (mig_crypto_init(&e) < 0)
 		return fail(&e);
 	rc = out ? make_symmetric(out, &e)

@@ -344,9 +344,9 @@ static int parse_args(struct tee *t, int argc, char **argv)
 		case OPT_PROGRESS: t->progress = true; break;
 		case 'v': t->verbose = true; break;
 		case 'q': t->quiet = true; break;
-		case 'h': usage(stdout); return 0;
+		case 'h': usage(stdout); return mig_stdout_finish();
 		case 'V': printf("mig-tee (migkit) %s\n", MIG_VERSION_STRING);
-			return 0;
+			return mig_stdout_finish();
 		case OPT_META: {
 			struct mig_meta m;
 			struct mig_err e;
@@ -501,11 +501,20 @@ int main(int argc, char **argv)
 	int rc;
 
 	mig_progname = "mig-tee";
+	/* before anything is opened: a checkpoint opened as descriptor 1
+	 * would receive the forwarded stream (channel/stdfds.c) */
+	if (mig_stdfds_ensure(NULL) < 0)
+		return MIG_EXIT_SYS;
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&t.mu, NULL);
 	pthread_cond_init(&t.cv, NULL);
 	if ((rc = parse_args(&t, argc, argv)) >= 0)
 		goto out;
+	if (t.forward && mig_stdout_check(&e) < 0) {
+		mig_warn("%s", e.msg); /* the stream would be lost */
+		rc = e.code;
+		goto out;
+	}
 	if (t.forward && isatty(1)) {
 		fprintf(stderr, "mig-tee: refusing to write a stream to a "
 				"terminal; redirect standard output or use -o\n");

@@ -14,6 +14,7 @@
 #include "../../channel/header.h"
 #include "../../channel/source-private.h"
 #include "all.h"
+#include "encrypt.h"
 #include "tap.h"
 
 extern const struct mig_filter mig_filter_checksum;
@@ -803,6 +804,250 @@ static void test_write_errors(void)
 	close(p[1]);
 }
 
+/* ---- Every field of the header and of each kind of frame ---------------- */
+
+/* A filter's state ready to encode or decode: the encrypt layer gets the
+ * fixed key file made by make_field_key(). */
+static char field_key[64];
+
+static void make_field_key(void)
+{
+	uint8_t bytes[MIG_KEY_BYTES];
+	struct mig_key k;
+	struct mig_err e;
+	char text[MIG_KEY_TEXT_MAX];
+	int fd;
+
+	for (int i = 0; i < MIG_KEY_BYTES; i++)
+		bytes[i] = (uint8_t)(7 * i);
+	snprintf(field_key, sizeof field_key, "/tmp/test-channel-key.%ld",
+		 (long)getpid());
+	if (mig_crypto_init(&e) < 0 ||
+	    mig_key_make(&k, MIG_KEY_SYMMETRIC, bytes, &e) < 0)
+		abort();
+	size_t n = mig_key_text(&k, text, sizeof text);
+	mig_key_free(&k);
+	fd = open(field_key, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, text, n) != (ssize_t)n || close(fd) < 0)
+		abort();
+}
+
+static void *field_state(const struct mig_filter *f)
+{
+	void *st = f->create();
+	struct mig_err e;
+
+	for (const struct mig_option *o = f->options; o && o->long_name; o++)
+		if (!strcmp(o->long_name, "key") &&
+		    f->set_option(st, o, field_key, &e) < 0)
+			abort();
+	return st;
+}
+
+/* META, then DATA frames of 1000 bytes, then END: frame i (i >= 1) is
+ * preceded by (i - 1) * 1000 plain bytes. */
+#define FIELD_FRAME 1000
+#define FIELD_DATA 3
+static struct buf field_layer(const struct mig_filter *f, const uint8_t *data)
+{
+	FILE *tmp = tmpfile();
+	struct mig_err e = { 0 };
+	void *st = field_state(f);
+	struct mig_sink *k = mig_sink_open(fileno(tmp), f, st, FIELD_FRAME, 1, &e);
+	struct buf b = { 0 };
+
+	if (k && mig_sink_meta(k, "origin", "test", &e) == 0) {
+		int r = 0;
+		for (int i = 0; i < FIELD_DATA && r == 0; i++) {
+			uint8_t *fr = mig_sink_buffer(k, &e);
+			if (!fr)
+				break;
+			memcpy(fr, data + i * FIELD_FRAME, FIELD_FRAME);
+			r = mig_sink_data(k, FIELD_FRAME, &e);
+		}
+		if (r == 0 && mig_sink_end(k, &e) == 0)
+			b = slurp_fd(fileno(tmp));
+	}
+	if (e.msg[0])
+		printf("# field layer: %s\n", e.msg);
+	mig_sink_free(k);
+	f->destroy(st);
+	fclose(tmp);
+	return b;
+}
+
+/* Offsets of the frames (META, DATA..., END) after the header. */
+static size_t field_frames(const struct buf *b, size_t at[FIELD_DATA + 2])
+{
+	size_t o = MIG_HEADER_FIXED + mig_get_le32(b->p + 8) + MIG_HEADER_CHECK;
+	size_t n = 0;
+
+	while (o + MIG_FRAME_HEADER <= b->len && n < FIELD_DATA + 2) {
+		at[n++] = o;
+		o += MIG_FRAME_HEADER + mig_get_le32(b->p + o + 4);
+	}
+	return n;
+}
+
+/* Decoded, refused as bad data, and nothing beyond `before` bytes out;
+ * with words, its message says them. The walker refuses it too. */
+static bool field_refused(const struct mig_filter *f, const struct buf *b,
+			  const uint8_t *data, size_t before, int threads,
+			  bool walk, const char *words)
+{
+	struct mig_src *in = mem_src(b->p, b->len, 777);
+	void *st = field_state(f);
+	struct mig_err e = { 0 };
+	struct mig_src *l = mig_src_layer(in, f, st, threads, &e);
+	size_t out = 0;
+	bool prefix = true;
+	int r;
+	const uint8_t *c;
+	size_t n;
+
+	while (l && (r = mig_src_chunk(l, &c, &n, SIZE_MAX, &e)) > 0) {
+		prefix = prefix && out + n <= before &&
+			 memcmp(c, data + out, n) == 0;
+		out += n;
+	}
+	bool refused = l && r < 0 && e.code == MIG_EXIT_DATA && prefix &&
+		       (!words || strstr(e.msg, words));
+	if (!refused)
+		printf("# %s: not refused as expected (%zu bytes out of %zu "
+		       "allowed): %s\n", f->name, out, before, e.msg);
+	mig_src_free(l);
+	mig_src_free(in);
+	f->destroy(st);
+	if (walk) {
+		struct mig_watch w;
+		struct mig_err we;
+		mig_watch_init(&w);
+		mig_watch_feed(&w, b->p, b->len);
+		if (mig_watch_end(&w, &we) == 0 ||
+		    (words && !strstr(we.msg, words))) {
+			printf("# %s: the walker let it pass (%s)\n", f->name,
+			       we.msg);
+			refused = false;
+		}
+	}
+	return refused;
+}
+
+static void field_flip(const struct buf *enc, struct buf *b, size_t at,
+		       uint8_t mask)
+{
+	memcpy(b->p, enc->p, enc->len);
+	b->len = enc->len;
+	b->p[at] ^= mask;
+}
+
+static void test_header_fields(const struct mig_filter *f, const struct buf *enc,
+			       const uint8_t *data)
+{
+	struct buf b = { malloc(enc->len), 0 };
+	size_t end = MIG_HEADER_FIXED + mig_get_le32(enc->p + 8) + MIG_HEADER_CHECK;
+	bool all = true;
+
+	/* magic, version, kind, both flags bytes, length, parameters, check:
+	 * every bit of every byte */
+	for (size_t at = 0; at < end; at++)
+		for (int bit = 0; bit < 8; bit++) {
+			field_flip(enc, &b, at, (uint8_t)(1 << bit));
+			all &= field_refused(f, &b, data, 0, 1, at >= 4, NULL);
+		}
+	ok(all, "%s: a changed bit anywhere in the layer header is refused, "
+	   "by the decoder and the walker", f->name);
+	field_flip(enc, &b, 6, 0x01);
+	ok(field_refused(f, &b, data, 0, 1, true, "layer header: unknown flags "
+			 "0x0001"), "%s: header flags say so", f->name);
+	free(b.p);
+}
+
+static void test_frame_fields(const struct mig_filter *f)
+{
+	uint8_t *data = pattern(FIELD_DATA * FIELD_FRAME);
+	struct buf enc = field_layer(f, data);
+	struct buf b = { malloc(enc.len + 1), 0 };
+	size_t at[FIELD_DATA + 2];
+	const char *names[] = { "META", "DATA", "DATA", "DATA", "END" };
+	char want[64];
+
+	ok(field_frames(&enc, at) == FIELD_DATA + 2,
+	   "%s: a layer of META, %d DATA and END", f->name, FIELD_DATA);
+	test_header_fields(f, &enc, data);
+	snprintf(want, sizeof want, "not defined for %s %s layer",
+		 f->name[0] == 'e' ? "an" : "a", f->name);
+	for (size_t i = 0; i < FIELD_DATA + 2; i++) {
+		size_t before = i ? (i - 1) * FIELD_FRAME : 0;
+		bool flags = true, type = true, reserved = true, len = true,
+		     body = true;
+		for (int bit = 0; bit < 8; bit++) {
+			uint8_t m = (uint8_t)(1 << bit);
+			/* a flag the kind does not define: refused before
+			 * decode, on one thread and on several, by the
+			 * walker too, saying so */
+			field_flip(&enc, &b, at[i] + 1, m);
+			if (!(f->frame_flags & m))
+				flags &= field_refused(f, &b, data, before, 1,
+						       true, want) &&
+					 field_refused(f, &b, data, before, 3,
+						       true, want);
+			else /* one it defines, changed: the frame's check */
+				flags &= field_refused(f, &b, data, before, 3,
+						       false, NULL);
+			field_flip(&enc, &b, at[i], m);
+			type &= field_refused(f, &b, data, before, 1,
+					      (b.p[at[i]] < 1 || b.p[at[i]] > 3),
+					      NULL);
+			for (int r = 2; r < 4; r++) {
+				field_flip(&enc, &b, at[i] + r, m);
+				reserved &= field_refused(f, &b, data, before,
+							  1, true, "reserved");
+			}
+			for (int l = 4; l < 8; l++) {
+				field_flip(&enc, &b, at[i] + l, m);
+				len &= field_refused(f, &b, data, before, 1,
+						     false, NULL);
+			}
+			size_t flen = mig_get_le32(enc.p + at[i] + 4);
+			field_flip(&enc, &b, at[i] + 8, m);
+			body &= field_refused(f, &b, data, before, 1, false, NULL);
+			field_flip(&enc, &b, at[i] + 8 + flen - 1, m);
+			body &= field_refused(f, &b, data, before, 1, false, NULL);
+		}
+		ok(flags, "%s: %s frame %zu: changed flags are refused before "
+		   "any of its bytes is out", f->name, names[i], i);
+		ok(type, "%s: %s frame %zu: a changed type is refused", f->name,
+		   names[i], i);
+		ok(reserved, "%s: %s frame %zu: reserved bytes that are not "
+		   "zero are refused", f->name, names[i], i);
+		ok(len, "%s: %s frame %zu: a changed length is refused", f->name,
+		   names[i], i);
+		ok(body, "%s: %s frame %zu: a changed payload is refused",
+		   f->name, names[i], i);
+	}
+	free(b.p);
+	free(enc.p);
+	free(data);
+}
+
+static void test_fields(void)
+{
+	const uint8_t kinds[] = { 1, 2, 3, 4 };
+
+	make_field_key();
+	for (size_t i = 0; i < sizeof kinds; i++) {
+		const struct mig_filter *f = mig_filter_by_kind(kinds[i]);
+		const struct mig_kind *k = mig_kind_by_id(kinds[i]);
+		ok(f && k && f->frame_flags == k->frame_flags,
+		   "%s: the filter defines the frame flags the registry says "
+		   "(0x%02x)", k ? k->name : "?", k ? k->frame_flags : 0);
+		if (f)
+			test_frame_fields(f);
+	}
+	unlink(field_key);
+}
+
 int main(void)
 {
 	test_sizes();
@@ -817,5 +1062,6 @@ int main(void)
 	test_parallel();
 	test_watch();
 	test_write_errors();
+	test_fields();
 	return tap_done();
 }
