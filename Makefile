@@ -61,9 +61,13 @@ all: $(COMMANDS) $(ALIASES)
 # (and so maybe apt-get) before building: a plain `make` never does.
 DEPS_FIRST = $(if $(filter deps check demo bench fuzz,$(MAKECMDGOALS)),deps)
 
-# Header dependencies from the compiler itself (-MMD -MP).
+# Header dependencies from the compiler itself (-MMD -MP). Make's own
+# implicit rules are off: one of them would try to link a .d file.
+MAKEFLAGS += --no-builtin-rules
+.SUFFIXES:
 DEPFLAGS = -MMD -MP
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+$(B)/%.d: ;
 
 $(B)/%.o: %.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
