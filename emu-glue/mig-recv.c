@@ -47,8 +47,11 @@ static void read_meta(struct mig_src *envelope, json_t **src_argv)
 {
 	for (size_t m = 0; m < mig_layer_meta_count(envelope); m++) {
 		const struct mig_meta *mm = mig_layer_meta(envelope, m);
-		if (migrecv_verbose)
-			mig_warn("META %s=%.200s", mm->key, mm->value);
+		if (migrecv_verbose) {
+			char *v = migrecv_shown(mm->value, strnlen(mm->value, 200));
+			mig_warn("META %s=%s", mm->key, v);
+			free(v);
+		}
 		if (!strcmp(mm->key, "qemu.argv")) {
 			json_decref(*src_argv);
 			*src_argv = json_loads(mm->value, 0, NULL);
@@ -67,6 +70,13 @@ static void usage(FILE *out)
 		"      --from-stream  start it with the source's command line "
 		"carried in the\n"
 		"                     stream (META qemu.argv), OVERRIDES applied\n"
+		"      --emulator PATH\n"
+		"                     the emulator for --from-stream (else "
+		"$MIG_EMULATOR,\n"
+		"                     /etc/migkit/mig-recv.conf, qemu-system-ARCH)\n"
+		"      --allow NAME   keep the stream's option, property, device "
+		"or object\n"
+		"                     type NAME (--from-stream; repeatable)\n"
 		"      --qmp PATH     socket of the QMP monitor added when ARGS "
 		"have none\n"
 		"      --log FILE     the emulator's output (default: shown only "
@@ -87,9 +97,11 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_FROM = 256, OPT_QMP, OPT_LOG, OPT_TIMEOUT };
+	enum { OPT_FROM = 256, OPT_QMP, OPT_LOG, OPT_TIMEOUT, OPT_EMU, OPT_ALLOW };
 	static const struct option lo[] = {
 		{ "from-stream", no_argument, NULL, OPT_FROM },
+		{ "emulator", required_argument, NULL, OPT_EMU },
+		{ "allow", required_argument, NULL, OPT_ALLOW },
 		{ "qmp", required_argument, NULL, OPT_QMP },
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -104,6 +116,9 @@ int main(int argc, char **argv)
 	const char *qmp_path = NULL, *log_path = NULL;
 	int timeout_s = 60, c;
 	struct mig_err e = { 0 };
+	/* --allow NAMEs: at most one per argument */
+	static const char *allow[4096];
+	struct recv_policy pol = { .allow = allow };
 
 	mig_progname = "mig-recv";
 	signal(SIGPIPE, SIG_IGN);
@@ -112,6 +127,14 @@ int main(int argc, char **argv)
 		case OPT_FROM: from = true; break;
 		case OPT_QMP: qmp_path = optarg; break;
 		case OPT_LOG: log_path = optarg; break;
+		case OPT_EMU: pol.emulator = optarg; break;
+		case OPT_ALLOW:
+			if (pol.nallow == sizeof allow / sizeof allow[0]) {
+				mig_warn("--allow: more than 4096 names");
+				return MIG_EXIT_USAGE;
+			}
+			allow[pol.nallow++] = optarg;
+			break;
 		case OPT_TIMEOUT:
 			timeout_s = atoi(optarg);
 			if (timeout_s <= 0) {
@@ -131,6 +154,12 @@ int main(int argc, char **argv)
 	}
 	char **args = argv + optind;
 	size_t nargs = (size_t)(argc - optind);
+	pol.notes = dry || migrecv_verbose;
+	if (!from && (pol.emulator || pol.nallow)) {
+		mig_warn("--emulator and --allow are for --from-stream\n"
+			 "Try 'mig-recv --help'.");
+		return MIG_EXIT_USAGE;
+	}
 	if (!from) {
 		size_t i;
 		if (!nargs) {
@@ -188,10 +217,8 @@ int main(int argc, char **argv)
 			rc = MIG_EXIT_DATA;
 			goto out;
 		}
-		if (migrecv_from_stream(src_argv, args, nargs, &av) < 0) {
-			rc = MIG_EXIT_DATA;
+		if ((rc = migrecv_from_stream(src_argv, args, nargs, &pol, &av)))
 			goto out;
-		}
 	} else {
 		for (size_t i = 0; i < nargs; i++) {
 			const char *o = migrecv_opt_name(args[i]);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,60 @@
 #include "mig.h"
 #include "mig-qemu.h"
 
+/* mig-recv's --emulator and --allow (anywhere before "--") taken out of
+ * argv into out: they decide what runs on this host, and mig-recv is the
+ * one that decides (mig-recv(1)). The new argc, or -1. */
+static int take_recv_options(int argc, char **argv, char **out, int *nout)
+{
+	int k = 1, i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		bool sep = !strcmp(argv[i], "--emulator") || !strcmp(argv[i], "--allow");
+		if (sep && i + 1 == argc) {
+			mig_warn("restore: %s needs a value\nTry 'mig-qemu --help'.",
+				 argv[i]);
+			return -1;
+		}
+		if (sep || !strncmp(argv[i], "--emulator=", 11) ||
+		    !strncmp(argv[i], "--allow=", 8)) {
+			out[(*nout)++] = argv[i];
+			if (sep)
+				out[(*nout)++] = argv[++i];
+			continue;
+		}
+		argv[k++] = argv[i];
+	}
+	while (i < argc)
+		argv[k++] = argv[i++];
+	argv[k] = NULL;
+	return k;
+}
+
 int migqemu_cmd_restore(int argc, char **argv)
 {
 	struct common c = { 0 };
+	char **policy = calloc((size_t)argc + 1, sizeof *policy);
+	int npolicy = 0;
+
+	if (!policy) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
+	}
+	int full_argc = argc;
+	argc = take_recv_options(argc, argv, policy, &npolicy);
+	if (argc < 0) {
+		free(policy);
+		return MIG_EXIT_USAGE;
+	}
 	int r = migqemu_parse_common(argc, argv, &c);
+	if (r < 0 && npolicy && !c.from_stream) {
+		mig_warn("restore: --emulator and --allow are for --from-stream\n"
+			 "Try 'mig-qemu --help'.");
+		r = MIG_EXIT_USAGE;
+	}
 	if (r >= 0) {
 		free(c.meta);
+		free(policy);
 		return r;
 	}
 	free(c.meta); /* restore takes no META */
@@ -33,6 +82,7 @@ int migqemu_cmd_restore(int argc, char **argv)
 	if (argc - optind < 1 || dd == optind || (dd < 0 && !c.from_stream)) {
 		mig_warn("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
 			 "--from-stream)\nTry 'mig-qemu --help'.");
+		free(policy);
 		return MIG_EXIT_USAGE;
 	}
 	if (dd < 0)
@@ -42,14 +92,16 @@ int migqemu_cmd_restore(int argc, char **argv)
 	int in = open(file, O_RDONLY | O_CLOEXEC);
 	if (in < 0) {
 		mig_warn("%s: %s", file, strerror(errno));
+		free(policy);
 		return MIG_EXIT_IO;
 	}
 	/* mig-recv's command line */
-	char **rv = calloc((size_t)argc + 8, sizeof *rv);
+	char **rv = calloc((size_t)full_argc + 8, sizeof *rv);
 	int n = 0;
 	if (!rv) {
 		mig_warn("out of memory");
 		close(in);
+		free(policy);
 		return MIG_EXIT_SYS;
 	}
 	rv[n++] = migqemu_sibling("mig-recv");
@@ -59,6 +111,8 @@ int migqemu_cmd_restore(int argc, char **argv)
 		rv[n++] = "-v";
 	if (migqemu_quiet)
 		rv[n++] = "-q";
+	for (int i = 0; i < npolicy; i++)
+		rv[n++] = policy[i];
 	bool has_incoming = false;
 	rv[n++] = "--";
 	for (int i = dd + 1; i < argc; i++) {
@@ -131,5 +185,6 @@ int migqemu_cmd_restore(int argc, char **argv)
 		}
 	}
 	free(rv);
+	free(policy);
 	return rc;
 }
