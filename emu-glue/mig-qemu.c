@@ -69,6 +69,10 @@ static void usage(FILE *out)
 		"                         --from-stream needs one, or "
 		"--trust-unsigned)\n"
 		"      --trust-unsigned   --from-stream without a signature\n"
+		"      --emulator PATH    the emulator for --from-stream "
+		"(mig-recv(1))\n"
+		"      --allow NAME       keep the stream's option or property "
+		"NAME (repeatable)\n"
 		"      --not-before WHEN  refuse a stream signed before WHEN "
 		"(@SECONDS or\n"
 		"                         YYYY-MM-DDTHH:MM:SSZ)\n"
@@ -103,9 +107,11 @@ void migqemu_common_free(struct common *c)
 {
 	free(c->meta);
 	free(c->signers);
+	free(c->allows);
 	free(c->sign);
 	c->meta = NULL;
 	c->signers = NULL;
+	c->allows = NULL;
 	c->sign = NULL;
 }
 
@@ -113,7 +119,7 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 {
 	enum { O_SEND = 256, O_META, O_BW, O_DT, O_TMO, O_GRACE, O_JSON,
 	       O_RESUME, O_FROM, O_SIGN, O_SIGNER, O_TRUST_UNSIGNED,
-	       O_NOT_BEFORE };
+	       O_NOT_BEFORE, O_EMU, O_ALLOW };
 	static const struct option lo[] = {
 		{ "send-config", no_argument, NULL, O_SEND },
 		{ "meta", required_argument, NULL, O_META },
@@ -128,6 +134,8 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		{ "signer", required_argument, NULL, O_SIGNER },
 		{ "trust-unsigned", no_argument, NULL, O_TRUST_UNSIGNED },
 		{ "not-before", required_argument, NULL, O_NOT_BEFORE },
+		{ "emulator", required_argument, NULL, O_EMU },
+		{ "allow", required_argument, NULL, O_ALLOW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -136,14 +144,16 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 	int o;
 	c->meta = calloc((size_t)argc + 1, sizeof *c->meta);
 	c->signers = calloc((size_t)argc + 1, sizeof *c->signers);
-	if (!c->meta || !c->signers) {
+	c->allows = calloc((size_t)argc + 1, sizeof *c->allows);
+	if (!c->meta || !c->signers || !c->allows) {
 		mig_warn("out of memory");
 		return MIG_EXIT_SYS;
 	}
 	c->bandwidth = 1ull << 40;
 	c->grace_ms = 30000;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "+vqh", lo, NULL)) != -1) {
+	opterr = 0; /* our own messages, in our own form */
+	while ((o = getopt_long(argc, argv, "+:vqh", lo, NULL)) != -1) {
 		switch (o) {
 		case O_SEND: c->send_config = true; break;
 		case O_META: {
@@ -177,11 +187,18 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		case O_SIGNER: c->signers[c->nsigners++] = optarg; break;
 		case O_TRUST_UNSIGNED: c->trust_unsigned = true; break;
 		case O_NOT_BEFORE: c->not_before = optarg; break;
+		case O_EMU: c->emulator = optarg; break;
+		case O_ALLOW: c->allows[c->nallows++] = optarg; break;
 		case 'v': migqemu_verbose = true; break;
 		case 'q': migqemu_quiet = true; break;
 		case 'h': usage(stdout); exit(mig_stdout_finish());
+		case ':':
+			mig_warn("%s: %s needs a value\nTry 'mig-qemu --help'.",
+				 argv[0], argv[optind - 1]);
+			return MIG_EXIT_USAGE;
 		default:
-			fprintf(stderr, "Try 'mig-qemu --help'.\n");
+			mig_warn("%s: unknown option '%s'\nTry 'mig-qemu --help'.",
+				 argv[0], argv[optind - 1]);
 			return MIG_EXIT_USAGE;
 		}
 	}

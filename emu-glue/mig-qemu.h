@@ -21,6 +21,9 @@ struct common {
 	size_t nsigners;
 	bool trust_unsigned;   /* restore --trust-unsigned */
 	const char *not_before; /* restore --not-before WHEN */
+	const char *emulator;  /* restore --emulator PATH */
+	const char **allows;   /* restore --allow NAME */
+	size_t nallows;
 	const char **meta;
 	size_t nmeta;
 	uint64_t bandwidth;

@@ -49,8 +49,11 @@ static void read_meta(struct mig_src *envelope, json_t **src_argv)
 {
 	for (size_t m = 0; m < mig_layer_meta_count(envelope); m++) {
 		const struct mig_meta *mm = mig_layer_meta(envelope, m);
-		if (migrecv_verbose)
-			mig_warn("META %s=%.200s", mm->key, mm->value);
+		if (migrecv_verbose) {
+			char *v = migrecv_shown(mm->value, strnlen(mm->value, 200));
+			mig_warn("META %s=%s", mm->key, v);
+			free(v);
+		}
 		if (!strcmp(mm->key, "qemu.argv")) {
 			json_decref(*src_argv);
 			*src_argv = json_loads(mm->value, 0, NULL);
@@ -137,6 +140,13 @@ static void usage(FILE *out)
 		"      --not-before WHEN  refuse a stream signed before WHEN "
 		"(@SECONDS or\n"
 		"                     YYYY-MM-DDTHH:MM:SSZ)\n"
+		"      --emulator PATH\n"
+		"                     the emulator for --from-stream (else "
+		"$MIG_EMULATOR,\n"
+		"                     /etc/migkit/mig-recv.conf, qemu-system-ARCH)\n"
+		"      --allow NAME   keep the stream's option, property, device "
+		"or object\n"
+		"                     type NAME (--from-stream; repeatable)\n"
 		"      --qmp PATH     socket of the QMP monitor added when ARGS "
 		"have none\n"
 		"      --log FILE     the emulator's output (default: shown only "
@@ -158,9 +168,11 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	enum { OPT_FROM = 256, OPT_QMP, OPT_LOG, OPT_TIMEOUT, OPT_SIGNER,
-	       OPT_TRUST_UNSIGNED, OPT_NOT_BEFORE };
+	       OPT_TRUST_UNSIGNED, OPT_NOT_BEFORE, OPT_EMU, OPT_ALLOW };
 	static const struct option lo[] = {
 		{ "from-stream", no_argument, NULL, OPT_FROM },
+		{ "emulator", required_argument, NULL, OPT_EMU },
+		{ "allow", required_argument, NULL, OPT_ALLOW },
 		{ "qmp", required_argument, NULL, OPT_QMP },
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -179,6 +191,9 @@ int main(int argc, char **argv)
 	int timeout_s = 60, c;
 	struct mig_err e = { 0 };
 	struct recv_trust trust = { 0 };
+	/* --allow NAMEs: at most one per argument */
+	static const char *allow[4096];
+	struct recv_policy pol = { .allow = allow };
 
 	mig_progname = "mig-recv";
 	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
@@ -189,6 +204,14 @@ int main(int argc, char **argv)
 		case OPT_FROM: from = true; break;
 		case OPT_QMP: qmp_path = optarg; break;
 		case OPT_LOG: log_path = optarg; break;
+		case OPT_EMU: pol.emulator = optarg; break;
+		case OPT_ALLOW:
+			if (pol.nallow == sizeof allow / sizeof allow[0]) {
+				mig_warn("--allow: more than 4096 names");
+				return MIG_EXIT_USAGE;
+			}
+			allow[pol.nallow++] = optarg;
+			break;
 		case OPT_TIMEOUT:
 			timeout_s = atoi(optarg);
 			if (timeout_s <= 0) {
@@ -240,6 +263,12 @@ int main(int argc, char **argv)
 	}
 	char **args = argv + optind;
 	size_t nargs = (size_t)(argc - optind);
+	pol.notes = dry || migrecv_verbose;
+	if (!from && (pol.emulator || pol.nallow)) {
+		mig_warn("--emulator and --allow are for --from-stream\n"
+			 "Try 'mig-recv --help'.");
+		return MIG_EXIT_USAGE;
+	}
 	if (!from) {
 		size_t i;
 		if (!nargs) {
@@ -297,10 +326,8 @@ int main(int argc, char **argv)
 			rc = MIG_EXIT_DATA;
 			goto out;
 		}
-		if (migrecv_from_stream(src_argv, args, nargs, &av) < 0) {
-			rc = MIG_EXIT_DATA;
+		if ((rc = migrecv_from_stream(src_argv, args, nargs, &pol, &av)))
 			goto out;
-		}
 	} else {
 		for (size_t i = 0; i < nargs; i++) {
 			const char *o = migrecv_opt_name(args[i]);

@@ -28,11 +28,20 @@ struct argv {
 	size_t n, cap;
 };
 
+/* --from-stream: what the destination decides (mig-recv(1)) */
+struct recv_policy {
+	const char *emulator; /* --emulator */
+	const char **allow;   /* --allow NAME... */
+	size_t nallow;
+	bool notes;           /* name each dropped option (--dry-run, -v) */
+};
+
 void migrecv_av_push(struct argv *a, const char *s);
 void migrecv_av_free(struct argv *a);
 const char *migrecv_opt_name(const char *w);
+char *migrecv_shown(const char *s, size_t len);
 int migrecv_from_stream(json_t *src, char **over, size_t nover,
-			struct argv *out);
+			const struct recv_policy *pol, struct argv *out);
 void migrecv_print_quoted(FILE *f, char **v);
 
 /* recv-trust.c: --signer, --not-before */

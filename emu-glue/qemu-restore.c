@@ -2,9 +2,12 @@
  * qemu-restore.c - `mig-qemu restore`: FILE | FILTER... | mig-recv, run
  * and waited for here, every stage's exit status checked. Apart because it
  * drives no QMP and builds no exec: command: it only starts a pipeline.
+ * What the destination runs is mig-recv's to decide (mig-recv(1)):
+ * restore only passes its options on.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,109 +17,112 @@
 #include "mig.h"
 #include "mig-qemu.h"
 
-int migqemu_cmd_restore(int argc, char **argv)
+#define MAX_STAGES 64
+
+/* -1 to go on, else the exit status: what restore's options allow. */
+static int check_restore_options(const struct common *c)
 {
-	struct common c = { 0 };
-	int r = migqemu_parse_common(argc, argv, &c);
-	if (r >= 0) {
-		migqemu_common_free(&c);
-		return r;
-	}
-	if (c.from_stream && !c.nsigners && !c.trust_unsigned) {
+	if (c->from_stream && !c->nsigners && !c->trust_unsigned) {
 		mig_warn("restore: --from-stream starts what the stream describes: "
 			 "name the signer it must come from with --signer PUB (or "
 			 "give --trust-unsigned)\nTry 'mig-qemu --help'.");
-		migqemu_common_free(&c);
 		return MIG_EXIT_USAGE;
 	}
-	if (c.nmeta || c.sign) {
+	if (!c->from_stream && (c->emulator || c->nallows)) {
+		mig_warn("restore: --emulator and --allow are for --from-stream\n"
+			 "Try 'mig-qemu --help'.");
+		return MIG_EXIT_USAGE;
+	}
+	if (c->nmeta || c->sign) {
 		mig_warn("restore: --%s is for migrate and checkpoint\nTry "
-			 "'mig-qemu --help'.", c.nmeta ? "meta" : "sign");
-		migqemu_common_free(&c);
+			 "'mig-qemu --help'.", c->nmeta ? "meta" : "sign");
 		return MIG_EXIT_USAGE;
 	}
-	int dd = -1;
-	for (int i = optind; i < argc; i++)
-		if (!strcmp(argv[i], "--")) {
-			dd = i;
-			break;
-		}
-	if (argc - optind < 1 || dd == optind || (dd < 0 && !c.from_stream)) {
-		mig_warn("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
-			 "--from-stream)\nTry 'mig-qemu --help'.");
-		migqemu_common_free(&c);
-		return MIG_EXIT_USAGE;
-	}
-	if (dd < 0)
-		dd = argc;
-	const char *file = argv[optind];
-	int nf = dd - optind - 1;
-	int in = open(file, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
-		mig_warn("%s: %s", file, strerror(errno));
-		migqemu_common_free(&c);
-		return MIG_EXIT_IO;
-	}
-	/* mig-recv's command line */
-	char **rv = calloc((size_t)argc + 2 * c.nsigners + 12, sizeof *rv);
+	return -1;
+}
+
+/* mig-recv's command line: restore's options for it, then the emulator's
+ * arguments (the words after "--"); NULL-terminated, malloc'd. */
+static char **recv_argv(const struct common *c, char **emu, int nemu)
+{
+	char **rv = calloc((size_t)nemu + 2 * (c->nsigners + c->nallows) + 16,
+			   sizeof *rv);
+	bool has_incoming = false;
 	int n = 0;
-	if (!rv) {
-		mig_warn("out of memory");
-		close(in);
-		migqemu_common_free(&c);
-		return MIG_EXIT_SYS;
-	}
+
+	if (!rv)
+		return NULL;
 	rv[n++] = migqemu_sibling("mig-recv");
-	if (c.from_stream)
+	if (c->from_stream)
 		rv[n++] = "--from-stream";
-	for (size_t i = 0; i < c.nsigners; i++) {
-		rv[n++] = "--signer";
-		rv[n++] = (char *)c.signers[i];
-	}
-	if (c.trust_unsigned)
-		rv[n++] = "--trust-unsigned";
-	if (c.not_before) {
-		rv[n++] = "--not-before";
-		rv[n++] = (char *)c.not_before;
-	}
 	if (migqemu_verbose)
 		rv[n++] = "-v";
 	if (migqemu_quiet)
 		rv[n++] = "-q";
-	bool has_incoming = false;
-	rv[n++] = "--";
-	for (int i = dd + 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-incoming"))
-			has_incoming = true;
-		rv[n++] = argv[i];
+	for (size_t i = 0; i < c->nsigners; i++) {
+		rv[n++] = "--signer";
+		rv[n++] = (char *)c->signers[i];
 	}
-	if (!c.from_stream && !has_incoming) {
+	if (c->trust_unsigned)
+		rv[n++] = "--trust-unsigned";
+	if (c->not_before) {
+		rv[n++] = "--not-before";
+		rv[n++] = (char *)c->not_before;
+	}
+	if (c->emulator) {
+		rv[n++] = "--emulator";
+		rv[n++] = (char *)c->emulator;
+	}
+	for (size_t i = 0; i < c->nallows; i++) {
+		rv[n++] = "--allow";
+		rv[n++] = (char *)c->allows[i];
+	}
+	rv[n++] = "--";
+	for (int i = 0; i < nemu; i++) {
+		if (!strcmp(emu[i], "-incoming"))
+			has_incoming = true;
+		rv[n++] = emu[i];
+	}
+	if (!c->from_stream && !has_incoming) {
 		rv[n++] = "-incoming";
 		rv[n++] = "-";
 	}
-	rv[n] = NULL;
+	return rv;
+}
 
-	/* the stages: FILE | FILTER... | mig-recv */
-	pid_t pids[64];
-	const char *names[64];
-	int ns = 0, prev = in, rc = 0;
-	for (int i = 0; i <= nf && ns < 63; i++) {
+struct stages {
+	pid_t pid[MAX_STAGES];
+	const char *name[MAX_STAGES];
+	int n;
+};
+
+/* Start in | FILTER... | mig-recv. A stage that cannot be started leaves
+ * the ones before it reading into a pipe nobody drains: they end on
+ * EPIPE. Returns 0 or the exit status. */
+static int start_stages(int in, char **filters, int nf, char **rv,
+			struct stages *s)
+{
+	int prev = in;
+
+	for (int i = 0; i <= nf && s->n < MAX_STAGES - 1; i++) {
 		int p[2] = { -1, -1 };
 		bool last = i == nf;
+		const char *what = last ? rv[0] : filters[i];
+		pid_t pid;
+
 		if (!last && pipe2(p, O_CLOEXEC) < 0) {
 			mig_warn("pipe: %s", strerror(errno));
-			rc = MIG_EXIT_SYS;
-			break;
+			close(prev);
+			return MIG_EXIT_SYS;
 		}
-		pid_t pid = fork();
-		if (pid < 0) {
+		if ((pid = fork()) < 0) {
 			mig_warn("fork: %s", strerror(errno));
 			if (!last) {
 				close(p[0]);
 				close(p[1]);
 			}
-			rc = MIG_EXIT_SYS;
-			break;
+			close(prev);
+			return MIG_EXIT_SYS;
 		}
 		if (pid == 0) {
 			dup2(prev, 0);
@@ -125,36 +131,77 @@ int migqemu_cmd_restore(int argc, char **argv)
 			if (last)
 				execvp(rv[0], rv);
 			else
-				execl("/bin/sh", "sh", "-c", argv[optind + 1 + i], (char *)NULL);
-			fprintf(stderr, "mig-qemu: cannot run %s: %s\n",
-				last ? rv[0] : argv[optind + 1 + i], strerror(errno));
+				execl("/bin/sh", "sh", "-c", what, (char *)NULL);
+			fprintf(stderr, "mig-qemu: cannot run %s: %s\n", what,
+				strerror(errno));
 			_exit(127);
 		}
-		names[ns] = last ? "mig-recv" : argv[optind + 1 + i];
-		pids[ns++] = pid;
+		s->name[s->n] = last ? "mig-recv" : what;
+		s->pid[s->n++] = pid;
 		close(prev);
 		if (!last) {
 			close(p[1]);
 			prev = p[0];
 		}
 	}
-	/* a stage could not be started: the ones before it read no further
-	 * than the pipe that nobody drains now, and end on EPIPE */
-	if (rc)
-		close(prev);
-	for (int i = 0; i < ns; i++) {
-		int st;
-		while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
+	return 0;
+}
+
+/* Every stage's exit status; the first failure decides. */
+static int wait_stages(const struct stages *s, int rc)
+{
+	for (int i = 0; i < s->n; i++) {
+		int st, code;
+		while (waitpid(s->pid[i], &st, 0) < 0 && errno == EINTR)
 			;
-		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		if (code) {
 			mig_warn("restore: stage %d (%s) failed: exit status %d", i + 1,
-				 names[i], code);
+				 s->name[i], code);
 			if (!rc)
 				rc = MIG_EXIT_DATA;
 		}
 	}
-	free(rv);
+	return rc;
+}
+
+int migqemu_cmd_restore(int argc, char **argv)
+{
+	struct common c = { 0 };
+	struct stages s = { .n = 0 };
+	char **rv = NULL;
+	int dd = -1, in = -1;
+	int rc = migqemu_parse_common(argc, argv, &c);
+
+	if (rc < 0)
+		rc = check_restore_options(&c);
+	for (int i = optind; rc < 0 && i < argc && dd < 0; i++)
+		if (!strcmp(argv[i], "--"))
+			dd = i;
+	if (rc < 0 && (argc - optind < 1 || dd == optind || (dd < 0 && !c.from_stream))) {
+		mig_warn("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
+			 "--from-stream)\nTry 'mig-qemu --help'.");
+		rc = MIG_EXIT_USAGE;
+	}
+	if (rc >= 0)
+		goto out;
+	if (dd < 0)
+		dd = argc;
+	if ((in = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0) {
+		mig_warn("%s: %s", argv[optind], strerror(errno));
+		rc = MIG_EXIT_IO;
+		goto out;
+	}
+	if (!(rv = recv_argv(&c, argv + dd + 1, argc - dd - 1))) {
+		mig_warn("out of memory");
+		close(in);
+		rc = MIG_EXIT_SYS;
+		goto out;
+	}
+	rc = start_stages(in, argv + optind + 1, dd - optind - 1, rv, &s);
+	rc = wait_stages(&s, rc);
+out:
+	free(rv); /* rv[0] is migqemu_sibling's */
 	migqemu_common_free(&c);
 	return rc;
 }
