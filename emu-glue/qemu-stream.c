@@ -85,7 +85,8 @@ struct scan {
     struct qs_info *out;
     unsigned flags;
     bool ignore_shared;     /* x-ignore-shared: block list carries addresses */
-    bool have_ram;
+    bool have_ram;          /* the ram START (setup) was read */
+    bool ram_ended;         /* the ram END (completion stage) was read */
     uint32_t ram_id;
     size_t cur_block;       /* last block named, for CONTINUE records */
     size_t blocks_cap;
@@ -357,6 +358,23 @@ static int add_block(struct scan *s, const char *id, uint64_t size, uint64_t at)
     return 0;
 }
 
+/*
+ * At the ram END: a stream whose RAM section ends without a single page
+ * record carries no RAM (QEMU's first pass sends every page, an empty one
+ * as a ZERO record).  Not every page is required: virtio-mem's unplugged
+ * memory and pages a balloon reports free are legitimately never sent.
+ */
+static int check_ram_sent(struct scan *s, uint64_t at)
+{
+    const struct qs_info *o = s->out;
+    for (size_t i = 0; i < o->nblocks; i++)
+        if (o->blocks[i].normal_pages || o->blocks[i].zero_pages ||
+            o->blocks[i].other_pages)
+            return 0;
+    return fail(&s->r, "incomplete: the RAM section ends (END at offset %llu) without a "
+                "single page: the stream carries no RAM", (ull)at);
+}
+
 /* The MEM_SIZE record's block list: u8 len + idstr + be64 size, until
  * the sizes add up to the announced total. */
 static int parse_block_list(struct scan *s, uint64_t total, uint64_t rec)
@@ -625,8 +643,7 @@ out:
 /*
  * Consume the rest of the stream opaquely, keeping its last QS_TAIL_MAX
  * bytes, then find "0x00 0x06 be32(N) {...N bytes" ending the stream.
- * `dev_start` is the offset of the first device section, or 0 when the
- * structural parser stopped at the EOF byte itself (still unread).
+ * `dev_start` is the offset of the first device section.
  */
 static int scan_tail(struct scan *s, uint64_t dev_start)
 {
@@ -702,8 +719,7 @@ static int scan_tail(struct scan *s, uint64_t dev_start)
         o->has_eof = true;
         o->vmdesc_offset = at;
         o->vmdesc_bytes = 5 + (uint64_t)n;
-        if (dev_start)
-            o->device_bytes = at - 1 - dev_start;
+        o->device_bytes = at - 1 - dev_start;
         rc = parse_vmdesc(s, T + i + 5, n, at);
         goto out;
     }
@@ -721,11 +737,10 @@ static int scan_tail(struct scan *s, uint64_t dev_start)
 
     /* No trailer: does the stream end with EOF right after a section? */
     bool eof_end = L >= 1 && T[L - 1] == VM_EOF &&
-                   (dev_start ? (L >= 6 && T[L - 6] == SEC_FOOTER) : L == 1);
+                   L >= 6 && T[L - 6] == SEC_FOOTER;
     if (eof_end && (s->flags & QS_ALLOW_NO_VMDESC)) {
         o->has_eof = true;
-        if (dev_start)
-            o->device_bytes = total - 1 - dev_start;
+        o->device_bytes = total - 1 - dev_start;
         rc = 0;
     } else if (eof_end) {
         fail(r, "truncated: stream ends at offset %llu right after QEMU_VM_EOF, without the "
@@ -744,7 +759,136 @@ out:
 /* ------------------------------------------------------------------ */
 /* top level                                                            */
 
-static int parse_stream(struct scan *s)
+/*
+ * QEMU's precopy writes (migration/savevm.c): the header, the
+ * configuration, the setup (a START section per iterable handler: here
+ * "ram", whose setup lists the RAM blocks), iterations (PART), the
+ * completion (END), then the state of every other device (FULL
+ * sections), QEMU_VM_EOF and the VMDESCRIPTION trailer.  A stream is
+ * complete only in that order; these name what is missing where it is
+ * not.
+ */
+static int early_eof(struct scan *s, uint64_t at)
+{
+    if (!s->have_ram)
+        return fail(&s->r, "incomplete: QEMU_VM_EOF at offset %llu before any RAM section: "
+                    "the stream carries no RAM", (ull)at);
+    if (!s->ram_ended)
+        return fail(&s->r, "incomplete: QEMU_VM_EOF at offset %llu before the END of the "
+                    "RAM section (its completion stage)", (ull)at);
+    return fail(&s->r, "incomplete: QEMU_VM_EOF at offset %llu with no device state "
+                "before it", (ull)at);
+}
+
+/* The first FULL section that is not ram: device state, opaque from here. */
+static int device_state(struct scan *s, const char *name, uint64_t so)
+{
+    struct qs_info *o = s->out;
+    if (!s->have_ram)
+        return fail(&s->r, "incomplete: device state (section '%s') at offset %llu before "
+                    "any RAM section: the stream carries no RAM", name, (ull)so);
+    if (!s->ram_ended)
+        return fail(&s->r, "incomplete: device state (section '%s') at offset %llu before "
+                    "the END of the RAM section (its completion stage)", name, (ull)so);
+    snprintf(o->first_device, sizeof o->first_device, "%s", name);
+    o->device_offset = so;
+    return scan_tail(s, so);
+}
+
+/* START or FULL: the ram setup, or the first device's state. */
+static int parse_named_section(struct scan *s, uint8_t t, uint64_t so)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+
+    if (fill(r, 6, "section header", so))
+        return -1;
+    r->pos++;
+    uint32_t id = get32(r);
+    uint8_t nl = get8(r);
+    char name[256];
+    if (fill(r, (size_t)nl + 8, "section header", so))
+        return -1;
+    getstr(r, name, nl);
+    uint32_t inst = get32(r);
+    uint32_t ver = get32(r);
+    if (nl == 0 || !printable(name))
+        return fail(r, "bad section name in section header at offset %llu", (ull)so);
+    if (t == SEC_START)
+        o->sections_start++;
+    else
+        o->sections_full++;
+    bool ram = !strcmp(name, "ram") && inst == 0;
+    if (t == SEC_FULL && !ram)
+        return device_state(s, name, so);
+    if (!ram)
+        return fail(r, "unsupported: iterable section '%s' at offset %llu (block migration, "
+                    "dirty bitmaps or VFIO); only \"ram\" is read", name, (ull)so);
+    if (t == SEC_FULL || s->have_ram)
+        return fail(r, "unexpected %s section for \"ram\" at offset %llu",
+                    t == SEC_FULL ? "FULL" : "second START", (ull)so);
+    if (ver != 4)
+        return fail(r, "unsupported \"ram\" section version %u at offset %llu (expected 4)",
+                    ver, (ull)so);
+    s->have_ram = true;
+    s->ram_id = id;
+    if (parse_ram(s) || parse_footer(s, id))
+        return -1;
+    if (!o->nblocks)
+        return fail(r, "the ram setup (START section at offset %llu) lists no RAM blocks",
+                    (ull)so);
+    o->ram_bytes += off(r) - so;
+    return 0;
+}
+
+/* PART or END of the ram section: iterations, then its completion. */
+static int parse_ram_section(struct scan *s, uint8_t t, uint64_t so)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+    const char *kind = t == SEC_PART ? "PART" : "END";
+
+    if (fill(r, 5, "section header", so))
+        return -1;
+    r->pos++;
+    uint32_t id = get32(r);
+    if (!s->have_ram || id != s->ram_id)
+        return fail(r, "%s section for unknown section id %u at offset %llu",
+                    kind, id, (ull)so);
+    if (s->ram_ended)
+        return fail(r, "ram %s section at offset %llu after the ram END section",
+                    kind, (ull)so);
+    if (t == SEC_PART)
+        o->sections_part++;
+    else
+        o->sections_end++;
+    if (parse_ram(s) || parse_footer(s, id))
+        return -1;
+    o->ram_bytes += off(r) - so;
+    if (t == SEC_END) {
+        s->ram_ended = true;
+        return check_ram_sent(s, so);
+    }
+    return 0;
+}
+
+static int parse_command(struct scan *s, uint64_t so)
+{
+    struct rdr *r = &s->r;
+    if (fill(r, 5, "command", so))
+        return -1;
+    r->pos++;
+    uint16_t cmd = get16(r);
+    uint16_t len = get16(r);
+    if (cmd == MIG_CMD_PACKAGED)
+        return fail(r, "unsupported command PACKAGED (postcopy) at offset %llu", (ull)so);
+    if (skip(r, len, "command", so))
+        return -1;
+    s->out->commands++;
+    return 0;
+}
+
+static int parse_header(struct scan *s)
 {
     struct rdr *r = &s->r;
     struct qs_info *o = s->out;
@@ -759,90 +903,46 @@ static int parse_stream(struct scan *s)
     if (o->version != QS_VERSION)
         return fail(r, "unsupported stream version %u at offset 4 (expected %u)",
                     o->version, QS_VERSION);
-
     if (fill(r, 1, "configuration section", 8))
         return -1;
-    if (r->buf[r->pos] == SEC_CONFIG && parse_config(s))
-        return -1;
+    if (r->buf[r->pos] != SEC_CONFIG)
+        return fail(r, "no configuration section at offset 8 (found byte 0x%02x): QEMU "
+                    "sends one, naming the machine type, before any section",
+                    r->buf[r->pos]);
+    return parse_config(s);
+}
 
+/* Returns 0 once the tail (device state, EOF, VMDESCRIPTION) is verified. */
+static int parse_stream(struct scan *s)
+{
+    struct rdr *r = &s->r;
+
+    if (parse_header(s))
+        return -1;
     for (;;) {
         uint64_t so = off(r);
         if (fill(r, 1, "a section or QEMU_VM_EOF", so))
             return -1;
         uint8_t t = r->buf[r->pos];
+        int rc;
         switch (t) {
         case SEC_START:
-        case SEC_FULL: {
-            if (fill(r, 6, "section header", so))
-                return -1;
-            r->pos++;
-            uint32_t id = get32(r);
-            uint8_t nl = get8(r);
-            char name[256];
-            if (fill(r, (size_t)nl + 8, "section header", so))
-                return -1;
-            getstr(r, name, nl);
-            uint32_t inst = get32(r);
-            uint32_t ver = get32(r);
-            if (nl == 0 || !printable(name))
-                return fail(r, "bad section name in section header at offset %llu", (ull)so);
-            if (t == SEC_START)
-                o->sections_start++;
-            else
-                o->sections_full++;
-            if (strcmp(name, "ram") || inst != 0) {
-                /* First device-state section: opaque from here on. */
-                snprintf(o->first_device, sizeof o->first_device, "%s", name);
-                o->device_offset = so;
-                return scan_tail(s, so);
-            }
-            if (t == SEC_FULL || s->have_ram)
-                return fail(r, "unexpected %s section for \"ram\" at offset %llu",
-                            t == SEC_FULL ? "FULL" : "second START", (ull)so);
-            if (ver != 4)
-                return fail(r, "unsupported \"ram\" section version %u at offset %llu (expected 4)",
-                            ver, (ull)so);
-            s->have_ram = true;
-            s->ram_id = id;
-            if (parse_ram(s) || parse_footer(s, id))
-                return -1;
-            o->ram_bytes += off(r) - so;
+        case SEC_FULL:
+            rc = parse_named_section(s, t, so);
+            if (rc || s->out->device_offset)
+                return rc;              /* the tail was read, or an error */
             break;
-        }
         case SEC_PART:
-        case SEC_END: {
-            if (fill(r, 5, "section header", so))
+        case SEC_END:
+            if (parse_ram_section(s, t, so))
                 return -1;
-            r->pos++;
-            uint32_t id = get32(r);
-            if (!s->have_ram || id != s->ram_id)
-                return fail(r, "%s section for unknown section id %u at offset %llu",
-                            t == SEC_PART ? "PART" : "END", id, (ull)so);
-            if (t == SEC_PART)
-                o->sections_part++;
-            else
-                o->sections_end++;
-            if (parse_ram(s) || parse_footer(s, id))
-                return -1;
-            o->ram_bytes += off(r) - so;
             break;
-        }
-        case SEC_COMMAND: {
-            if (fill(r, 5, "command", so))
+        case SEC_COMMAND:
+            if (parse_command(s, so))
                 return -1;
-            r->pos++;
-            uint16_t cmd = get16(r);
-            uint16_t len = get16(r);
-            if (cmd == MIG_CMD_PACKAGED)
-                return fail(r, "unsupported command PACKAGED (postcopy) at offset %llu", (ull)so);
-            if (skip(r, len, "command", so))
-                return -1;
-            o->commands++;
             break;
-        }
         case VM_EOF:
-            /* No device state at all: the tail is EOF + VMDESCRIPTION. */
-            return scan_tail(s, 0);
+            return early_eof(s, so);
         case SEC_CONFIG:
             return fail(r, "unexpected second configuration section at offset %llu", (ull)so);
         case SEC_VMDESC:

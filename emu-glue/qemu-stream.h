@@ -16,8 +16,18 @@
  *   - every "ram" section (setup with the RAM block list, iterations,
  *     completion), page record by page record, counted per block;
  *   - COMMAND records and section footers in between.
- * Device-state sections carry no length, so from the first section that
- * is not "ram" on, the rest of the stream is consumed opaquely; only the
+ * A stream is complete only in the order QEMU's precopy writes it
+ * (migration/savevm.c): the configuration section, the ram setup (START,
+ * with its block list), iterations (PART), the ram completion (END, which
+ * must leave at least one page sent), then device state (FULL sections),
+ * QEMU_VM_EOF and the VMDESCRIPTION trailer.  A QEMU_VM_EOF before device
+ * state, device state before the ram END, or no configuration is reported
+ * as an error (messages starting "incomplete:" for an early end);
+ * another iterable module's START (block migration, dirty bitmaps, VFIO)
+ * as unsupported.
+ *
+ * Device-state sections carry no length, so from the first FULL section
+ * that is not "ram" on, the rest of the stream is consumed opaquely; only the
  * last QS_TAIL_MAX bytes are kept, to find the QEMU_VM_EOF byte and the
  * VMDESCRIPTION trailer (0x06, be32 N, N bytes of JSON ending the
  * stream), whose JSON gives the device list.

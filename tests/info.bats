@@ -77,12 +77,161 @@ inner data: 6 bytes, not a QEMU stream"
 	output=$stderr assert_output --partial "frame 1 (offset $(ck_frame_offset 1)): checksum mismatch"
 }
 
-@test "unknown and empty input" {
+# A raw stream of tests/fuzz/corpus/qemu-stream (after its first byte, the
+# fuzz reader's piece size): a tiny complete one, and every early end.
+raw_case() { tail -c +2 "$REPO/tests/fuzz/corpus/qemu-stream/raw-end-$1"; }
+
+# Offset of the first device state section (FULL "timer") in $STREAM.
+first_device_offset() {
+	LC_ALL=C grep -obUaP '\x04[\x00-\xff]{4}\x05timer' "$STREAM" | head -1 | cut -d: -f1
+}
+
+@test "data that is neither a layer nor a QEMU stream has no end to verify: exit 1" {
 	printf 'hello' > h
-	run -0 mig-info h
+	run -1 --separate-stderr mig-info h
 	assert_line --index 1 "inner data: 5 bytes, not a QEMU stream"
-	run -0 mig-info < /dev/null
-	assert_line --index 1 "inner data: empty"
+	output=$stderr assert_output "mig-info: h: not a mig layer or a QEMU migration stream: its end cannot be verified"
+	run -1 --separate-stderr mig-info -j h
+	jq -e '.complete == false and .inner == "unknown"' <<<"$output"
+}
+
+@test "an empty input is not complete: exit 1, empty input" {
+	: > empty
+	run -1 --separate-stderr mig-info empty
+	assert_output "empty: 0 bytes
+inner data: empty"
+	output=$stderr assert_output "mig-info: empty: empty input"
+	run -1 --separate-stderr mig-info < /dev/null
+	output=$stderr assert_output "mig-info: stdin: empty input"
+	run -1 --separate-stderr mig-info -j < /dev/null
+	jq -e '.complete == false and .error == "empty input"' <<<"$output"
+	# a whole layer around nothing carries an empty stream
+	mig-checksum < /dev/null > ck
+	run -1 --separate-stderr mig-info -q ck
+	output=$stderr assert_output "mig-info: ck: empty input: layer 1 carries no data"
+	mig-checksum < /dev/null | mig-checksum > ck2
+	run -1 --separate-stderr mig-info -q ck2
+	output=$stderr assert_output "mig-info: ck2: empty input: layer 2 carries no data"
+}
+
+@test "an encrypted layer is walked to its END: not verified (needs a key), exit 5" {
+	mig-keygen -o k
+	mig-encrypt -k k < "$STREAM" > e
+	run -5 --separate-stderr mig-info e
+	assert_line --index 1 "layer 1: encrypt, cannot be opened here ($(stat -c %s e) bytes)"
+	assert_line --index 2 --regexp "^  frames [0-9]+ and END, content not verified$"
+	output=$stderr assert_output --regexp "^mig-info: e: layer 1 \(encrypt\): not verified \(needs a key\): its framing ends with END after [0-9]+ frames, its content is not checked$"
+	run -5 --separate-stderr mig-info -j e
+	jq -e '.complete == false and .inner == "closed" and (.error | test("not verified"))' <<<"$output"
+	# inside a layer mig-info opens, the same
+	mig-checksum < e > ck-e
+	run -5 --separate-stderr mig-info -q ck-e
+	output=$stderr assert_output --regexp "^mig-info: ck-e: layer 2 \(encrypt\): not verified \(needs a key\)"
+	# decrypted, it verifies
+	mig-decrypt -k k < e > plain
+	run -0 mig-info -q plain
+}
+
+@test "a cut encrypted layer is truncated (exit 1), however short, wherever cut" {
+	mig-keygen -o k
+	mig-encrypt -k k < "$STREAM" > e
+	head -c 50 e > e50
+	run -1 --separate-stderr mig-info e50
+	assert_line --index 1 "layer 1: encrypt, cannot be opened here (50 bytes)"
+	output=$stderr assert_output "mig-info: e50: layer 1: truncated: the stream ends inside the layer header"
+	head -c 3000000 e > ecut
+	run -1 --separate-stderr mig-info -q ecut
+	output=$stderr assert_output --regexp "^mig-info: ecut: layer 1: truncated: the stream ends inside frame [0-9]+ \(offset [0-9]+\)$"
+	# cut on a frame boundary: every frame whole, but no END
+	size=$(stat -c %s e)
+	for cut in $((size - 1)) $((size - 40)); do
+		head -c $cut e > eb
+		run -1 --separate-stderr mig-info -q eb
+		output=$stderr assert_output --regexp "^mig-info: eb: layer 1: truncated: "
+	done
+	: | mig-encrypt -k k > e0
+	head -c $(( $(stat -c %s e0) - 1 )) e0 > e0cut
+	run -1 --separate-stderr mig-info -q e0cut
+	output=$stderr assert_output --regexp "^mig-info: e0cut: layer 1: truncated: "
+	# a whole one with data after its END
+	{ cat e; printf X; } > etrail
+	run -1 --separate-stderr mig-info -q etrail
+	output=$stderr assert_output --regexp "data after the END frame at offset [0-9]+$"
+}
+
+@test "a raw stream ends where QEMU ends it: every early end is exit 1, each named" {
+	raw_case complete > ok
+	run -0 mig-info -q ok
+	local -A want=(
+		[early-eof-after-header]="no configuration section at offset 8 (found byte 0x00): QEMU sends one, naming the machine type, before any section"
+		[early-eof-after-config]="incomplete: QEMU_VM_EOF at offset 23 before any RAM section: the stream carries no RAM"
+		[early-eof-after-setup]="incomplete: QEMU_VM_EOF at offset 73 before the END of the RAM section (its completion stage)"
+		[early-eof-after-part]="incomplete: QEMU_VM_EOF at offset 4208 before the END of the RAM section (its completion stage)"
+		[early-eof-after-end]="incomplete: QEMU_VM_EOF at offset 4248 with no device state before it"
+		[no-config]="no configuration section at offset 8 (found byte 0x01): QEMU sends one, naming the machine type, before any section"
+		[no-ram]="incomplete: device state (section 'timer') at offset 23 before any RAM section: the stream carries no RAM"
+		[no-ram-end]="incomplete: device state (section 'timer') at offset 4208 before the END of the RAM section (its completion stage)"
+		[no-pages]="incomplete: the RAM section ends (END at offset 73) without a single page: the stream carries no RAM"
+		[no-block-list]="the ram setup (START section at offset 23) lists no RAM blocks"
+		[part-after-end]="ram PART section at offset 113 after the ram END section"
+		[other-iterable]="unsupported: iterable section 'block' at offset 23 (block migration, dirty bitmaps or VFIO); only \"ram\" is read"
+		[cut-in-config]="truncated: stream ends inside configuration section (machine type) at offset 13 (it starts at offset 8; 10 more bytes expected)"
+		[cut-in-setup]="truncated: stream ends inside ram record header at offset 43 (it starts at offset 40; 5 more bytes expected)"
+		[cut-in-part]="truncated: stream ends inside ram page at offset 173 (it starts at offset 78; 4013 more bytes expected)"
+		[cut-in-end]="truncated: stream ends inside ram record header at offset 4218 (it starts at offset 4213; 3 more bytes expected)"
+		[cut-in-device]="truncated: stream ends inside section header at offset 4260 (it starts at offset 4248; 7 more bytes expected)"
+		[cut-in-eof]="truncated: stream ends at offset 4297 right after QEMU_VM_EOF, without the VMDESCRIPTION trailer that QEMU sends unless the machine suppresses it"
+		[cut-in-vmdesc]="truncated: stream ends inside the VMDESCRIPTION JSON at offset 4382 (83 bytes announced at offset 4297, 80 present)"
+	)
+	for c in "${!want[@]}"; do
+		raw_case "$c" > "$c"
+		run -1 --separate-stderr mig-info -q "$c"
+		output=$stderr assert_output "mig-info: $c: QEMU stream: ${want[$c]}"
+		# inside a layer that is whole, the same verdict
+		mig-checksum < "$c" > "$c.ck"
+		run -1 --separate-stderr mig-info -q "$c.ck"
+		output=$stderr assert_output "mig-info: $c.ck: QEMU stream: ${want[$c]}"
+	done
+}
+
+@test "the real stream with its end marker brought forward, or without RAM: exit 1" {
+	local dev eofat size
+	size=$(stat -c %s "$STREAM")
+	dev=$(first_device_offset)
+	[ "$dev" -gt 23 ]
+	# EOF + VMDESCRIPTION: the tail from the last 0x00 0x06 on
+	eofat=$((dev + $(mig-info -j "$STREAM" | jq .qemu.device_bytes)))
+	[ "$(od -An -tx1 -j "$eofat" -N2 "$STREAM")" = " 00 06" ]
+	head -c 23 "$STREAM" > early && tail -c +$((eofat + 1)) "$STREAM" >> early
+	run -1 --separate-stderr mig-info -q early
+	output=$stderr assert_output "mig-info: early: QEMU stream: incomplete: QEMU_VM_EOF at offset 23 before any RAM section: the stream carries no RAM"
+	head -c "$dev" "$STREAM" > noend && tail -c +$((eofat + 1)) "$STREAM" >> noend
+	run -1 --separate-stderr mig-info -q noend
+	output=$stderr assert_output "mig-info: noend: QEMU stream: incomplete: QEMU_VM_EOF at offset $dev with no device state before it"
+	head -c 23 "$STREAM" > noram && tail -c +$((dev + 1)) "$STREAM" >> noram
+	run -1 --separate-stderr mig-info -q noram
+	output=$stderr assert_output "mig-info: noram: QEMU stream: incomplete: device state (section 'timer') at offset 23 before any RAM section: the stream carries no RAM"
+	# cut in each part: configuration, ram setup, ram, device state, EOF, trailer
+	for cut in 15 100 $((dev / 2)) $((dev + 3)) $((dev + 100)) $((eofat + 1)) $((size - 1)); do
+		head -c $cut "$STREAM" > cut
+		run -1 --separate-stderr mig-info -q cut
+		output=$stderr assert_output --regexp "^mig-info: cut: QEMU stream: truncated: "
+	done
+}
+
+@test "mig-recv refuses a raw stream that carries no RAM, before reporting success" {
+	load lib/qemu
+	load lib/sshd # wait_for
+	load lib/migrate
+	export VM_DIR=$BATS_TEST_TMPDIR MIB=64
+	local dev
+	dev=$(first_device_offset)
+	head -c 23 "$STREAM" > noram && tail -c +$((dev + 1)) "$STREAM" >> noram
+	run -1 --separate-stderr mig-recv $(dest dst) < noram
+	output=$stderr assert_output --partial "mig-recv: stdin: QEMU stream: incomplete: device state (section 'timer') at offset 23 before any RAM section: the stream carries no RAM"
+	output=$stderr refute_output --partial "loaded the stream"
+	assert_no_dest dst
+	vm_cleanup_all
 }
 
 @test "usage errors" {
@@ -90,5 +239,5 @@ inner data: 6 bytes, not a QEMU stream"
 	run -3 --separate-stderr mig-info nonexistent
 	output=$stderr assert_output "mig-info: nonexistent: No such file or directory"
 	run -0 mig-info --help
-	assert_line --index 0 "usage: mig-info [--json] [-q] [FILE]"
+	assert_line --index 0 "usage: mig-info [--json] [-q] [--signer PUB]... [FILE]"
 }

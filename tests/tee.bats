@@ -24,17 +24,18 @@ teardown() {
 	fi
 }
 
-# SIGTERM to mig-tee ($pid) while its input (descriptor $w) is open: it
-# dies of the signal and leaves no ckpt and no temporary.
-sigterm_leaves_nothing() {
-	local st=0
-	kill -TERM "$pid"
+# Signal SIG (default TERM) to mig-tee ($pid) while its input (descriptor
+# $w) is open: it dies of the signal and leaves no ckpt and no temporary.
+signal_leaves_nothing() {
+	local sig=${1:-TERM} st=0
+	kill -s "$sig" "$pid"
 	exec {w}>&-
 	wait "$pid" || st=$?
-	[ "$st" -eq 143 ]
+	[ "$st" -eq $((128 + $(kill -l "$sig"))) ] || fail "SIG$sig: exit status $st"
 	[ ! -e ckpt ]
 	assert_no_temporaries .
 }
+sigterm_leaves_nothing() { signal_leaves_nothing TERM; }
 
 # No file of ours may be left in DIR but the ones named.
 assert_no_temporaries() {
@@ -50,13 +51,19 @@ has_temporary() { [ -n "$(find "$1" -maxdepth 1 -name '.mig-tee.*')" ]; }
 # temporary is there. (In a make check SANITIZE=1 build, AddressSanitizer
 # would refuse to run behind a library preloaded before its own.)
 tee_without_tmpfile() {
-	local i
 	mkfifo in
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
-		LD_PRELOAD=$NO_TMPFILE_SO mig-tee "$@" < in > out 2> err &
+		LD_PRELOAD=$NO_TMPFILE_SO env --default-signal=INT,QUIT \
+		mig-tee "$@" < in > out 2> err &
 	pid=$!
 	exec {w}> in
 	head -c 3000000 "$STREAM" >&$w
+	wait_for_temporary
+}
+
+# The named temporary appears as mig-tee starts: a file to wait for.
+wait_for_temporary() {
+	local i
 	for ((i = 0; i < 500; i++)); do
 		has_temporary . && return 0
 		sleep 0.02
@@ -148,11 +155,134 @@ tee_without_tmpfile() {
 	[ ! -e small/ckpt ]
 }
 
-@test "a read-only target is reported before anything flows" {
+@test "a read-only file system: warns, keeps forwarding, exit 0; --required stops before anything flows" {
 	mkdir small && mount -t tmpfs -o size=4m,ro tmpfs small
-	run -3 --separate-stderr bash -c 'mig-tee small/ckpt < "$STREAM" > out'
+	run -0 --separate-stderr bash -c 'mig-tee small/ckpt < "$STREAM" > out'
+	output=$stderr assert_output "mig-tee: small/ckpt: Read-only file system; no checkpoint, the stream goes on"
+	cmp out "$STREAM"
+	run -3 --separate-stderr bash -c 'mig-tee --required small/ckpt < "$STREAM" > out'
 	output=$stderr assert_output "mig-tee: small/ckpt: Read-only file system"
 	[ ! -s out ]
+	run -0 --separate-stderr bash -c 'mig-tee -q small/ckpt < "$STREAM" > out'
+	[ -z "$stderr" ]
+	cmp out "$STREAM"
+}
+
+@test "a missing directory or no permission: warns, keeps forwarding, exit 0; --required: exit 3" {
+	run -0 --separate-stderr bash -c 'mig-tee nodir/ckpt < "$STREAM" > out'
+	output=$stderr assert_output "mig-tee: nodir/ckpt: No such file or directory; no checkpoint, the stream goes on"
+	cmp out "$STREAM"
+	run -3 --separate-stderr bash -c 'mig-tee --required nodir/ckpt < "$STREAM" > out'
+	output=$stderr assert_output "mig-tee: nodir/ckpt: No such file or directory"
+	[ ! -s out ]
+	[ ! -e nodir ]
+	# a directory mig-tee may not write in (as another user when root),
+	# in a directory of its own that user can reach (bats's are 0700)
+	local pub
+	pub=$(mktemp -d /tmp/mig-tee-perm.XXXXXX)
+	chmod 755 "$pub"
+	cp "$STREAM" "$pub/stream" && chmod 644 "$pub/stream"
+	mkdir "$pub/locked" && chmod 555 "$pub/locked"
+	asuser=()
+	[ "$(id -u)" -ne 0 ] || asuser=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+	cd "$pub"
+	run -0 --separate-stderr "${asuser[@]}" bash -c '"$MIG_BIN/mig-tee" locked/ckpt < stream | cat > /dev/null; exit ${PIPESTATUS[0]}'
+	output=$stderr assert_output "mig-tee: locked/ckpt: Permission denied; no checkpoint, the stream goes on"
+	"${asuser[@]}" "$MIG_BIN/mig-tee" -q locked/ckpt < stream | cmp - stream
+	run -3 --separate-stderr "${asuser[@]}" bash -c '"$MIG_BIN/mig-tee" --required locked/ckpt < stream | wc -c; exit ${PIPESTATUS[0]}'
+	assert_output 0
+	output=$stderr assert_output "mig-tee: locked/ckpt: Permission denied"
+	[ -z "$(ls -A locked)" ]
+	cd "$BATS_TEST_TMPDIR"
+	rm -rf "$pub"
+}
+
+@test "the file size limit (ulimit -f): warns, keeps forwarding, exit 0, nothing left; --required: exit 3" {
+	run -0 --separate-stderr bash -c '(ulimit -f 2048; exec mig-tee ckpt < "$STREAM") | cat > out; exit ${PIPESTATUS[0]}'
+	output=$stderr assert_output "mig-tee: ckpt: write to output: File too large; checkpoint abandoned, the stream went on"
+	cmp out "$STREAM"
+	[ ! -e ckpt ]
+	assert_no_temporaries .
+	run -3 --separate-stderr bash -c '(ulimit -f 2048; exec mig-tee --required ckpt < "$STREAM") | cat > out; exit ${PIPESTATUS[0]}'
+	output=$stderr assert_output "mig-tee: ckpt: write to output: File too large; checkpoint abandoned"
+	[ ! -e ckpt ]
+	# the same without O_TMPFILE: the named temporary goes too
+	run -0 --separate-stderr bash -c '(ulimit -f 2048; ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 LD_PRELOAD=$NO_TMPFILE_SO exec mig-tee ckpt < "$STREAM") | cat > out; exit ${PIPESTATUS[0]}'
+	cmp out "$STREAM"
+	[ ! -e ckpt ]
+	assert_no_temporaries .
+}
+
+@test "FILE that is not a regular file is refused at start (exit 2) and left as it was" {
+	mkfifo fifo
+	mkdir dir
+	python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("sock")'
+	ln -s fifo link-to-fifo
+	ln -s missing dangling
+	# a device node of our own when root (were it replaced, nothing is
+	# lost); /dev/null otherwise, which only root could replace
+	local chr=/dev/null
+	if [ "$(id -u)" -eq 0 ]; then chr=chr; mknod chr c 1 3; fi
+	local -A kind=([fifo]="a FIFO" [$chr]="a character device" [dir]="a directory"
+		[sock]="a socket" [link-to-fifo]="a FIFO")
+	for f in "${!kind[@]}"; do
+		hint="to copy the stream into it, put tee(1) in the pipeline"
+		[ "$f" != dir ] || hint="name a file in it"
+		run -2 --separate-stderr bash -c 'mig-tee "$1" < "$STREAM" > out' _ "$f"
+		output=$stderr assert_output "mig-tee: $f: is ${kind[$f]}: a checkpoint is kept only in a regular file (it is written aside, then renamed over FILE); $hint"
+		[ ! -s out ]
+	done
+	[ -p fifo ] && [ -d dir ] && [ -S sock ] && [ -c "$chr" ] && [ -L link-to-fifo ]
+	run -2 --separate-stderr bash -c 'mig-tee dangling < "$STREAM" > out'
+	output=$stderr assert_output "mig-tee: dangling: a symbolic link to a missing file (No such file or directory); name the checkpoint itself"
+	[ -L dangling ] && [ ! -e missing ]
+	run -2 --separate-stderr bash -c 'mig-tee ckpt/ < "$STREAM" > out'
+	output=$stderr assert_output "mig-tee: ckpt/: names a directory; give the checkpoint's file name"
+	assert_no_temporaries .
+}
+
+@test "a symbolic link to a regular file: the file is replaced, the link stays" {
+	mkdir store
+	echo old > store/real
+	ln -s store/real link
+	mig-tee link < "$STREAM" > /dev/null
+	[ -L link ] && [ "$(readlink link)" = store/real ]
+	cmp store/real "$STREAM"
+	assert_no_temporaries .
+}
+
+@test "names it did not create are never removed: a .mig-tee.<pid> that exists stays" {
+	# the shell execs mig-tee: $$ is mig-tee's pid
+	run -0 bash -c 'echo mine > .mig-tee.$$; echo $$ > pid; exec mig-tee ckpt < "$STREAM" > /dev/null'
+	[ "$(cat ".mig-tee.$(cat pid)")" = mine ]
+	cmp ckpt "$STREAM"
+	run -0 bash -c 'echo mine > .mig-tee.$$; echo $$ > pid; ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 LD_PRELOAD=$NO_TMPFILE_SO exec mig-tee ckpt < "$STREAM" > /dev/null'
+	[ "$(cat ".mig-tee.$(cat pid)")" = mine ]
+	cmp ckpt "$STREAM"
+	[ "$(find . -name '.mig-tee.*' | wc -l)" -eq 2 ]
+}
+
+@test "incomplete raw streams and a cut encrypted layer leave no FILE; a whole encrypted layer is kept" {
+	for c in no-ram no-pages early-eof-after-config early-eof-after-part early-eof-after-end no-ram-end cut-in-end; do
+		tail -c +2 "$REPO/tests/fuzz/corpus/qemu-stream/raw-end-$c" > raw
+		run -1 --separate-stderr bash -c 'mig-tee ckpt < raw > out'
+		output=$stderr assert_output --regexp "^mig-tee: ckpt: not written: QEMU stream: (incomplete|truncated): "
+		cmp out raw
+		[ ! -e ckpt ]
+	done
+	tail -c +2 "$REPO/tests/fuzz/corpus/qemu-stream/raw-end-complete" > raw
+	mig-tee ckpt < raw > /dev/null
+	cmp ckpt raw
+	rm ckpt
+	mig-keygen -o k
+	mig-encrypt -k k < "$STREAM" > e
+	head -c 50 e > e50
+	run -1 --separate-stderr bash -c 'mig-tee ckpt < e50 > /dev/null'
+	output=$stderr assert_output "mig-tee: ckpt: not written: truncated: the stream ends inside the layer header"
+	[ ! -e ckpt ]
+	mig-tee ckpt < e > /dev/null
+	cmp ckpt e
+	assert_no_temporaries .
 }
 
 @test "a killed pipeline leaves no FILE and no temporary" {
@@ -206,6 +336,45 @@ tee_without_tmpfile() {
 	sigterm_leaves_nothing
 }
 
+@test "without O_TMPFILE: every catchable signal that ends mig-tee removes the temporary" {
+	local faults="BUS FPE SEGV"
+	# a sanitizer build keeps AddressSanitizer's handlers for these (it
+	# reports and exits 1), which mig-tee leaves in place
+	! ldd "$MIG_BIN/mig-tee" | grep -q libasan || faults=
+	for sig in HUP INT QUIT ILL TRAP ABRT $faults USR1 USR2 ALRM TERM STKFLT \
+		XCPU VTALRM PROF IO PWR SYS RTMIN RTMIN+5 RTMAX; do
+		tee_without_tmpfile ckpt
+		signal_leaves_nothing "$sig"
+		rm -f in out err
+	done
+}
+
+@test "without O_TMPFILE: SIGPIPE and SIGXFSZ are ignored, an ignored SIGHUP stays ignored" {
+	for sig in PIPE XFSZ; do
+		tee_without_tmpfile ckpt
+		kill -s "$sig" "$pid"
+		tail -c +3000001 "$STREAM" >&$w
+		exec {w}>&-
+		wait "$pid"
+		cmp ckpt "$STREAM"
+		assert_no_temporaries .
+		rm -f in out err ckpt
+	done
+	mkfifo in
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+		LD_PRELOAD=$NO_TMPFILE_SO env --ignore-signal=HUP mig-tee ckpt < in > out 2> err &
+	pid=$!
+	exec {w}> in
+	head -c 3000000 "$STREAM" >&$w
+	wait_for_temporary
+	kill -s HUP "$pid"
+	tail -c +3000001 "$STREAM" >&$w
+	exec {w}>&-
+	wait "$pid"
+	cmp ckpt "$STREAM"
+	assert_no_temporaries .
+}
+
 @test "refuses to write the stream to a terminal (exit 2), but -o writes none" {
 	run -2 on_tty 'mig-tee ckpt < "$STREAM"'
 	assert_output "mig-tee: refusing to write a stream to a terminal; redirect standard output or use -o"
@@ -255,6 +424,9 @@ tee_without_tmpfile() {
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line --index 0 "mig-tee: missing the checkpoint FILE"
 	run -2 --separate-stderr mig-tee a b
+	run -2 --separate-stderr mig-tee ''
+	output=$stderr assert_output "mig-tee: the checkpoint FILE is an empty name
+Try 'mig-tee --help'."
 	run -2 --separate-stderr mig-tee --meta "bad key=1" f
 	output=$stderr assert_output --partial "mig-tee: --meta 'bad key=1': META key has a character outside"
 	run -0 mig-tee --version

@@ -4,8 +4,11 @@
  * inside (header, machine, RAM blocks and pages, devices).
  *
  * It reads the whole stream, so it also verifies it: the exit status is 0
- * only for a stream that is complete and intact, which makes
- * `mig-info -q FILE` a test of a checkpoint.
+ * only for a stream read to a verified end (every layer's END checked, and
+ * the QEMU stream inside complete in QEMU's order), which makes
+ * `mig-info -q FILE` a test of a checkpoint. A layer it cannot open (it
+ * needs a key) is followed to its END frame without being decoded, and
+ * reported as not verified, with a status of its own.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +25,11 @@
 
 #define MAX_LAYERS 16
 
+/* Exit status: the framing of a layer that needs a key (or is of a kind
+ * this program does not know) ended with END, but its content, and the
+ * QEMU stream inside, were not verified. See mig-info(1) and mig(7). */
+#define EXIT_NOT_VERIFIED 5
+
 struct layer {
 	const struct mig_filter *f;
 	void *st;
@@ -36,6 +44,7 @@ struct info {
 	size_t nlayers;
 	enum mig_input_type inner;  /* what the innermost bytes are */
 	uint8_t closed_kind;        /* a layer this program cannot open */
+	struct mig_walk walk;       /* its framing, followed to its END */
 	uint64_t inner_bytes;       /* of unknown inner data */
 	bool have_qemu;
 	struct qs_info qemu;
@@ -61,6 +70,67 @@ static int drain(struct info *in)
 	return r;
 }
 
+/* A layer that cannot be opened here: follow its framing to its END
+ * (mig_layer_walk), so a cut one is reported as such; whole, it is still
+ * not verified. */
+static int walk_closed(struct info *in, const struct mig_detect *d)
+{
+	const struct mig_kind *k = mig_kind_by_id(d->kind);
+	const char *why = !k ? "an unknown kind" :
+		d->version != MIG_FORMAT_VERSION ? "an unknown format version" :
+		"needs a key";
+
+	in->closed_kind = d->kind ? d->kind : 255;
+	int walked = mig_layer_walk(top(in), &in->walk, &in->err);
+	in->inner_bytes = mig_src_offset(top(in));
+	if (walked < 0)
+		return mig_err_prefix(&in->err, "layer %zu: ", in->nlayers + 1);
+	return mig_err_set(&in->err, EXIT_NOT_VERIFIED,
+			   "layer %zu (%s): not verified (%s): its framing ends "
+			   "with END after %llu frames, its content is not "
+			   "checked", in->nlayers + 1, k ? k->name : "unknown",
+			   why, (unsigned long long)in->walk.frames);
+}
+
+/* What is neither a layer nor a QEMU stream has no end to verify. */
+static int inner_not_qemu(struct info *in, enum mig_input_type type)
+{
+	if (type == MIG_INPUT_EMPTY)
+		return in->nlayers ?
+			mig_err_set(&in->err, MIG_EXIT_DATA, "empty input: "
+				    "layer %zu carries no data", in->nlayers) :
+			mig_err_set(&in->err, MIG_EXIT_DATA, "empty input");
+	if (drain(in) < 0)
+		return -1;
+	if (in->nlayers)
+		return 0; /* the layers' END verified where it ends */
+	return mig_err_set(&in->err, MIG_EXIT_DATA, "not a mig layer or a QEMU "
+			   "migration stream: its end cannot be verified");
+}
+
+static int open_layer(struct info *in, const struct mig_detect *d,
+		      const struct mig_filter *f)
+{
+	if (in->nlayers == MAX_LAYERS)
+		return mig_err_set(&in->err, MIG_EXIT_DATA,
+				   "more than %d layers", MAX_LAYERS);
+	struct layer *l = &in->layers[in->nlayers];
+	l->f = f;
+	l->kind = d->kind;
+	if (!(l->st = f->create()))
+		return mig_err_set(&in->err, MIG_EXIT_SYS, "out of memory");
+	if (d->kind == MIG_KIND_ENVELOPE && in->signers.n)
+		mig_envelope_trust(l->st, &in->signers);
+	if (!(l->src = mig_src_layer(top(in), f, l->st, mig_cpus(), &in->err))) {
+		f->destroy(l->st);
+		return -1;
+	}
+	in->nlayers++;
+	if (mig_layer_open(l->src, &in->err) < 0)
+		return mig_err_prefix(&in->err, "layer %zu: ", in->nlayers);
+	return 0;
+}
+
 static int scan(struct info *in)
 {
 	struct mig_detect d;
@@ -76,33 +146,13 @@ static int scan(struct info *in)
 					   "truncated: the stream ends inside "
 					   "the layer header");
 		const struct mig_filter *f = mig_filter_by_kind(d.kind);
-		if (!f || f->needs_key || d.version != MIG_FORMAT_VERSION) {
-			in->closed_kind = d.kind ? d.kind : 255;
-			return drain(in);
-		}
-		if (in->nlayers == MAX_LAYERS)
-			return mig_err_set(&in->err, MIG_EXIT_DATA,
-					   "more than %d layers", MAX_LAYERS);
-		struct layer *l = &in->layers[in->nlayers];
-		l->f = f;
-		l->kind = d.kind;
-		if (!(l->st = f->create()))
-			return mig_err_set(&in->err, MIG_EXIT_SYS,
-					   "out of memory");
-		if (d.kind == MIG_KIND_ENVELOPE && in->signers.n)
-			mig_envelope_trust(l->st, &in->signers);
-		if (!(l->src = mig_src_layer(top(in), f, l->st, mig_cpus(),
-					     &in->err))) {
-			f->destroy(l->st);
+		if (!f || f->needs_key || d.version != MIG_FORMAT_VERSION)
+			return walk_closed(in, &d);
+		if (open_layer(in, &d, f) < 0)
 			return -1;
-		}
-		in->nlayers++;
-		if (mig_layer_open(l->src, &in->err) < 0)
-			return mig_err_prefix(&in->err, "layer %zu: ",
-					      in->nlayers);
 	}
 	if (d.type != MIG_INPUT_QEMU)
-		return drain(in);
+		return inner_not_qemu(in, d.type);
 
 	/* qemu-stream pulls from the innermost layer; layer errors are kept */
 	struct mig_src_pull p = { top(in), &in->err, false };
@@ -114,7 +164,8 @@ static int scan(struct info *in)
 				    qerr);
 		return -1;
 	}
-	return 0;
+	/* the QEMU stream ends at its trailer; its layers must end there too */
+	return drain(in) < 0 ? -1 : 0;
 }
 
 /* ---- Text ----------------------------------------------------------------- */
@@ -176,6 +227,9 @@ static void print_text(struct info *in)
 		       in->nlayers + 1, k ? k->name : "unknown kind",
 		       k ? "" : " or format version",
 		       (unsigned long long)in->inner_bytes);
+		if (in->err.code == EXIT_NOT_VERIFIED)
+			printf("  frames %llu and END, content not verified\n",
+			       (unsigned long long)in->walk.frames);
 	} else if (in->inner == MIG_INPUT_UNKNOWN)
 		printf("inner data: %llu bytes, not a QEMU stream\n",
 		       (unsigned long long)in->inner_bytes);
@@ -322,8 +376,9 @@ static void usage(FILE *out)
 		"(repeatable)\n"
 		"  -h, --help     this help\n"
 		"  -V, --version  version\n\n"
-		"Exit status: 0 complete and intact, 1 bad or truncated, "
-		"2 usage, 3 I/O error.\n");
+		"Exit status: 0 complete and intact, 1 bad, truncated or "
+		"empty, 2 usage,\n3 I/O error, 5 whole to its END but not "
+		"verified (a layer needs a key).\n");
 }
 
 int main(int argc, char **argv)

@@ -11,6 +11,12 @@
  * and device description. Only then is the file linked in as FILE. A
  * truncated stream, a write error or a signal leaves no FILE, and, the
  * file having no name until then, no temporary either.
+ *
+ * FILE is only ever a regular file (or a name not yet taken): a FIFO, a
+ * device, a directory or a socket is refused, never replaced. A
+ * checkpoint that cannot be written (read-only or full file system,
+ * missing directory, no permission, the file size limit) is dropped with
+ * a warning while the stream goes on, unless --required.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +27,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,7 +42,8 @@
 
 struct tee {
 	/* options */
-	const char *path;
+	const char *path;     /* FILE, or the regular file its symlink names */
+	char *resolved;       /* that file's path, when FILE is a symlink */
 	bool fsync, required, forward, verbose, quiet, progress;
 	bool splice; /* stdin and stdout are pipes: forward with tee(2) */
 	const char **meta;
@@ -56,6 +64,7 @@ struct tee {
 	void *env_st;
 	bool linked;          /* FILE has been given its name */
 	bool abandoned;       /* a write failed: no checkpoint */
+	bool warned;          /* and the user was told at start */
 	struct mig_err werr;  /* why */
 	bool complete;        /* the stream ended where its writer ended it */
 	struct mig_err verr;  /* why not */
@@ -194,20 +203,128 @@ static void *writer(void *arg)
 
 /* ---- The checkpoint file ------------------------------------------------- */
 
-static char *tmp_path; /* a named temporary, removed by the signal handler */
+/*
+ * A named temporary (the fallback without O_TMPFILE, or the moment between
+ * linking the finished file and renaming it) is removed by whatever
+ * catchable signal ends the program. Only a name this program created is
+ * ever stored here, and it is set and cleared with signals blocked, so the
+ * handler never unlinks a name that is not, or no longer, ours.
+ */
+static char *volatile tmp_path;
 
 static void on_signal(int sig)
 {
-	if (tmp_path)
-		unlink(tmp_path);
-	signal(sig, SIG_DFL);
-	raise(sig);
+	char *p = tmp_path;
+
+	if (p)
+		unlink(p);
+	raise(sig); /* SA_RESETHAND: the default action, now */
+}
+
+/* Every signal whose default ends the process; PIPE and XFSZ are ignored
+ * instead (a closed pipe and the file size limit are errors of a write). */
+static const int fatal_signals[] = {
+	SIGHUP, SIGINT, SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE,
+	SIGSEGV, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGSTKFLT, SIGXCPU,
+	SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSYS,
+};
+
+static void catch_one(int sig)
+{
+	struct sigaction sa, old;
+
+	/* one ignored by whoever started us (nohup, a shell's background
+	 * job) stays ignored, and a sanitizer's handler stays in place */
+	if (sigaction(sig, NULL, &old) < 0 || old.sa_handler != SIG_DFL ||
+	    (old.sa_flags & SA_SIGINFO))
+		return;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+	sigfillset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+}
+
+static void catch_signals(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* EFBIG instead: a checkpoint too big */
+	for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++)
+		catch_one(fatal_signals[i]);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		catch_one(sig);
+}
+
+/* Run with every signal blocked (only the main thread is running). */
+static void block_signals(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, old);
+}
+
+static void unblock_signals(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static const char *file_kind(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device" :
+	       S_ISBLK(m) ? "a block device" : S_ISDIR(m) ? "a directory" :
+	       S_ISSOCK(m) ? "a socket" : S_ISLNK(m) ? "a symbolic link" :
+	       "not a regular file";
+}
+
+/*
+ * FILE must be a regular file or a name not taken: mig-tee replaces it by
+ * renaming a new file over it, which would silently turn a FIFO or a
+ * device into a regular file. A symbolic link to a regular file stays a
+ * link: the file it names is replaced. Returns 0, or an exit status.
+ */
+static int check_target(struct tee *t)
+{
+	struct stat st;
+	size_t n = strlen(t->path);
+
+	if (t->path[n - 1] == '/') {
+		mig_warn("%s: names a directory; give the checkpoint's file name",
+			 t->path);
+		return MIG_EXIT_USAGE;
+	}
+	if (lstat(t->path, &st) < 0)
+		return 0; /* missing, or unreachable: open_checkpoint says */
+	if (S_ISLNK(st.st_mode)) {
+		if (stat(t->path, &st) < 0) {
+			mig_warn("%s: a symbolic link to a missing file (%s); name "
+				 "the checkpoint itself", t->path, strerror(errno));
+			return MIG_EXIT_USAGE;
+		}
+		if (S_ISREG(st.st_mode)) {
+			if (!(t->resolved = realpath(t->path, NULL))) {
+				mig_warn("%s: %s", t->path, strerror(errno));
+				return MIG_EXIT_IO;
+			}
+			t->path = t->resolved;
+			return 0;
+		}
+	}
+	if (S_ISREG(st.st_mode))
+		return 0;
+	mig_warn("%s: is %s: a checkpoint is kept only in a regular file (it is "
+		 "written aside, then renamed over FILE); %s", t->path,
+		 file_kind(st.st_mode), S_ISDIR(st.st_mode) ?
+		 "name a file in it" : "to copy the stream into it, put tee(1) "
+		 "in the pipeline");
+	return MIG_EXIT_USAGE;
 }
 
 static int open_checkpoint(struct tee *t)
 {
 	char *copy = strdup(t->path);
 	const char *dir = copy ? dirname(copy) : ".";
+	sigset_t old;
 
 	/* Unnamed until complete: nothing to clean up after any death. */
 	t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
@@ -216,11 +333,14 @@ static int open_checkpoint(struct tee *t)
 		if (asprintf(&t->tmpname, "%s/.mig-tee.XXXXXX", dir) < 0) {
 			t->tmpname = NULL;
 			errno = ENOMEM;
-		} else if ((t->fd = mkstemp(t->tmpname)) >= 0) {
-			tmp_path = t->tmpname;
-			signal(SIGINT, on_signal);
-			signal(SIGTERM, on_signal);
-			signal(SIGHUP, on_signal);
+		} else {
+			/* mkstemp: O_EXCL on a random name, never one of another */
+			block_signals(&old);
+			if ((t->fd = mkstemp(t->tmpname)) >= 0)
+				tmp_path = t->tmpname;
+			int e = errno;
+			unblock_signals(&old);
+			errno = e;
 		}
 	}
 	free(copy);
@@ -229,19 +349,87 @@ static int open_checkpoint(struct tee *t)
 
 static void discard_checkpoint(struct tee *t)
 {
-	if (t->tmpname && !t->linked) {
+	sigset_t old;
+
+	block_signals(&old);
+	if (t->tmpname && !t->linked && tmp_path) {
 		unlink(t->tmpname);
 		tmp_path = NULL;
 	}
+	unblock_signals(&old);
 	if (t->fd >= 0)
 		close(t->fd);
 	t->fd = -1;
 }
 
+/* Link the unnamed file under a fresh random name in dir: linkat never
+ * replaces a name, so one taken (EEXIST) only means another draw. */
+static char *link_tmpfile(struct tee *t, const char *dir, struct mig_err *e)
+{
+	char proc[64], *tmp;
+	sigset_t old;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", t->fd);
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t r;
+		if (getrandom(&r, sizeof r, 0) != sizeof r)
+			r = (uint64_t)getpid() << 32 ^ (uint64_t)tries;
+		if (asprintf(&tmp, "%s/.mig-tee.%016llx", dir,
+			     (unsigned long long)r) < 0) {
+			mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+			return NULL;
+		}
+		block_signals(&old);
+		int rc = linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW);
+		int err = errno;
+		if (rc == 0)
+			tmp_path = tmp;
+		unblock_signals(&old);
+		if (rc == 0)
+			return tmp;
+		free(tmp);
+		if (err != EEXIST) {
+			mig_err_set(e, MIG_EXIT_IO, "link: %s", strerror(err));
+			return NULL;
+		}
+	}
+	mig_err_set(e, MIG_EXIT_IO, "link: no free temporary name");
+	return NULL;
+}
+
+/* The name may have been taken meanwhile by something that is not a
+ * regular file: that is not replaced either. */
+static int still_replaceable(const struct tee *t, struct mig_err *e)
+{
+	struct stat st;
+
+	if (lstat(t->path, &st) < 0 || S_ISREG(st.st_mode))
+		return 0;
+	return mig_err_set(e, MIG_EXIT_IO, "is now %s, which is not replaced",
+			   file_kind(st.st_mode));
+}
+
+/* The temporary becomes FILE; on failure it is removed. */
+static int rename_checkpoint(struct tee *t, char *tmp, struct mig_err *e)
+{
+	sigset_t old;
+	int rc = still_replaceable(t, e);
+
+	block_signals(&old);
+	if (rc == 0 && rename(tmp, t->path) < 0)
+		rc = mig_err_set(e, MIG_EXIT_IO, "rename: %s", strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
+	tmp_path = NULL;
+	t->linked = rc == 0;
+	unblock_signals(&old);
+	return rc;
+}
+
 /* Give the complete checkpoint its name, durably with --fsync. */
 static int link_checkpoint(struct tee *t, struct mig_err *e)
 {
-	char *copy = strdup(t->path), *tmp = NULL, proc[64];
+	char *copy = strdup(t->path), *tmp = NULL;
 	const char *dir = copy ? dirname(copy) : ".";
 	int rc = -1, dfd = -1;
 
@@ -249,28 +437,9 @@ static int link_checkpoint(struct tee *t, struct mig_err *e)
 		mig_err_set(e, MIG_EXIT_IO, "fsync: %s", strerror(errno));
 		goto out;
 	}
-	if (t->tmpname) {
-		tmp = t->tmpname;
-	} else {
-		if (asprintf(&tmp, "%s/.mig-tee.%ld", dir, (long)getpid()) < 0) {
-			tmp = NULL;
-			mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-			goto out;
-		}
-		snprintf(proc, sizeof proc, "/proc/self/fd/%d", t->fd);
-		unlink(tmp); /* a leftover of a previous pid */
-		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0) {
-			mig_err_set(e, MIG_EXIT_IO, "link: %s", strerror(errno));
-			goto out;
-		}
-	}
-	if (rename(tmp, t->path) < 0) {
-		mig_err_set(e, MIG_EXIT_IO, "rename: %s", strerror(errno));
-		unlink(tmp);
+	tmp = t->tmpname ? t->tmpname : link_tmpfile(t, dir, e);
+	if (!tmp || rename_checkpoint(t, tmp, e) < 0)
 		goto out;
-	}
-	tmp_path = NULL;
-	t->linked = true;
 	if (t->fsync) {
 		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 		    fsync(dfd) < 0) {
@@ -372,6 +541,11 @@ static int parse_args(struct tee *t, int argc, char **argv)
 		return MIG_EXIT_USAGE;
 	}
 	t->path = argv[optind];
+	if (!*t->path) {
+		fprintf(stderr, "mig-tee: the checkpoint FILE is an empty name\n"
+				"Try 'mig-tee --help'.\n");
+		return MIG_EXIT_USAGE;
+	}
 	return -1;
 }
 
@@ -485,6 +659,34 @@ static int forward(struct tee *t)
 	return -1;
 }
 
+/* Open the checkpoint. One that cannot be written is, without --required,
+ * only a warning: the stream goes on without it. Returns an exit status,
+ * or -1 to go on. */
+static int start_checkpoint(struct tee *t)
+{
+	struct mig_err e = { 0 };
+
+	if (open_checkpoint(t) < 0)
+		mig_err_set(&e, MIG_EXIT_IO, "%s", strerror(errno));
+	else if (open_envelope(t, &e) < 0 && e.code != MIG_EXIT_IO)
+		goto fail; /* out of memory: nothing goes on */
+	if (!e.code)
+		return -1;
+	if (t->required) {
+		mig_warn("%s: %s", t->path, e.msg);
+		return e.code;
+	}
+	if (!t->quiet)
+		mig_warn("%s: %s; no checkpoint, the stream goes on", t->path,
+			 e.msg);
+	t->warned = true;
+	abandon(t, &e);
+	return -1;
+fail:
+	mig_warn("%s: %s", t->path, e.msg);
+	return e.code;
+}
+
 static bool is_pipe(int fd)
 {
 	struct stat st;
@@ -505,7 +707,7 @@ int main(int argc, char **argv)
 	 * would receive the forwarded stream (channel/stdfds.c) */
 	if (mig_stdfds_ensure(NULL) < 0)
 		return MIG_EXIT_SYS;
-	signal(SIGPIPE, SIG_IGN);
+	catch_signals();
 	pthread_mutex_init(&t.mu, NULL);
 	pthread_cond_init(&t.cv, NULL);
 	if ((rc = parse_args(&t, argc, argv)) >= 0)
@@ -527,16 +729,10 @@ int main(int argc, char **argv)
 			rc = MIG_EXIT_SYS;
 			goto out;
 		}
-	if (open_checkpoint(&t) < 0) {
-		fprintf(stderr, "mig-tee: %s: %s\n", t.path, strerror(errno));
-		rc = MIG_EXIT_IO;
+	if ((rc = check_target(&t)) != 0)
 		goto out;
-	}
-	if (open_envelope(&t, &e) < 0) {
-		fprintf(stderr, "mig-tee: %s: %s\n", t.path, e.msg);
-		rc = e.code;
+	if ((rc = start_checkpoint(&t)) >= 0)
 		goto out;
-	}
 	mig_pipe_grow(0);
 	mig_pipe_grow(1);
 	t.splice = t.forward && is_pipe(0) && is_pipe(1);
@@ -559,7 +755,7 @@ int main(int argc, char **argv)
 	started = false;
 	rc = MIG_EXIT_OK;
 	if (t.abandoned) {
-		if (!t.quiet || t.required)
+		if ((!t.quiet && !t.warned) || t.required)
 			fprintf(stderr, "mig-tee: %s: %s; checkpoint abandoned%s\n",
 				t.path, t.werr.msg,
 				t.required ? "" : ", the stream went on");
@@ -593,5 +789,6 @@ out:
 		free(t.buf[i]);
 	free(t.meta);
 	free(t.tmpname);
+	free(t.resolved);
 	return rc;
 }

@@ -233,6 +233,122 @@ static void expect_fail(const unsigned char *p, size_t len, unsigned flags,
           rc2 == -1 && !strcmp(err, err2) ? "" : " (differs with odd pieces)");
 }
 
+
+/* A stream made of pieces of the real one (and of literal bytes). */
+struct piece { const void *p; size_t len; };
+
+static unsigned char *splice_pieces(const struct piece *pc, size_t n, size_t *len)
+{
+    size_t total = 0, o = 0;
+    for (size_t i = 0; i < n; i++)
+        total += pc[i].len;
+    unsigned char *b = malloc(total ? total : 1);
+    if (!b)
+        exit(2);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(b + o, pc[i].p, pc[i].len);
+        o += pc[i].len;
+    }
+    *len = total;
+    return b;
+}
+
+static void expect_pieces_fail(const struct piece *pc, size_t n, const char *word,
+                               const char *word2, const char *what)
+{
+    size_t len;
+    unsigned char *b = splice_pieces(pc, n, &len);
+    expect_fail(b, len, 0, word, word2, what);
+    free(b);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/*
+ * The end must come where QEMU's precopy puts it: configuration, ram
+ * START (with its block list), PART..., ram END (with pages), device
+ * state, then QEMU_VM_EOF and the VMDESCRIPTION.  Every other order is
+ * incomplete, whatever trailer follows.
+ */
+static void test_order(const struct qs_info *in)
+{
+    const uint64_t cfg_end = 8 + 1 + 4 + strlen(in->machine);
+    const uint64_t part = first_part_records(in) - 5;   /* first PART header */
+    const uint64_t dev = in->device_offset;
+    const uint64_t eof = in->vmdesc_offset - 1;         /* EOF + VMDESCRIPTION */
+    const unsigned char *d = data;
+    const size_t tail = dlen - (size_t)eof;
+
+    /* the ram END section: the last ram section before the device state */
+    uint64_t end = 0;
+    for (uint64_t o = part; o + 5 < dev; o++)
+        if (d[o] == 0x7E && d[o + 5] == 0x03 && !memcmp(d + o + 1, d + o + 6, 4))
+            end = o + 5;
+    check(end > part, "the ram END section found at offset %llu", (ull)end);
+
+    struct piece early_cfg[] = { { d, cfg_end }, { d + eof, tail } };
+    expect_pieces_fail(early_cfg, 2, "QEMU_VM_EOF at offset", "carries no RAM",
+                       "EOF right after the configuration");
+    struct piece early_setup[] = { { d, part }, { d + eof, tail } };
+    expect_pieces_fail(early_setup, 2, "QEMU_VM_EOF at offset", "before the END of the RAM section",
+                       "EOF right after the ram setup");
+    struct piece early_part[] = { { d, end }, { d + eof, tail } };
+    expect_pieces_fail(early_part, 2, "QEMU_VM_EOF at offset", "before the END of the RAM section",
+                       "EOF right after the last ram PART");
+    struct piece early_end[] = { { d, dev }, { d + eof, tail } };
+    expect_pieces_fail(early_end, 2, "QEMU_VM_EOF at offset", "with no device state",
+                       "EOF right after the ram END");
+    struct piece no_ram[] = { { d, cfg_end }, { d + dev, dlen - dev } };
+    expect_pieces_fail(no_ram, 2, "device state (section 'timer')", "carries no RAM",
+                       "device state without any ram section");
+    struct piece no_end[] = { { d, end }, { d + dev, dlen - dev } };
+    expect_pieces_fail(no_end, 2, "device state (section 'timer')",
+                       "before the END of the RAM section", "device state without the ram END");
+    struct piece no_cfg[] = { { d, 8 }, { d + cfg_end, dlen - cfg_end } };
+    expect_pieces_fail(no_cfg, 2, "no configuration section at offset 8", NULL,
+                       "no configuration section");
+    struct piece part_after[] = { { d, dev }, { d + part, end - part }, { d + dev, dlen - dev } };
+    expect_pieces_fail(part_after, 3, "ram PART section at offset", "after the ram END section",
+                       "a ram PART after the ram END");
+
+    /* The setup and an END carrying no page at all: EOS and footer only. */
+    unsigned char empty_end[1 + 4 + 8 + 5] = { 0x03 };
+    memcpy(empty_end + 1, d + end + 1, 4);
+    empty_end[1 + 4 + 7] = 0x10;                        /* RAM_SAVE_FLAG_EOS */
+    empty_end[13] = 0x7E;
+    memcpy(empty_end + 14, d + end + 1, 4);
+    struct piece no_pages[] = { { d, part }, { empty_end, sizeof empty_end },
+                                { d + dev, dlen - dev } };
+    expect_pieces_fail(no_pages, 3, "without a single page", "carries no RAM",
+                       "a ram section without a single page");
+
+    /* Another iterable module's START (block migration, dirty bitmaps). */
+    unsigned char *bad = malloc(dlen);
+    if (!bad)
+        exit(2);
+    memcpy(bad, d, dlen);
+    memcpy(bad + cfg_end + 1 + 4 + 1, "blk", 3);
+    expect_fail(bad, dlen, 0, "unsupported: iterable section 'blk'", NULL,
+                "a START section of another iterable module");
+    /* A START without the MEM_SIZE block list: its first record made EOS. */
+    unsigned char setup[1 + 4 + 1 + 3 + 4 + 4 + 8 + 5];
+    memcpy(setup, d + cfg_end, 1 + 4 + 1 + 3 + 4 + 4);
+    memset(setup + 17, 0, 8);
+    setup[24] = 0x10;
+    setup[25] = 0x7E;
+    put32(setup + 26, (uint32_t)(d[cfg_end + 1] << 24 | d[cfg_end + 2] << 16 |
+                                 d[cfg_end + 3] << 8 | d[cfg_end + 4]));
+    struct piece no_list[] = { { d, cfg_end }, { setup, sizeof setup }, { d + dev, dlen - dev } };
+    expect_pieces_fail(no_list, 3, "lists no RAM blocks", NULL, "a ram setup without its block list");
+    free(bad);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -442,6 +558,8 @@ int main(int argc, char **argv)
               rc ? ": " : "", rc ? err : "");
         qs_info_free(&p);
     }
+
+    test_order(&in);
 
     /* Corruptions. */
     {
