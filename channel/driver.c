@@ -118,13 +118,6 @@ static int parse_args(struct run *r, int argc, char **argv)
 
 	for (const struct mig_option *o = f->options; o && o->long_name; o++)
 		nopt++;
-	lo = calloc(nopt + 10, sizeof *lo);
-	r->meta = calloc((size_t)argc, sizeof *r->meta);
-	if (!lo || !r->meta) {
-		free(lo);
-		fprintf(stderr, "%s: out of memory\n", mig_progname);
-		return MIG_EXIT_SYS;
-	}
 	struct option common[] = {
 		{ "decode", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -138,6 +131,14 @@ static int parse_args(struct run *r, int argc, char **argv)
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 	};
 	size_t nc = sizeof common / sizeof common[0];
+	/* the common options, the filter's, and the zero entry that ends them */
+	lo = calloc(nc + nopt + 1, sizeof *lo);
+	r->meta = calloc((size_t)argc, sizeof *r->meta);
+	if (!lo || !r->meta) {
+		free(lo);
+		fprintf(stderr, "%s: out of memory\n", mig_progname);
+		return MIG_EXIT_SYS;
+	}
 	memcpy(lo, common, sizeof common);
 	for (size_t i = 0; i < nopt; i++) {
 		const struct mig_option *o = &f->options[i];
