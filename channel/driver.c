@@ -149,7 +149,7 @@ static int parse_args(struct run *r, int argc, char **argv)
 			status = 0;
 			goto out;
 		case 'q': r->quiet = true; continue;
-		case 'v': r->verbose = true; continue;
+		case 'v': r->verbose = mig_verbose = true; continue;
 		case OPT_PROGRESS: r->progress = true; continue;
 		case 'T': {
 			uint64_t t;
@@ -245,9 +245,15 @@ static void show_layer(const struct mig_filter *f, struct mig_src *layer)
 	mig_format_bytes(t.encoded, benc, sizeof benc);
 	mig_warn("%s layer (%s): %llu frames, %s inner, %s encoded",
 		 f->name, params, (unsigned long long)t.frames, bin, benc);
+	/* META is whatever the writer put there: escaped, and said to be
+	 * authenticated only when a keyed layer (encrypt) checked it */
 	for (size_t i = 0; i < mig_layer_meta_count(layer); i++) {
 		const struct mig_meta *m = mig_layer_meta(layer, i);
-		mig_warn("META %s=%s", m->key, m->value);
+		char *v = mig_escape(m->value, m->value_len);
+		mig_warn("%s META (%s) %s=%s", f->name,
+			 f->needs_key ? "authenticated" : "not authenticated",
+			 m->key, v ? v : "(out of memory)");
+		free(v);
 	}
 }
 

@@ -84,6 +84,8 @@ int mig_err_prefix(struct mig_err *e, const char *fmt, ...)
 
 /* The running program's name ("mig-checksum") for messages. */
 extern const char *mig_progname;
+/* -v was given: filters may say more (the driver sets it). */
+extern bool mig_verbose;
 void mig_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- Byte helpers -------------------------------------------------------- */
@@ -407,5 +409,10 @@ int mig_cpus(void);
 int mig_parse_size(const char *s, uint64_t *out);
 /* "1.5 GiB" */
 void mig_format_bytes(uint64_t n, char *buf, size_t len);
+
+/* Bytes from a stream (META, names) as one printable line: printable
+ * ASCII as is, a backslash as \\, every other byte as \xNN. A malloc'd
+ * string (the caller frees it), or NULL when out of memory. */
+char *mig_escape(const void *bytes, size_t len);
 
 #endif

@@ -92,8 +92,8 @@ teardown() {
 	source_vm src -S
 	run -0 --separate-stderr mig-qemu checkpoint --send-config --timeout 60 "$VM_DIR/src.mq" mig-checksum ckpt
 	run -0 mig-info ckpt
-	assert_line --regexp '^  meta qemu.argv=\["qemu-system-x86_64",'
-	assert_line "  meta qemu.status=prelaunch"
+	assert_line --regexp '^  meta \(not authenticated\) qemu.argv=\["qemu-system-x86_64",'
+	assert_line "  meta (not authenticated) qemu.status=prelaunch"
 	# the command line it would run
 	run -0 bash -c 'mig-checksum -d < ckpt | mig-recv -n --from-stream -- -name copy'
 	assert_output --partial "-name copy"
@@ -201,7 +201,7 @@ kill_stage_case() {
 @test "seal: END only for a complete QEMU stream" {
 	mig-qemu seal --meta vm=x < "$STREAM" > sealed
 	run -0 mig-info sealed
-	assert_line "  meta vm=x"
+	assert_line "  meta (not authenticated) vm=x"
 	head -c 3000000 "$STREAM" > cut
 	run -1 --separate-stderr bash -c 'mig-qemu seal < cut > sealed-cut'
 	output=$stderr assert_output --regexp "^mig-qemu: seal: QEMU stream: truncated: .*; no END written"

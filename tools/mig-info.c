@@ -121,6 +121,20 @@ static const char *human(uint64_t n, char *buf)
 	return buf;
 }
 
+/* META as its writer put it, escaped (mig_escape), and never called
+ * authenticated: mig-info opens no keyed layer, and anyone who can write
+ * the stream can write the META of the layers it does open. */
+static void print_meta(const struct mig_src *layer)
+{
+	for (size_t m = 0; m < mig_layer_meta_count(layer); m++) {
+		const struct mig_meta *mm = mig_layer_meta(layer, m);
+		char *v = mig_escape(mm->value, mm->value_len);
+		printf("  meta (not authenticated) %s=%s\n", mm->key,
+		       v ? v : "(out of memory)");
+		free(v);
+	}
+}
+
 static void print_text(struct info *in)
 {
 	char b1[32], b2[32];
@@ -138,9 +152,7 @@ static void print_text(struct info *in)
 			l->f->describe(p, plen, params, sizeof params);
 		mig_layer_totals(l->src, &t);
 		printf("layer %zu: %s (%s)\n", i + 1, l->f->name, params);
-		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
-			printf("  meta %s=%s\n", mig_layer_meta(l->src, m)->key,
-			       mig_layer_meta(l->src, m)->value);
+		print_meta(l->src);
 		printf("  frames %llu (%llu data), inner %s, encoded %s",
 		       (unsigned long long)t.frames,
 		       (unsigned long long)t.data_frames, human(t.bytes, b1),
@@ -234,6 +246,21 @@ static json_t *qemu_json(const struct qs_info *q)
 			 "devices", devices);
 }
 
+/* A META value as a JSON string: jansson escapes control characters, but
+ * takes only UTF-8; other bytes are given escaped as in the text output,
+ * rather than the value dropped. */
+static json_t *meta_json(const struct mig_meta *m)
+{
+	json_t *j = json_stringn(m->value, m->value_len);
+	char *v;
+
+	if (j || !(v = mig_escape(m->value, m->value_len)))
+		return j;
+	j = json_string(v);
+	free(v);
+	return j;
+}
+
 static void print_json(struct info *in)
 {
 	static const char *inner_names[] = { "empty", "qemu", "layer", "unknown" };
@@ -252,11 +279,12 @@ static void print_json(struct info *in)
 		mig_layer_totals(l->src, &t);
 		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
 			json_object_set_new(meta, mig_layer_meta(l->src, m)->key,
-					    json_string(mig_layer_meta(l->src, m)->value));
+					    meta_json(mig_layer_meta(l->src, m)));
 		json_array_append_new(layers, json_pack(
-			"{s:s, s:i, s:s, s:o, s:I, s:I, s:I, s:I}",
+			"{s:s, s:i, s:s, s:o, s:b, s:I, s:I, s:I, s:I}",
 			"kind", l->f->name, "format_version", MIG_FORMAT_VERSION,
 			"params", params, "meta", meta,
+			"meta_authenticated", 0,
 			"frames", (json_int_t)t.frames,
 			"data_frames", (json_int_t)t.data_frames,
 			"inner_bytes", (json_int_t)t.bytes,
