@@ -168,7 +168,7 @@ static int parse_args(struct run *r, int argc, char **argv)
 			status = mig_stdout_finish();
 			goto out;
 		case 'q': r->quiet = true; continue;
-		case 'v': r->verbose = true; continue;
+		case 'v': r->verbose = mig_verbose = true; continue;
 		case OPT_PROGRESS: r->progress = true; continue;
 		case 'T': {
 			uint64_t t;
@@ -266,7 +266,8 @@ out:
 	return status;
 }
 
-static void show_layer(const struct mig_filter *f, struct mig_src *layer)
+static void show_layer(const struct mig_filter *f, const void *st,
+		       struct mig_src *layer)
 {
 	char params[256] = "";
 	size_t plen;
@@ -281,9 +282,14 @@ static void show_layer(const struct mig_filter *f, struct mig_src *layer)
 	mig_format_bytes(t.encoded, benc, sizeof benc);
 	mig_warn("%s layer (%s): %llu frames, %s inner, %s encoded",
 		 f->name, params, (unsigned long long)t.frames, bin, benc);
+	/* META is whatever the writer put there: escaped, and said to be
+	 * authenticated only when a keyed layer or a trusted signer checked it */
 	for (size_t i = 0; i < mig_layer_meta_count(layer); i++) {
 		const struct mig_meta *m = mig_layer_meta(layer, i);
-		mig_warn("META %s=%s", m->key, m->value);
+		char *v = mig_escape(m->value, m->value_len);
+		mig_warn("%s META (%s) %s=%s", f->name, mig_meta_label(f, st),
+			 m->key, v ? v : "(out of memory)");
+		free(v);
 	}
 }
 
@@ -332,8 +338,8 @@ static int decode(struct run *r, struct mig_src *in)
 	mig_progress_done(&pr, mig_src_offset(in), out);
 	if (r->verbose) {
 		for (size_t i = 0; i < env.n; i++)
-			show_layer(&mig_filter_envelope, env.layer[i]);
-		show_layer(r->f, layer);
+			show_layer(&mig_filter_envelope, env.st[i], env.layer[i]);
+		show_layer(r->f, r->st, layer);
 	}
 	goto out;
 fail:

@@ -85,6 +85,18 @@ void mig_envelope_signature(const void *st, struct mig_seal_sig *sig)
 	*sig = ((const struct envelope *)st)->sig;
 }
 
+const char *mig_meta_label(const struct mig_filter *f, const void *st)
+{
+	const struct envelope *v = st;
+
+	if (f->needs_key)
+		return "authenticated";
+	if (f->kind != MIG_KIND_ENVELOPE || !v || !v->sig.is_signed)
+		return "not authenticated";
+	/* each META was checked against its signature before it was kept */
+	return v->sig.trusted ? "signed" : "signed, signer not checked";
+}
+
 static const struct mig_option env_options[] = {
 	{ "sign", 's', "KEY", "sign the envelope with this signing key "
 	  "(mig-keygen --sign-pair)", MIG_OPT_ENCODE },

@@ -9,6 +9,7 @@
 #include "mig.h"
 
 const char *mig_progname = "mig";
+bool mig_verbose;
 
 int mig_err_set(struct mig_err *e, int code, const char *fmt, ...)
 {

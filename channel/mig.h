@@ -85,6 +85,8 @@ int mig_err_prefix(struct mig_err *e, const char *fmt, ...)
 
 /* The running program's name ("mig-checksum") for messages. */
 extern const char *mig_progname;
+/* -v was given: filters may say more (the driver sets it). */
+extern bool mig_verbose;
 void mig_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- Standard descriptors ---------------------------------------------- */
@@ -413,6 +415,11 @@ struct mig_seal_sig {
 	uint8_t stream_id[MIG_STREAM_ID_BYTES];
 };
 void mig_envelope_signature(const void *st, struct mig_seal_sig *sig);
+/* How far the META of a layer (filter f, state st) can be believed, for
+ * -v and mig-info: "authenticated" (a keyed layer opened it), "signed" (a
+ * signed envelope of a trusted signer), "signed, signer not checked", or
+ * "not authenticated" (anyone who can write the stream can write it). */
+const char *mig_meta_label(const struct mig_filter *f, const void *st);
 
 /*
  * Peel the envelopes (kind 4) that in starts with, at most
@@ -501,5 +508,10 @@ int mig_cpus(void);
 int mig_parse_size(const char *s, uint64_t *out);
 /* "1.5 GiB" */
 void mig_format_bytes(uint64_t n, char *buf, size_t len);
+
+/* Bytes from a stream (META, names) as one printable line: printable
+ * ASCII as is, a backslash as \\, every other byte as \xNN. A malloc'd
+ * string (the caller frees it), or NULL when out of memory. */
+char *mig_escape(const void *bytes, size_t len);
 
 #endif

@@ -9,23 +9,34 @@
  * independent (they are sealed and opened on -T threads) and still bound
  * to their place: a changed, dropped, repeated, reordered or moved frame
  * fails to open, and since END too is sealed, a stream cut short cannot be
- * made to look finished. The header carries cipher, key mode, key ids and
- * the passphrase's Argon2id parameters, and is authenticated with a MAC
- * under a key derived from the file key, so a wrong key is reported at the
- * header, before any output.
+ * made to look finished. The header carries cipher, key mode, the
+ * passphrase's Argon2id parameters or the recipients' stanzas, a check
+ * value of the file key and a MAC under a key derived from it, so a wrong
+ * key is reported at the header, before any output. Nothing in it names a
+ * key: the check value is keyed by the stream's random salt, and a
+ * recipient stanza (as age's X25519 stanza) is an ephemeral share and the
+ * wrapped file key, so a stream neither says whom it is for nor links to
+ * other streams under the same key (mig-stream(5)).
  *
- * AES-256-GCM is used where the CPU has AES-NI and PCLMUL: it measured
- * faster than ChaCha20-Poly1305 here (README, bench/encrypt). The frames
+ * AES-256-GCM is the default where the CPU has AES-NI and PCLMUL: it
+ * measured faster than ChaCha20-Poly1305 there (README, bench/encrypt);
+ * elsewhere ChaCha20-Poly1305 is, but OpenSSL seals and opens AES-GCM
+ * without them too (constant-time, slower), so either cipher works on
+ * every CPU. The frames
  * are sealed and opened with OpenSSL's implementations of the two AEADs,
  * which measured 2.4 times as fast as libsodium's on this work (bench/aead:
  * its wide-vector AES-GCM and ChaCha20); the output is the same, byte for
- * byte (tests/vectors). Everything else -- key derivation, Argon2id,
- * X25519, the MAC of the header, locked memory -- is libsodium's.
+ * byte (tests/vectors). HKDF-SHA-256 of the recipient stanzas is
+ * OpenSSL's too; everything else -- key derivation, Argon2id, X25519, the
+ * stanzas' ChaCha20-Poly1305, the MAC of the header, locked memory -- is
+ * libsodium's.
  * Key files are read and written here, for mig-keygen too (encrypt.h).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +74,37 @@ int mig_crypto_init(struct mig_err *e)
 	return 0;
 }
 
+/* ---- Locked memory -------------------------------------------------------- */
+
+/* The first errno of an mlock that failed, and whether -v has said so. */
+static int unlocked_errno;
+static bool unlocked_told;
+
+/* With -v, say once that key memory could not be locked. Failures can
+ * come before -v is parsed (the stream's secrets are allocated first), so
+ * this is asked again at every allocation and at the header. */
+static void tell_unlocked(void)
+{
+	if (unlocked_errno && mig_verbose && !unlocked_told) {
+		unlocked_told = true;
+		mig_warn("cannot lock key memory: %s; keys may reach swap",
+			 strerror(unlocked_errno));
+	}
+}
+
+/* sodium_malloc(), which locks the pages but ignores a failure: locking
+ * them again (the kernel does not count pages twice) tells whether they
+ * are locked, e.g. under RLIMIT_MEMLOCK. The memory is used either way. */
+static void *locked_malloc(size_t n)
+{
+	void *p = sodium_malloc(n);
+
+	if (p && sodium_mlock(p, n) != 0 && !unlocked_errno)
+		unlocked_errno = errno ? errno : ENOMEM;
+	tell_unlocked();
+	return p;
+}
+
 static void key_id(enum mig_key_type t, const uint8_t *bytes,
 		   uint8_t id[MIG_KEY_ID_BYTES])
 {
@@ -90,7 +132,7 @@ int mig_key_make(struct mig_key *k, enum mig_key_type type,
 		memcpy(k->pub, bytes, MIG_KEY_BYTES);
 		key_id(type, k->pub, k->id);
 	} else {
-		if (!(k->secret = sodium_malloc(MIG_KEY_BYTES)))
+		if (!(k->secret = locked_malloc(MIG_KEY_BYTES)))
 			return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		memcpy(k->secret, bytes, MIG_KEY_BYTES);
 		if (type == MIG_KEY_IDENTITY) {
@@ -162,7 +204,7 @@ static int parse_key_text(struct mig_key *k, char *text, const char *path,
 			  enum mig_key_type want, struct mig_err *e)
 {
 	enum mig_key_type type = 0;
-	uint8_t *bin = sodium_malloc(MIG_KEY_BYTES + 1);
+	uint8_t *bin = locked_malloc(MIG_KEY_BYTES + 1);
 	size_t binlen = 0;
 	char *line, *save = NULL, *b64 = NULL;
 	int rc = -1;
@@ -240,7 +282,7 @@ static int check_private(int fd, const char *path, struct mig_err *e)
 int mig_key_load(struct mig_key *k, const char *path, enum mig_key_type want,
 		 struct mig_err *e)
 {
-	char *text = sodium_malloc(MIG_KEY_TEXT_MAX * 4);
+	char *text = locked_malloc(MIG_KEY_TEXT_MAX * 4);
 	int fd, rc = -1;
 
 	if (!text)
@@ -272,12 +314,15 @@ out:
 enum { CIPHER_AES256GCM = 1, CIPHER_CHACHA20POLY1305 = 2 };
 enum { MODE_KEYFILE = 1, MODE_PASSPHRASE = 2, MODE_RECIPIENTS = 3 };
 
-#define PARAMS_VERSION 1
+/* 2: no key ids; a keyed check value; age-style anonymous stanzas */
+#define PARAMS_VERSION 2
 #define SALT_BYTES 32
 #define FIXED_BYTES (4 + SALT_BYTES) /* version, cipher, mode, n, salt */
+#define CHECK_BYTES 16               /* the file key's check value */
 #define MAC_BYTES crypto_auth_BYTES  /* HMAC-SHA-512-256 */
-#define SEALED_BYTES (crypto_box_SEALBYTES + MIG_KEY_BYTES)
-#define STANZA_BYTES (MIG_KEY_ID_BYTES + SEALED_BYTES)
+#define WRAP_TAG_BYTES crypto_aead_chacha20poly1305_ietf_ABYTES
+#define STANZA_BYTES (crypto_scalarmult_BYTES + MIG_KEY_BYTES + WRAP_TAG_BYTES)
+#define STANZA_INFO "mig-encrypt-2 X25519"
 #define PW_BYTES (8 + 8 + crypto_pwhash_SALTBYTES)
 #define MAX_RECIPIENTS 32
 #define MAX_IDENTITIES 16
@@ -309,6 +354,9 @@ struct secrets {
 	uint8_t payload[MIG_KEY_BYTES];
 	uint8_t file[MIG_KEY_BYTES];
 	uint8_t mac[crypto_auth_KEYBYTES];
+	uint8_t eph[crypto_scalarmult_SCALARBYTES]; /* a stanza's */
+	uint8_t shared[crypto_scalarmult_BYTES];
+	uint8_t wrap[MIG_KEY_BYTES];
 	char pass[PASS_MAX + 2];
 	size_t pass_len;
 };
@@ -358,7 +406,7 @@ static void *enc_create(void)
 
 	if (mig_crypto_init(&e) < 0 || !(c = calloc(1, sizeof *c)))
 		return NULL;
-	if (!(c->s = sodium_malloc(sizeof *c->s))) {
+	if (!(c->s = locked_malloc(sizeof *c->s))) {
 		free(c);
 		return NULL;
 	}
@@ -495,11 +543,6 @@ static int enc_set_option(void *st, const struct mig_option *o,
 			return mig_err_set(e, MIG_EXIT_USAGE, "--cipher: '%s' is "
 					   "not aes256gcm or chacha20poly1305",
 					   arg);
-		if (c->cipher_opt == CIPHER_AES256GCM &&
-		    !crypto_aead_aes256gcm_is_available())
-			return mig_err_set(e, MIG_EXIT_USAGE, "--cipher "
-					   "aes256gcm: this CPU lacks AES-NI "
-					   "or PCLMUL");
 	} else if (strcmp(n, "pwhash-cost") == 0) {
 		c->cost = NULL;
 		for (size_t i = 0; i < sizeof costs / sizeof costs[0]; i++)
@@ -515,23 +558,31 @@ static int enc_set_option(void *st, const struct mig_option *o,
 
 /* ---- Keys of the stream ----------------------------------------------------- */
 
-/* MAC and payload keys: BLAKE2b keyed with the file key, over a label and
- * the stream's salt, so that every stream has keys of its own. */
-static void derive(struct enc *c, const uint8_t *salt)
+/* MAC key, payload key and the check value of the file key: BLAKE2b keyed
+ * with the file key, over a label and the stream's salt, so that every
+ * stream has keys of its own and a check value that names the key to
+ * nobody without it and links the stream to no other. */
+static void derive_one(const struct secrets *s, const char *label,
+		       const uint8_t *salt, uint8_t *out, size_t out_len)
 {
-	static const char lmac[] = "mig-encrypt-1 header mac";
-	static const char lpay[] = "mig-encrypt-1 payload";
-	uint8_t msg[sizeof lmac - 1 + SALT_BYTES];
+	uint8_t msg[64 + SALT_BYTES];
+	size_t l = strlen(label);
+
+	memcpy(msg, label, l);
+	memcpy(msg + l, salt, SALT_BYTES);
+	crypto_generichash(out, out_len, msg, l + SALT_BYTES, s->file,
+			   sizeof s->file);
+}
+
+static void derive(struct enc *c, const uint8_t *salt,
+		   uint8_t check[CHECK_BYTES])
+{
 	struct secrets *s = c->s;
 
-	memcpy(msg, lmac, sizeof lmac - 1);
-	memcpy(msg + sizeof lmac - 1, salt, SALT_BYTES);
-	crypto_generichash(s->mac, sizeof s->mac, msg, sizeof lmac - 1 + SALT_BYTES,
-			   s->file, sizeof s->file);
-	memcpy(msg, lpay, sizeof lpay - 1);
-	memcpy(msg + sizeof lpay - 1, salt, SALT_BYTES);
-	crypto_generichash(s->payload, sizeof s->payload, msg,
-			   sizeof lpay - 1 + SALT_BYTES, s->file, sizeof s->file);
+	derive_one(s, "mig-encrypt-1 header mac", salt, s->mac, sizeof s->mac);
+	derive_one(s, "mig-encrypt-1 payload", salt, s->payload,
+		   sizeof s->payload);
+	derive_one(s, "mig-encrypt-2 key check", salt, check, CHECK_BYTES);
 	sodium_memzero(s->file, sizeof s->file);
 }
 
@@ -549,6 +600,115 @@ static int pwhash(struct enc *c, const uint8_t *salt, unsigned long long ops,
 	return 0;
 }
 
+/* ---- Recipient stanzas: age's X25519 stanza -------------------------------- */
+
+static const uint8_t zero_nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
+
+/* The wrap key of a stanza (into s->wrap): HKDF-SHA-256 of the X25519
+ * shared secret in s->shared, salted with the ephemeral share and the
+ * recipient's public key. 0, or -1 if OpenSSL failed. */
+static int wrap_key(struct secrets *s, const uint8_t *share,
+		    const uint8_t *rcpt)
+{
+	uint8_t salt[2 * MIG_KEY_BYTES];
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						 (char *)"SHA256", 0),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, s->shared,
+						  sizeof s->shared),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt,
+						  sizeof salt),
+		OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+						  (char *)STANZA_INFO,
+						  sizeof STANZA_INFO - 1),
+		OSSL_PARAM_construct_end(),
+	};
+	int ok;
+
+	memcpy(salt, share, MIG_KEY_BYTES);
+	memcpy(salt + MIG_KEY_BYTES, rcpt, MIG_KEY_BYTES);
+	ok = kctx && EVP_KDF_derive(kctx, s->wrap, sizeof s->wrap, params) == 1;
+	EVP_KDF_CTX_free(kctx); /* wipes its copy of the secret */
+	EVP_KDF_free(kdf);
+	sodium_memzero(s->shared, sizeof s->shared);
+	return ok ? 0 : -1;
+}
+
+/* A stanza wrapping the file key (s->file) for recipient r: a fresh
+ * ephemeral share, then the file key sealed under the wrap key. */
+static int stanza_seal(struct secrets *s, const struct mig_key *r,
+		       uint8_t *out, struct mig_err *e)
+{
+	int bad;
+
+	randombytes_buf(s->eph, sizeof s->eph);
+	bad = crypto_scalarmult_base(out, s->eph) != 0 ||
+	      crypto_scalarmult(s->shared, s->eph, r->pub) != 0;
+	sodium_memzero(s->eph, sizeof s->eph);
+	if (bad) /* the shared secret would be zero: a low-order point */
+		return mig_err_set(e, MIG_EXIT_USAGE, "recipient key id %s is "
+				   "not a usable X25519 public key", r->id_hex);
+	if (wrap_key(s, out, r->pub) < 0)
+		return mig_err_set(e, MIG_EXIT_SYS, "HKDF failed (OpenSSL)");
+	crypto_aead_chacha20poly1305_ietf_encrypt(out + crypto_scalarmult_BYTES,
+						  NULL, s->file, sizeof s->file,
+						  NULL, 0, NULL, zero_nonce,
+						  s->wrap);
+	sodium_memzero(s->wrap, sizeof s->wrap);
+	return 0;
+}
+
+/* Try identity k on a stanza: 1 and the file key in s->file if it opens,
+ * 0 if not (not for k, or altered: a stanza cannot tell), -1 on error. */
+static int stanza_open(struct secrets *s, const uint8_t *st,
+		       const struct mig_key *k, struct mig_err *e)
+{
+	int opened;
+
+	if (crypto_scalarmult(s->shared, k->secret, st) != 0)
+		return 0; /* a low-order share opens for nobody */
+	if (wrap_key(s, st, k->pub) < 0)
+		return mig_err_set(e, MIG_EXIT_SYS, "HKDF failed (OpenSSL)");
+	opened = crypto_aead_chacha20poly1305_ietf_decrypt(
+			 s->file, NULL, NULL, st + crypto_scalarmult_BYTES,
+			 MIG_KEY_BYTES + WRAP_TAG_BYTES, NULL, 0, zero_nonce,
+			 s->wrap) == 0;
+	sodium_memzero(s->wrap, sizeof s->wrap);
+	return opened;
+}
+
+/* ---- The header, written ------------------------------------------------------ */
+
+/* The key part of mode (at p + *n, *n grows) and the file key. */
+static int key_part_write(struct enc *c, int mode, uint8_t *p, size_t *n,
+			  struct mig_err *e)
+{
+	struct secrets *s = c->s;
+
+	switch (mode) {
+	case MODE_KEYFILE:
+		memcpy(s->file, c->key.secret, MIG_KEY_BYTES);
+		break;
+	case MODE_PASSPHRASE:
+		mig_put_le64(p + *n, c->cost->ops);
+		mig_put_le64(p + *n + 8, c->cost->mem);
+		randombytes_buf(p + *n + 16, crypto_pwhash_SALTBYTES);
+		if (pwhash(c, p + *n + 16, c->cost->ops, c->cost->mem, e) < 0)
+			return -1;
+		*n += PW_BYTES;
+		break;
+	case MODE_RECIPIENTS:
+		randombytes_buf(s->file, sizeof s->file);
+		for (size_t i = 0; i < c->nrcpt; i++, *n += STANZA_BYTES)
+			if (stanza_seal(s, &c->rcpt[i], p + *n, e) < 0)
+				return -1;
+		break;
+	}
+	return 0;
+}
+
 static int enc_encode_init(void *st, uint8_t *p, size_t *len,
 			   struct mig_err *e)
 {
@@ -557,6 +717,7 @@ static int enc_encode_init(void *st, uint8_t *p, size_t *len,
 	size_t n = FIXED_BYTES;
 	int mode, sources = c->have_key + c->have_pass + (c->nrcpt > 0);
 
+	tell_unlocked();
 	if (c->nident)
 		return mig_err_set(e, MIG_EXIT_USAGE, "-i is for decrypting; "
 				   "to encrypt to a key pair give its public "
@@ -568,6 +729,7 @@ static int enc_encode_init(void *st, uint8_t *p, size_t *len,
 	if (sources > 1)
 		return mig_err_set(e, MIG_EXIT_USAGE, "give one kind of key: "
 				   "-k, a passphrase or -r recipients");
+	/* AES-GCM is the faster only with AES-NI; OpenSSL has both anyway */
 	c->cipher = c->cipher_opt ? c->cipher_opt
 		    : crypto_aead_aes256gcm_is_available()
 			    ? CIPHER_AES256GCM
@@ -579,64 +741,36 @@ static int enc_encode_init(void *st, uint8_t *p, size_t *len,
 	p[2] = (uint8_t)mode;
 	p[3] = (uint8_t)c->nrcpt;
 	randombytes_buf(p + 4, SALT_BYTES);
-	switch (mode) {
-	case MODE_KEYFILE:
-		memcpy(p + n, c->key.id, MIG_KEY_ID_BYTES);
-		n += MIG_KEY_ID_BYTES;
-		memcpy(s->file, c->key.secret, MIG_KEY_BYTES);
-		break;
-	case MODE_PASSPHRASE:
-		mig_put_le64(p + n, c->cost->ops);
-		mig_put_le64(p + n + 8, c->cost->mem);
-		randombytes_buf(p + n + 16, crypto_pwhash_SALTBYTES);
-		if (pwhash(c, p + n + 16, c->cost->ops, c->cost->mem, e) < 0)
-			return -1;
-		n += PW_BYTES;
-		break;
-	case MODE_RECIPIENTS:
-		randombytes_buf(s->file, sizeof s->file);
-		for (size_t i = 0; i < c->nrcpt; i++) {
-			memcpy(p + n, c->rcpt[i].id, MIG_KEY_ID_BYTES);
-			if (crypto_box_seal(p + n + MIG_KEY_ID_BYTES, s->file,
-					    MIG_KEY_BYTES, c->rcpt[i].pub) != 0)
-				return mig_err_set(e, MIG_EXIT_SYS,
-						   "crypto_box_seal failed");
-			n += STANZA_BYTES;
-		}
-		break;
-	}
-	derive(c, p + 4);
+	if (key_part_write(c, mode, p, &n, e) < 0)
+		return -1;
+	derive(c, p + 4, p + n);
+	n += CHECK_BYTES;
 	crypto_auth(p + n, p, n, s->mac);
 	sodium_memzero(s->mac, sizeof s->mac);
 	*len = n + MAC_BYTES;
 	return 0;
 }
 
-static void list_ids(const uint8_t *p, size_t n, char *buf, size_t len)
-{
-	size_t at = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < n && at + MIG_KEY_ID_HEX + 2 < len; i++) {
-		char hex[MIG_KEY_ID_HEX];
-		id_hex(p + i * STANZA_BYTES, hex);
-		at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "",
-				       hex);
-	}
-}
+/* ---- The header, read ----------------------------------------------------------- */
 
 /* Check the layout; 0 and the mode part's length, or -1. */
 static int parse_params(const uint8_t *p, size_t len, size_t *mode_len,
 			struct mig_err *e)
 {
-	if (len < FIXED_BYTES + MAC_BYTES || p[0] != PARAMS_VERSION)
+	if (len && p[0] == 1)
+		return mig_err_set(e, MIG_EXIT_DATA, "encrypt parameters "
+				   "version 1 are no longer read (that version "
+				   "named its keys in the header): decrypt the "
+				   "stream with the mig-decrypt that wrote it");
+	if (len < FIXED_BYTES + CHECK_BYTES + MAC_BYTES ||
+	    p[0] != PARAMS_VERSION)
 		return mig_err_set(e, MIG_EXIT_DATA, "unsupported encrypt "
 				   "parameters (version %u, %zu bytes)",
 				   len ? p[0] : 0, len);
 	if (p[1] != CIPHER_AES256GCM && p[1] != CIPHER_CHACHA20POLY1305)
 		return mig_err_set(e, MIG_EXIT_DATA, "unknown cipher %u", p[1]);
 	switch (p[2]) {
-	case MODE_KEYFILE: *mode_len = MIG_KEY_ID_BYTES; break;
+	case MODE_KEYFILE: *mode_len = 0; break;
 	case MODE_PASSPHRASE: *mode_len = PW_BYTES; break;
 	case MODE_RECIPIENTS: *mode_len = (size_t)p[3] * STANZA_BYTES; break;
 	default:
@@ -644,50 +778,62 @@ static int parse_params(const uint8_t *p, size_t len, size_t *mode_len,
 				   p[2]);
 	}
 	if ((p[2] == MODE_RECIPIENTS) != (p[3] > 0) || p[3] > MAX_RECIPIENTS ||
-	    len != FIXED_BYTES + *mode_len + MAC_BYTES)
+	    len != FIXED_BYTES + *mode_len + CHECK_BYTES + MAC_BYTES)
 		return mig_err_set(e, MIG_EXIT_DATA, "malformed encrypt "
 				   "parameters (%zu bytes)", len);
 	return 0;
 }
 
-static int enc_decode_init(void *st, const uint8_t *p, size_t len,
-			   struct mig_err *e)
+/* The key ids of our identities, "a, b", for messages. */
+static void identity_ids(const struct enc *c, char *buf, size_t len)
 {
-	struct enc *c = st;
-	struct secrets *s = c->s;
-	size_t mlen, n = FIXED_BYTES;
-	char ids[MAX_RECIPIENTS * (MIG_KEY_ID_HEX + 2)], hex[MIG_KEY_ID_HEX];
+	size_t at = 0;
 
-	if (parse_params(p, len, &mlen, e) < 0)
-		return -1;
-	if (c->nrcpt)
-		return mig_err_set(e, MIG_EXIT_USAGE, "-r is for encrypting; "
-				   "to decrypt give the secret identity "
-				   "with -i");
-	if (!c->have_key && !c->have_pass && !c->nident)
-		return mig_err_set(e, MIG_EXIT_USAGE, "no key: give -k KEYFILE, "
-				   "--passphrase-file FILE, --passphrase-fd N "
-				   "or -i IDENTITY");
-	c->cipher = p[1];
-	if (c->cipher == CIPHER_AES256GCM && !crypto_aead_aes256gcm_is_available())
-		return mig_err_set(e, MIG_EXIT_SYS, "the stream is encrypted "
-				   "with AES-256-GCM, which libsodium offers "
-				   "only on CPUs with AES-NI and PCLMUL");
+	buf[0] = '\0';
+	for (size_t j = 0; j < c->nident && at < len; j++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s",
+				       j ? ", " : "", c->ident[j].id_hex);
+}
+
+/* Every identity on every stanza: nothing says which is whose. */
+static int open_stanzas(struct enc *c, const uint8_t *p, unsigned nst,
+			struct mig_err *e)
+{
+	char mine[MAX_IDENTITIES * (MIG_KEY_ID_HEX + 2)];
+
+	if (!c->nident)
+		return mig_err_set(e, MIG_EXIT_DATA, "the stream is encrypted "
+				   "to %u recipient%s: give -i IDENTITY", nst,
+				   nst > 1 ? "s" : "");
+	for (size_t i = 0; i < nst; i++)
+		for (size_t j = 0; j < c->nident; j++) {
+			int r = stanza_open(c->s, p + i * STANZA_BYTES,
+					    &c->ident[j], e);
+			if (r != 0)
+				return r < 0 ? -1 : 0;
+		}
+	identity_ids(c, mine, sizeof mine);
+	return mig_err_set(e, MIG_EXIT_DATA, "wrong identity: the stream is "
+			   "encrypted to %u recipient%s, none of them %s "
+			   "(key id%s %s)", nst, nst > 1 ? "s" : "",
+			   c->nident > 1 ? "these identities" : "this identity",
+			   c->nident > 1 ? "s" : "", mine);
+}
+
+/* The file key (into s->file) from the key part of mode p[2] at m. */
+static int key_part_read(struct enc *c, const uint8_t *p, const uint8_t *m,
+			 struct mig_err *e)
+{
 	switch (p[2]) {
 	case MODE_KEYFILE:
-		id_hex(p + n, hex);
 		if (!c->have_key)
 			return mig_err_set(e, MIG_EXIT_DATA, "the stream is "
-					   "encrypted with a key file (key id "
-					   "%s): give -k KEYFILE", hex);
-		if (sodium_memcmp(p + n, c->key.id, MIG_KEY_ID_BYTES) != 0)
-			return mig_err_set(e, MIG_EXIT_DATA, "wrong key: the "
-					   "stream was encrypted for key id %s, "
-					   "this key is %s", hex, c->key.id_hex);
-		memcpy(s->file, c->key.secret, MIG_KEY_BYTES);
-		break;
+					   "encrypted with a key file: give "
+					   "-k KEYFILE");
+		memcpy(c->s->file, c->key.secret, MIG_KEY_BYTES);
+		return 0;
 	case MODE_PASSPHRASE: {
-		uint64_t ops = mig_get_le64(p + n), mem = mig_get_le64(p + n + 8);
+		uint64_t ops = mig_get_le64(m), mem = mig_get_le64(m + 8);
 		if (!c->have_pass)
 			return mig_err_set(e, MIG_EXIT_DATA, "the stream is "
 					   "encrypted with a passphrase: give "
@@ -701,64 +847,59 @@ static int enc_decode_init(void *st, const uint8_t *p, size_t len,
 					   "program's limits",
 					   (unsigned long long)ops,
 					   (unsigned long long)mem);
-		if (pwhash(c, p + n + 16, ops, (size_t)mem, e) < 0)
-			return -1;
-		break;
+		return pwhash(c, m + 16, ops, (size_t)mem, e);
 	}
-	case MODE_RECIPIENTS: {
-		bool opened = false;
-		list_ids(p + n, p[3], ids, sizeof ids);
-		if (!c->nident)
-			return mig_err_set(e, MIG_EXIT_DATA, "the stream is "
-					   "encrypted to recipients (key ids "
-					   "%s): give -i IDENTITY", ids);
-		for (size_t i = 0; i < p[3] && !opened; i++) {
-			const uint8_t *sz = p + n + i * STANZA_BYTES;
-			for (size_t j = 0; j < c->nident && !opened; j++) {
-				if (sodium_memcmp(sz, c->ident[j].id,
-						  MIG_KEY_ID_BYTES) != 0)
-					continue;
-				if (crypto_box_seal_open(s->file,
-							 sz + MIG_KEY_ID_BYTES,
-							 SEALED_BYTES,
-							 c->ident[j].pub,
-							 c->ident[j].secret) != 0)
-					return mig_err_set(e, MIG_EXIT_DATA,
-							   "header authentication "
-							   "failed: the file key "
-							   "sealed to key id %s "
-							   "does not open: the "
-							   "header was altered",
-							   c->ident[j].id_hex);
-				opened = true;
-			}
-		}
-		if (!opened) {
-			char mine[MAX_IDENTITIES * (MIG_KEY_ID_HEX + 2)] = "";
-			size_t at = 0;
-			for (size_t j = 0; j < c->nident; j++)
-				at += (size_t)snprintf(mine + at, sizeof mine - at,
-						       "%s%s", j ? ", " : "",
-						       c->ident[j].id_hex);
-			return mig_err_set(e, MIG_EXIT_DATA, "wrong identity: "
-					   "the stream was encrypted for key "
-					   "id%s %s, this identity is %s",
-					   p[3] > 1 ? "s" : "", ids, mine);
-		}
-		break;
+	default:
+		return open_stanzas(c, m, p[3], e);
 	}
+}
+
+static int enc_decode_init(void *st, const uint8_t *p, size_t len,
+			   struct mig_err *e)
+{
+	struct enc *c = st;
+	struct secrets *s = c->s;
+	size_t mlen, n;
+	uint8_t check[CHECK_BYTES];
+
+	tell_unlocked();
+	if (parse_params(p, len, &mlen, e) < 0)
+		return -1;
+	if (c->nrcpt)
+		return mig_err_set(e, MIG_EXIT_USAGE, "-r is for encrypting; "
+				   "to decrypt give the secret identity "
+				   "with -i");
+	if (!c->have_key && !c->have_pass && !c->nident)
+		return mig_err_set(e, MIG_EXIT_USAGE, "no key: give -k KEYFILE, "
+				   "--passphrase-file FILE, --passphrase-fd N "
+				   "or -i IDENTITY");
+	c->cipher = p[1];
+	if (key_part_read(c, p, p + FIXED_BYTES, e) < 0)
+		return -1;
+	derive(c, p + 4, check);
+	n = FIXED_BYTES + mlen;
+	if (sodium_memcmp(check, p + n, CHECK_BYTES) != 0) {
+		sodium_memzero(s->mac, sizeof s->mac);
+		if (p[2] == MODE_KEYFILE)
+			return mig_err_set(e, MIG_EXIT_DATA, "wrong key: the "
+					   "stream was not encrypted with this "
+					   "key (key id %s), or its header was "
+					   "altered", c->key.id_hex);
+		/* a stanza opened: the key is right, the header is not */
+		return mig_err_set(e, MIG_EXIT_DATA, "%s",
+				   p[2] == MODE_PASSPHRASE
+					   ? "wrong passphrase: the stream was "
+					     "not encrypted with it, or its "
+					     "header was altered"
+					   : "header authentication failed: "
+					     "the header was altered");
 	}
-	derive(c, p + 4);
-	n += mlen;
+	n += CHECK_BYTES;
 	int bad = crypto_auth_verify(p + n, p, n, s->mac);
 	sodium_memzero(s->mac, sizeof s->mac);
 	if (bad)
-		return mig_err_set(e, MIG_EXIT_DATA, "%s",
-				   p[2] == MODE_PASSPHRASE
-					   ? "wrong passphrase: the header does "
-					     "not authenticate with it"
-					   : "header authentication failed: "
-					     "the header was altered");
+		return mig_err_set(e, MIG_EXIT_DATA, "header authentication "
+				   "failed: the header was altered");
 	return 0;
 }
 
@@ -773,7 +914,7 @@ static void *enc_frame_ctx_create(void *st, struct mig_err *e)
 		return NULL;
 	}
 	x->st = st;
-	if (!(x->k = sodium_malloc(sizeof *x->k)) ||
+	if (!(x->k = locked_malloc(sizeof *x->k)) ||
 	    !(x->evp = EVP_CIPHER_CTX_new())) {
 		sodium_free(x->k);
 		free(x);
@@ -922,7 +1063,6 @@ static void enc_describe(const uint8_t *p, size_t len, char *buf, size_t buflen)
 {
 	struct mig_err e;
 	size_t mlen;
-	char ids[MAX_RECIPIENTS * (MIG_KEY_ID_HEX + 2)], hex[MIG_KEY_ID_HEX];
 
 	if (parse_params(p, len, &mlen, &e) < 0) {
 		snprintf(buf, buflen, "unknown");
@@ -931,9 +1071,7 @@ static void enc_describe(const uint8_t *p, size_t len, char *buf, size_t buflen)
 	const uint8_t *m = p + FIXED_BYTES;
 	switch (p[2]) {
 	case MODE_KEYFILE:
-		id_hex(m, hex);
-		snprintf(buf, buflen, "cipher=%s key=keyfile id=%s",
-			 cipher_name(p[1]), hex);
+		snprintf(buf, buflen, "cipher=%s key=keyfile", cipher_name(p[1]));
 		break;
 	case MODE_PASSPHRASE:
 		snprintf(buf, buflen, "cipher=%s key=passphrase kdf=argon2id "
@@ -941,10 +1079,9 @@ static void enc_describe(const uint8_t *p, size_t len, char *buf, size_t buflen)
 			 (unsigned long long)mig_get_le64(m),
 			 (unsigned long long)(mig_get_le64(m + 8) >> 20));
 		break;
-	default:
-		list_ids(m, p[3], ids, sizeof ids);
-		snprintf(buf, buflen, "cipher=%s key=recipients ids=%s",
-			 cipher_name(p[1]), ids);
+	default: /* how many, never whom */
+		snprintf(buf, buflen, "cipher=%s key=recipients n=%u",
+			 cipher_name(p[1]), p[3]);
 	}
 }
 

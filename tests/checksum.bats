@@ -227,8 +227,8 @@ setup() {
 	run -0 --separate-stderr bash -c 'mig-checksum -d -v < ck > /dev/null'
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line --index 0 --regexp "^mig-checksum: checksum layer \(hash=xxh3\): [0-9]+ frames, "
-	assert_line --index 1 "mig-checksum: META vm.name=web-1"
-	assert_line --index 2 "mig-checksum: META cmdline=qemu -m 64M"
+	assert_line --index 1 "mig-checksum: checksum META (not authenticated) vm.name=web-1"
+	assert_line --index 2 "mig-checksum: checksum META (not authenticated) cmdline=qemu -m 64M"
 }
 
 @test "a changed frame flags byte is refused by mig-checksum -d, mig-info and mig-tee, on every kind of frame" {

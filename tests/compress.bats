@@ -275,7 +275,7 @@ Try 'mig-decrypt --help'."
 	run -0 --separate-stderr bash -c 'mig-decompress -v < z > /dev/null'
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line --index 0 --regexp "^mig-decompress: compress layer \(codec=zlib level=3 frame-size=1M\): [0-9]+ frames, "
-	assert_line --index 1 "mig-decompress: META vm.name=web-1"
+	assert_line --index 1 "mig-decompress: compress META (not authenticated) vm.name=web-1"
 	run -0 mig-info z
 	assert_line --index 1 "layer 1: compress (codec=zlib level=3 frame-size=1M)"
 }

@@ -22,8 +22,8 @@ teardown() {
 	vm_cleanup_all
 }
 
-# A key-file layer: header of 12 + 76 + 8 bytes, frames of 8 + 1 MiB + 16.
-HDR=96
+# A key-file layer: header of 12 + 84 + 8 bytes, frames of 8 + 1 MiB + 16.
+HDR=104
 frame_offset() { echo $((HDR + $1 * (8 + 1048576 + 16))); }
 size_of() { stat -c %s "$1"; }
 key_id() { sed -n 's/^# migkit .*, key id \([0-9a-f]*\)$/\1/p' "$1"; }
@@ -103,12 +103,14 @@ fix_header_check() {
 	mig-encrypt -d -k k < e | cmp - <(printf 'hello')
 }
 
-@test "the layer starts with the mig magic, version 1, kind 3; -v describes it" {
+@test "the layer starts with the mig magic, version 1, kind 3, parameters version 2; -v describes it" {
 	printf 'x' | mig-encrypt -k k > e
 	run -0 od -An -tx1 -N6 e
 	assert_output " 89 4d 49 47 01 03"
+	run -0 od -An -tx1 -j8 -N5 e
+	assert_output " 54 00 00 00 02"
 	run -0 --separate-stderr bash -c 'mig-decrypt -v -k k < e > /dev/null'
-	output=$stderr assert_output --regexp "^mig-decrypt: encrypt layer \(cipher=(aes256gcm|chacha20poly1305) key=keyfile id=$(key_id k)\): 1 frames, "
+	output=$stderr assert_output --regexp "^mig-decrypt: encrypt layer \(cipher=(aes256gcm|chacha20poly1305) key=keyfile\): 1 frames, "
 	run -5 mig-info e
 	assert_line --index 1 "layer 1: encrypt, cannot be opened here ($(size_of e) bytes)"
 }
@@ -179,25 +181,53 @@ fix_header_check() {
 	run ! grep -q pc-q35 e1
 }
 
-@test "the test vectors, sealed by the libsodium-only build, open to their exact bytes" {
+@test "the test vectors open to their exact bytes (test-channel opens them by mig-stream(5) with libsodium)" {
 	# tests/vectors/encrypt-hello-*.mig: printf 'hello, sealed frames\n' |
-	# mig-encrypt -k encrypt.key --cipher C --meta vm=demo --frame-size 8
+	# mig-encrypt -k encrypt.key --cipher C --meta vm=demo --frame-size 8;
+	# -recipient: -r (encrypt.identity's .pub) --cipher chacha20poly1305
 	install -m 600 "$REPO/tests/vectors/encrypt.key" key
-	for c in aes256gcm chacha20poly1305; do
-		run -0 mig-decrypt -k key "$REPO/tests/vectors/encrypt-hello-$c.mig"
+	install -m 600 "$REPO/tests/vectors/encrypt.identity" id
+	for c in aes256gcm chacha20poly1305 recipient; do
+		opt=(-k key); [ "$c" != recipient ] || opt=(-i id)
+		run -0 mig-decrypt "${opt[@]}" "$REPO/tests/vectors/encrypt-hello-$c.mig"
 		assert_output "hello, sealed frames"
-		run -0 --separate-stderr mig-decrypt -v -k key "$REPO/tests/vectors/encrypt-hello-$c.mig"
-		output=$stderr assert_output --partial "$c"
+		run -0 --separate-stderr mig-decrypt -v "${opt[@]}" "$REPO/tests/vectors/encrypt-hello-$c.mig"
+		output=$stderr lines=("${stderr_lines[@]}")
+		assert_line --index 1 "mig-decrypt: encrypt META (authenticated) vm=demo"
 	done
+	output=$stderr assert_line --index 0 "mig-decrypt: encrypt layer (cipher=chacha20poly1305 key=recipients n=1): 4 frames, 21 B inner, 348 B encoded"
+}
+
+@test "a stream of encrypt parameters version 1 (which named its keys) is refused, saying so, before any output" {
+	install -m 600 "$REPO/tests/vectors/encrypt.key" key
+	cp "$REPO/tests/vectors/encrypt-v1-hello-chacha20poly1305.mig" v1
+	run -1 --separate-stderr bash -c 'mig-decrypt -k key v1 > out'
+	output=$stderr assert_output "mig-decrypt: v1: layer header: encrypt parameters version 1 are no longer read (that version named its keys in the header): decrypt the stream with the mig-decrypt that wrote it"
+	[ ! -s out ]
 }
 
 @test "both ciphers round-trip; the decoder reads the cipher from the header" {
 	mig-encrypt -k k --cipher chacha20poly1305 < "$STREAM" > ec
 	run -0 --separate-stderr bash -c 'mig-decrypt -v -k k < ec | cmp - "$STREAM"'
 	output=$stderr assert_output --partial "(cipher=chacha20poly1305 key=keyfile"
-	if mig-encrypt -k k --cipher aes256gcm < "$STREAM" > ea; then
-		mig-decrypt -k k < ea | cmp - "$STREAM"
-	fi
+	mig-encrypt -k k --cipher aes256gcm < "$STREAM" > ea
+	run -0 --separate-stderr bash -c 'mig-decrypt -v -k k < ea | cmp - "$STREAM"'
+	output=$stderr assert_output --partial "(cipher=aes256gcm key=keyfile"
+}
+
+@test "AES-256-GCM without AES-NI and PCLMUL: OpenSSL's software AES seals and opens it" {
+	# OPENSSL_ia32cap masks the CPU's AES-NI (bit 57) and PCLMULQDQ (bit
+	# 33) from OpenSSL, which then uses its constant-time software AES-GCM.
+	# libsodium's detection, which chooses the default cipher, cannot be
+	# masked: so this shows that both ways work without the instructions,
+	# and that nothing refuses them (the refusal was removed from the code).
+	export OPENSSL_ia32cap='~0x200000200000000'
+	head -c 3000000 "$STREAM" > s
+	mig-encrypt -k k --cipher aes256gcm < s > ea
+	OPENSSL_ia32cap= mig-decrypt -k k < ea | cmp - s
+	unset OPENSSL_ia32cap
+	mig-encrypt -k k --cipher aes256gcm < s > eb
+	OPENSSL_ia32cap='~0x200000200000000' mig-decrypt -k k < eb | cmp - s
 }
 
 @test "a passphrase from a file and from a descriptor round-trips" {
@@ -225,7 +255,50 @@ fix_header_check() {
 	mig-keygen -q --pair d
 	mig-decrypt -i d -i b < e3 | cmp - "$STREAM"
 	run -0 --separate-stderr bash -c 'mig-decrypt -v -i a < e3 > /dev/null'
-	output=$stderr assert_output --partial "key=recipients ids=$(key_id a), $(key_id b), $(key_id c))"
+	output=$stderr assert_output --partial "(cipher=aes256gcm key=recipients n=3): "
+}
+
+# The bytes of FILE (or stdin) as one line of hex, for searching.
+hex_of() { od -An -tx1 -v "$@" | tr -d ' \n'; }
+# The 32 bytes of the key line of a key file, as hex.
+key_hex() { sed -n 's/^mig-[a-z]*-1://p' "$1" | base64 -d | hex_of; }
+# The parameters of a layer's header, as hex.
+params_hex() { local p; p=$(od -An -tu4 -j8 -N4 "$1" | tr -d ' '); tail -c +13 "$1" | head -c "$p" | hex_of; }
+
+@test "the header names nobody: no key id, no public key, nothing shared by two streams" {
+	mig-keygen -q --pair a; mig-keygen -q --pair b
+	mig-encrypt -r a.pub -r b.pub < /dev/null > r1
+	mig-encrypt -r a.pub -r b.pub < /dev/null > r2
+	mig-encrypt -k k < /dev/null > k1
+	mig-encrypt -k k < /dev/null > k2
+	for f in r1 r2 k1 k2; do
+		for who in a b k; do
+			run ! grep -q "$(key_id "$who")" <(hex_of "$f")
+		done
+		for who in a.pub b.pub; do
+			run ! grep -q "$(key_hex "$who")" <(hex_of "$f")
+		done
+	done
+	# two streams for the same recipients, or under the same key: after
+	# version, cipher, mode and count, no 4-byte run of one is in the other
+	for pair in "r1 r2" "k1 k2"; do
+		set -- $pair
+		one=$(params_hex "$1") two=$(params_hex "$2")
+		[ "${one:0:8}" = "${two:0:8}" ]
+		for ((i = 8; i < ${#one}; i += 8)); do
+			[[ "$two" != *"${one:$i:8}"* ]] || { echo "shared at $i: ${one:$i:8}"; false; }
+		done
+	done
+	[ "${#one}" -eq $((84 * 2)) ]
+	[ "$(params_hex r1 | wc -c)" -eq $(((84 + 2 * 80) * 2)) ]
+}
+
+@test "a recipient key that is a low-order point is refused" {
+	printf '# migkit recipient (public key), key id x\nmig-recipient-1:%s\n' \
+		"$(head -c 32 /dev/zero | base64)" > zero.pub
+	run -2 --separate-stderr bash -c 'mig-encrypt -r zero.pub < /dev/null > e'
+	output=$stderr assert_output --regexp "^mig-encrypt: stdin: recipient key id [0-9a-f]{16} is not a usable X25519 public key$"
+	[ ! -s e ]
 }
 
 @test "empty input, META and small frames round-trip; META is encrypted" {
@@ -236,16 +309,68 @@ fix_header_check() {
 	run ! grep -q secret-vm-name e
 	run -0 --separate-stderr bash -c 'mig-decrypt -v -k k < e | cmp - "$STREAM"'
 	output=$stderr lines=("${stderr_lines[@]}")
-	assert_line --index 1 "mig-decrypt: META vm.name=secret-vm-name"
+	assert_line --index 1 "mig-decrypt: encrypt META (authenticated) vm.name=secret-vm-name"
+}
+
+@test "-v: META from envelopes outside the layer is marked unauthenticated and escaped, apart from the layer's own" {
+	printf 'hi' | mig-encrypt -k k --meta vm=real > e
+	mig-envelope --meta "vm=$(printf 'forged\e[2J\nmig-decrypt: encrypt META (authenticated) vm=evil\\')" < e > env
+	run -0 --separate-stderr bash -c 'mig-decrypt -v -k k < env'
+	assert_output "hi"
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_equal "${#lines[@]}" 4
+	assert_line --index 0 --regexp "^mig-decrypt: envelope layer \(hash=xxh3\): 2 frames, "
+	assert_line --index 1 'mig-decrypt: envelope META (not authenticated) vm=forged\x1b[2J\x0amig-decrypt: encrypt META (authenticated) vm=evil\\'
+	assert_line --index 2 --regexp "^mig-decrypt: encrypt layer \(cipher=[a-z0-9]+ key=keyfile\): 2 frames, "
+	assert_line --index 3 "mig-decrypt: encrypt META (authenticated) vm=real"
+}
+
+# ---- locked memory -----------------------------------------------------------------
+
+# Run a command as an unprivileged user (root's CAP_IPC_LOCK ignores the
+# lock limit), with RLIMIT_MEMLOCK at LIMIT (bytes, or "keep").
+unprivileged() {
+	local limit=$1; shift
+	[ "$limit" = keep ] || set -- prlimit --memlock="$limit" "$@"
+	if [ "$(id -u)" -eq 0 ]; then
+		setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+	else
+		"$@"
+	fi
+}
+
+@test "-v says once that key memory cannot be locked (RLIMIT_MEMLOCK 0, unprivileged); without -v nothing" {
+	# AddressSanitizer intercepts mlock() as a no-op that succeeds, so in a
+	# SANITIZE=1 build no lock can fail; the plain build runs this test.
+	if ldd "$(command -v mig-encrypt)" | grep -q libasan; then
+		skip "AddressSanitizer makes mlock() succeed without locking"
+	fi
+	local msg="cannot lock key memory: Operation not permitted; keys may reach swap"
+	printf 'pass phrase\n' > pw
+	head -c 5000000 "$STREAM" > s
+	enc() { unprivileged "$1" mig-encrypt "${@:2}" -T 4 --passphrase-fd 3 --pwhash-cost interactive 3< pw < s; }
+	enc 0 -v > e 2> err
+	run -0 grep -c "^mig-encrypt: $msg\$" err
+	assert_output 1
+	run -0 wc -l < err	# and the usual -v line
+	assert_output 2
+	enc 0 > e 2> err
+	[ ! -s err ]
+	unprivileged 0 mig-decrypt -v -T 4 --passphrase-fd 3 3< pw < e 2> err | cmp - s
+	run -0 grep -c "^mig-decrypt: $msg\$" err
+	assert_output 1
+	# under the system's own limit (here $(ulimit -l) KiB) the keys fit
+	enc keep -v > e 2> err
+	run ! grep -q "cannot lock" err
 }
 
 # ---- wrong keys: refused at the header, nothing written ------------------------
 
-@test "a wrong key is named by its key id, before any output" {
+@test "a wrong key is named as such before any output, by the check value (no key id in the stream)" {
 	mig-encrypt -k k < "$STREAM" > e
 	mig-keygen -q -o other
 	run -1 --separate-stderr bash -c 'mig-decrypt -k other < e > out'
-	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong key: the stream was encrypted for key id $(key_id k), this key is $(key_id other)"
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong key: the stream was not encrypted with this key (key id $(key_id other)), or its header was altered"
 	[ ! -s out ]
 }
 
@@ -253,15 +378,19 @@ fix_header_check() {
 	echo right > pw; echo wrong > pw2; chmod 600 pw pw2
 	mig-encrypt --passphrase-file pw --pwhash-cost interactive < "$STREAM" > e
 	run -1 --separate-stderr bash -c 'mig-decrypt --passphrase-file pw2 < e > out'
-	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong passphrase: the header does not authenticate with it"
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong passphrase: the stream was not encrypted with it, or its header was altered"
 	[ ! -s out ]
 }
 
-@test "a wrong identity is refused, naming the stream's key ids and its own" {
-	mig-keygen -q --pair a; mig-keygen -q --pair b; mig-keygen -q --pair x
+@test "a wrong identity is refused, naming its own key ids only (the stream names none)" {
+	mig-keygen -q --pair a; mig-keygen -q --pair b; mig-keygen -q --pair x; mig-keygen -q --pair y
 	mig-encrypt -r a.pub -r b.pub < "$STREAM" > e
 	run -1 --separate-stderr bash -c 'mig-decrypt -i x < e > out'
-	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong identity: the stream was encrypted for key ids $(key_id a), $(key_id b), this identity is $(key_id x)"
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong identity: the stream is encrypted to 2 recipients, none of them this identity (key id $(key_id x))"
+	[ ! -s out ]
+	mig-encrypt -r a.pub < /dev/null > e1
+	run -1 --separate-stderr bash -c 'mig-decrypt -i x -i y < e1 > out'
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong identity: the stream is encrypted to 1 recipient, none of them these identities (key ids $(key_id x), $(key_id y))"
 	[ ! -s out ]
 }
 
@@ -269,10 +398,10 @@ fix_header_check() {
 	mig-keygen -q --pair a
 	mig-encrypt -r a.pub < /dev/null > er
 	run -1 --separate-stderr bash -c 'mig-decrypt -k k < er > out'
-	output=$stderr assert_output "mig-decrypt: stdin: layer header: the stream is encrypted to recipients (key ids $(key_id a)): give -i IDENTITY"
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: the stream is encrypted to 1 recipient: give -i IDENTITY"
 	mig-encrypt -k k < /dev/null > ek
 	run -1 --separate-stderr bash -c 'mig-decrypt -i a < ek > out'
-	output=$stderr assert_output "mig-decrypt: stdin: layer header: the stream is encrypted with a key file (key id $(key_id k)): give -k KEYFILE"
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: the stream is encrypted with a key file: give -k KEYFILE"
 	[ ! -s out ]
 }
 
@@ -292,8 +421,23 @@ fix_header_check() {
 	done
 	cp e e2; flip_byte e2 30; fix_header_check e2	# the stream salt
 	run -1 --separate-stderr bash -c 'mig-decrypt -k k < e2 > out'
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong key: the stream was not encrypted with this key (key id $(key_id k)), or its header was altered"
+	[ ! -s out ]
+	cp e e2; flip_byte e2 70; fix_header_check e2	# the MAC
+	run -1 --separate-stderr bash -c 'mig-decrypt -k k < e2 > out'
 	output=$stderr assert_output "mig-decrypt: stdin: layer header: header authentication failed: the header was altered"
 	[ ! -s out ]
+	# to recipients: a stanza that opens, the check value or MAC altered
+	mig-keygen -q --pair a
+	mig-encrypt -r a.pub < /dev/null > r
+	for at in $((12 + 36 + 80 + 3)) $((12 + 36 + 80 + 16 + 9)); do
+		cp r r2; flip_byte r2 "$at"; fix_header_check r2
+		run -1 --separate-stderr bash -c 'mig-decrypt -i a < r2 > out'
+		output=$stderr assert_output "mig-decrypt: stdin: layer header: header authentication failed: the header was altered"
+	done
+	cp r r2; flip_byte r2 $((12 + 36 + 40)); fix_header_check r2	# the stanza
+	run -1 --separate-stderr bash -c 'mig-decrypt -i a < r2 > out'
+	output=$stderr assert_output "mig-decrypt: stdin: layer header: wrong identity: the stream is encrypted to 1 recipient, none of them this identity (key id $(key_id a))"
 	cp e e2; flip_byte e2 13; fix_header_check e2	# the cipher
 	run -1 --separate-stderr bash -c 'mig-decrypt -k k < e2 > out'
 	output=$stderr assert_output "mig-decrypt: stdin: layer header: unknown cipher 65"

@@ -28,8 +28,8 @@ setup() {
 	cmp out "$STREAM"
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line --index 0 --regexp "^mig-checksum: envelope layer \(hash=xxh3\): [0-9]+ frames"
-	assert_line --index 1 "mig-checksum: META b=2"
-	assert_line --index 3 "mig-checksum: META a=1"
+	assert_line --index 1 "mig-checksum: envelope META (not authenticated) b=2"
+	assert_line --index 3 "mig-checksum: envelope META (not authenticated) a=1"
 	assert_line --index 4 --regexp "^mig-checksum: checksum layer "
 }
 

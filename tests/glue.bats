@@ -94,8 +94,8 @@ teardown() {
 	mig-keygen -q --sign-pair src.sign
 	run -0 --separate-stderr mig-qemu checkpoint --send-config --sign src.sign --timeout 60 "$VM_DIR/src.mq" mig-checksum ckpt
 	run -0 mig-info --signer src.sign.pub ckpt
-	assert_line --regexp '^  meta qemu.argv=\["qemu-system-x86_64",'
-	assert_line "  meta qemu.status=prelaunch"
+	assert_line --regexp '^  meta \(signed\) qemu.argv=\["qemu-system-x86_64",'
+	assert_line "  meta (signed) qemu.status=prelaunch"
 	assert_line --regexp '^  signature: good, signer [0-9a-f]{16} trusted \(--signer\)$'
 	# the command line it would run
 	run -0 bash -c 'mig-checksum -d < ckpt | mig-recv -n --from-stream --signer src.sign.pub -- -name copy'
@@ -204,7 +204,7 @@ kill_stage_case() {
 @test "seal: END only for a complete QEMU stream" {
 	mig-qemu seal --meta vm=x < "$STREAM" > sealed
 	run -0 mig-info sealed
-	assert_line "  meta vm=x"
+	assert_line "  meta (not authenticated) vm=x"
 	head -c 3000000 "$STREAM" > cut
 	run -1 --separate-stderr bash -c 'mig-qemu seal < cut > sealed-cut'
 	output=$stderr assert_output --regexp "^mig-qemu: seal: QEMU stream: truncated: .*; no END written"

@@ -33,7 +33,7 @@ setup() {
 	run -0 mig-info ck2
 	assert_line --index 1 "layer 1: checksum (hash=xxh3)"
 	assert_line --index 3 "layer 2: checksum (hash=xxh3)"
-	assert_line --index 4 "  meta vm=demo"
+	assert_line --index 4 "  meta (not authenticated) vm=demo"
 	assert_line --index 6 "QEMU migration stream, version 3"
 }
 
@@ -41,9 +41,28 @@ setup() {
 	run -0 mig-info < "$REPO/tests/vectors/checksum-hello.mig"
 	assert_output "stdin: 130 bytes
 layer 1: checksum (hash=xxh3)
-  meta vm=demo
+  meta (not authenticated) vm=demo
   frames 3 (2 data), inner 6 B, encoded 130 B, ratio 21.667
 inner data: 6 bytes, not a QEMU stream"
+}
+
+@test "META is shown escaped and marked not authenticated: ESC [ 2 J and a newline stay on one line" {
+	printf 'x' | mig-checksum --meta "vm=$(printf 'a\e[2J\nlayer 9: forged \\ \xff')" > m
+	run -0 mig-info m
+	assert_output 'm: 130 bytes
+layer 1: checksum (hash=xxh3)
+  meta (not authenticated) vm=a\x1b[2J\x0alayer 9: forged \\ \xff
+  frames 2 (1 data), inner 1 B, encoded 130 B, ratio 130.000
+inner data: 1 bytes, not a QEMU stream'
+	# JSON: jansson escapes control characters; bytes that are not UTF-8
+	# come escaped as in the text, rather than the value being dropped
+	run -0 mig-info --json m
+	[ "$(jq -r '.layers[0].meta.vm' <<<"$output")" = 'a\x1b[2J\x0alayer 9: forged \\ \xff' ]
+	[ "$(jq -r '.layers[0].meta_authenticated' <<<"$output")" = false ]
+	printf 'x' | mig-checksum --meta "vm=$(printf 'a\e[2J\nb')" > u
+	run -0 mig-info --json u
+	assert_output --partial '"vm": "a\u001B[2J\nb"'
+	[ "$(jq -r '.layers[0].meta.vm' <<<"$output")" = "$(printf 'a\e[2J\nb')" ]
 }
 
 @test "--json for scripts" {

@@ -90,8 +90,8 @@ wait_for_temporary() {
 	mig-checksum -d < ckpt | cmp - "$STREAM"
 	run -0 mig-info ckpt
 	assert_line --index 1 "layer 1: envelope (hash=xxh3)"
-	assert_line --index 2 "  meta vm=web-1"
-	assert_line --index 3 "  meta cmdline=qemu -m 64M"
+	assert_line --index 2 "  meta (not authenticated) vm=web-1"
+	assert_line --index 3 "  meta (not authenticated) cmdline=qemu -m 64M"
 	assert_line --index 5 "layer 2: checksum (hash=xxh3)"
 }
 

@@ -178,13 +178,26 @@ static const char *human(uint64_t n, char *buf)
 
 /* A signed envelope's signer: whether it is one the user trusts is only
  * known with --signer; a signature that failed is in.err instead. */
-static bool signature(const struct layer *l,
-		      struct mig_seal_sig *sig)
+static bool signature(const struct layer *l, struct mig_seal_sig *sig)
 {
 	if (l->kind != MIG_KIND_ENVELOPE)
 		return false;
 	mig_envelope_signature(l->st, sig);
 	return sig->is_signed;
+}
+
+/* META as its writer put it, escaped (mig_escape), and labelled. */
+static void print_meta(const struct layer *l)
+{
+	const char *label = mig_meta_label(l->f, l->st);
+
+	for (size_t m = 0; m < mig_layer_meta_count(l->src); m++) {
+		const struct mig_meta *mm = mig_layer_meta(l->src, m);
+		char *v = mig_escape(mm->value, mm->value_len);
+		printf("  meta (%s) %s=%s\n", label, mm->key,
+		       v ? v : "(out of memory)");
+		free(v);
+	}
 }
 
 static void print_text(struct info *in)
@@ -210,9 +223,7 @@ static void print_text(struct info *in)
 			       sig.trusted ? "trusted (--signer)"
 					   : "not checked against a trusted key "
 					     "(give --signer)");
-		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
-			printf("  meta %s=%s\n", mig_layer_meta(l->src, m)->key,
-			       mig_layer_meta(l->src, m)->value);
+		print_meta(l);
 		printf("  frames %llu (%llu data), inner %s, encoded %s",
 		       (unsigned long long)t.frames,
 		       (unsigned long long)t.data_frames, human(t.bytes, b1),
@@ -309,6 +320,21 @@ static json_t *qemu_json(const struct qs_info *q)
 			 "devices", devices);
 }
 
+/* A META value as a JSON string: jansson escapes control characters, but
+ * takes only UTF-8; other bytes are given escaped as in the text output,
+ * rather than the value dropped. */
+static json_t *meta_json(const struct mig_meta *m)
+{
+	json_t *j = json_stringn(m->value, m->value_len);
+	char *v;
+
+	if (j || !(v = mig_escape(m->value, m->value_len)))
+		return j;
+	j = json_string(v);
+	free(v);
+	return j;
+}
+
 static void print_json(struct info *in)
 {
 	static const char *inner_names[] = { "empty", "qemu", "layer", "unknown" };
@@ -327,18 +353,20 @@ static void print_json(struct info *in)
 		mig_layer_totals(l->src, &t);
 		for (size_t m = 0; m < mig_layer_meta_count(l->src); m++)
 			json_object_set_new(meta, mig_layer_meta(l->src, m)->key,
-					    json_string(mig_layer_meta(l->src, m)->value));
-		struct mig_seal_sig sig;
+					    meta_json(mig_layer_meta(l->src, m)));
+		struct mig_seal_sig sig = { 0 };
 		json_t *signer = json_null();
+		bool signed_trusted = !strcmp(mig_meta_label(l->f, l->st), "signed");
 		if (signature(l, &sig))
 			signer = json_pack("{s:s, s:I, s:b, s:b}", "signer",
 					   sig.signer_id, "created",
 					   (json_int_t)sig.created, "trusted",
 					   sig.trusted, "verified", !in->failed);
 		json_array_append_new(layers, json_pack(
-			"{s:s, s:i, s:s, s:o, s:o, s:I, s:I, s:I, s:I}",
+			"{s:s, s:i, s:s, s:o, s:o, s:b, s:I, s:I, s:I, s:I}",
 			"kind", l->f->name, "format_version", MIG_FORMAT_VERSION,
 			"params", params, "meta", meta, "signature", signer,
+			"meta_authenticated", signed_trusted,
 			"frames", (json_int_t)t.frames,
 			"data_frames", (json_int_t)t.data_frames,
 			"inner_bytes", (json_int_t)t.bytes,

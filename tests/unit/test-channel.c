@@ -9,6 +9,9 @@
 #include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <sodium.h>
 #include <xxhash.h>
 
 #include "../../channel/header.h"
@@ -700,6 +703,174 @@ static void test_vectors(void)
 	free(enc.p);
 }
 
+/* ---- The encrypt vectors, opened as mig-stream(5) says ---------------------
+ * With libsodium and OpenSSL called here directly, not through
+ * filters/encrypt.c: the file key from the key part (a key file, or the
+ * age-style stanza opened with an identity), the check value, the header
+ * MAC, then every frame under its own key. An encoder that drifted from
+ * the page, or a page that drifted from the code, fails here. */
+
+/* The 32 bytes of the key line of a migkit key file (after prefix). */
+static int key_file_bytes(const char *path, const char *prefix,
+			  uint8_t key[32])
+{
+	struct buf b = read_file(path);
+	char text[512], *line;
+	size_t n = 0;
+	int rc = -1;
+
+	if (!b.p || b.len >= sizeof text)
+		goto out;
+	memcpy(text, b.p, b.len);
+	text[b.len] = '\0';
+	if ((line = strstr(text, prefix)) &&
+	    sodium_base642bin(key, 32, line + strlen(prefix),
+			      strcspn(line + strlen(prefix), "\n"), NULL, &n,
+			      NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+	    n == 32)
+		rc = 0;
+out:
+	free(b.p);
+	return rc;
+}
+
+static void spec_kdf(const uint8_t f[32], const char *label, const uint8_t *s,
+		     uint8_t *out, size_t out_len)
+{
+	uint8_t msg[64 + 32];
+
+	memcpy(msg, label, strlen(label));
+	memcpy(msg + strlen(label), s, 32);
+	crypto_generichash(out, out_len, msg, strlen(label) + 32, f, 32);
+}
+
+/* The file key from the first stanza that opens with identity id. */
+static int spec_stanza(const uint8_t *st, unsigned n, const uint8_t id[32],
+		       uint8_t f[32])
+{
+	uint8_t pub[32], shared[32], salt[64], wrap[32], nonce[12] = { 0 };
+
+	crypto_scalarmult_base(pub, id);
+	for (unsigned i = 0; i < n; i++, st += 80) {
+		size_t wl = sizeof wrap;
+		EVP_PKEY_CTX *h = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+		memcpy(salt, st, 32);
+		memcpy(salt + 32, pub, 32);
+		int got = crypto_scalarmult(shared, id, st) == 0 && h &&
+			  EVP_PKEY_derive_init(h) > 0 &&
+			  EVP_PKEY_CTX_set_hkdf_md(h, EVP_sha256()) > 0 &&
+			  EVP_PKEY_CTX_set1_hkdf_key(h, shared, 32) > 0 &&
+			  EVP_PKEY_CTX_set1_hkdf_salt(h, salt, 64) > 0 &&
+			  EVP_PKEY_CTX_add1_hkdf_info(
+				  h, (const uint8_t *)"mig-encrypt-2 X25519",
+				  20) > 0 &&
+			  EVP_PKEY_derive(h, wrap, &wl) > 0;
+		EVP_PKEY_CTX_free(h);
+		if (got && crypto_aead_chacha20poly1305_ietf_decrypt(
+				   f, NULL, NULL, st + 32, 48, NULL, 0, nonce,
+				   wrap) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* Open frame i in place (payload p of len bytes, type t, flags fl). */
+static int spec_frame(int cipher, const uint8_t k[32], uint64_t i, uint8_t t,
+		      uint8_t fl, const uint8_t *p, size_t len, uint8_t *out)
+{
+	uint8_t ki[32], nonce[12] = { 0 }, ad[10];
+	unsigned long long n;
+
+	crypto_kdf_derive_from_key(ki, 32, i, "migkit-f", k);
+	mig_put_le64(nonce, i);
+	nonce[8] = t;
+	ad[0] = t;
+	ad[1] = fl;
+	mig_put_le64(ad + 2, i);
+	if (cipher == 1)
+		return crypto_aead_aes256gcm_decrypt(out, &n, NULL, p, len, ad,
+						     10, nonce, ki);
+	return crypto_aead_chacha20poly1305_ietf_decrypt(out, &n, NULL, p, len,
+							 ad, 10, nonce, ki);
+}
+
+/* The plain DATA of vector v and its META (at most one), or -1. */
+static int spec_open(struct buf v, const uint8_t key[32], bool identity,
+		     char *plain, size_t plain_max, char *meta)
+{
+	const uint8_t *p = v.p + 12;
+	size_t plen = mig_get_le32(v.p + 8), m, at, got = 0;
+	uint8_t f[32], want[16], mac[32], k[32], out[64];
+
+	if (v.len < 12 + plen + 8 || plen < 84 || p[0] != 2 || v.p[5] != 3)
+		return -1;
+	m = p[2] == 3 ? 80u * p[3] : 0;
+	if (p[2] == 3 ? spec_stanza(p + 36, p[3], key, f) < 0
+		      : (memcpy(f, key, 32), p[2] != 1))
+		return -1;
+	spec_kdf(f, "mig-encrypt-2 key check", p + 4, want, 16);
+	spec_kdf(f, "mig-encrypt-1 header mac", p + 4, mac, 32);
+	spec_kdf(f, "mig-encrypt-1 payload", p + 4, k, 32);
+	if (!identity == (p[2] == 3) || plen != 36 + m + 16 + 32 ||
+	    memcmp(want, p + 36 + m, 16) != 0 ||
+	    crypto_auth_verify(p + 36 + m + 16, p, 36 + m + 16, mac) != 0)
+		return -1;
+	at = 12 + plen + 8;
+	for (uint64_t i = 0; at + 8 <= v.len; i++) {
+		uint8_t t = v.p[at];
+		size_t len = mig_get_le32(v.p + at + 4);
+		if (len < 16 || len - 16 > sizeof out - 1 || at + 8 + len > v.len ||
+		    spec_frame(p[1], k, i, t, v.p[at + 1], v.p + at + 8, len,
+			       out) != 0)
+			return -1;
+		len -= 16;
+		if (t == 1 && got + len < plain_max) {
+			memcpy(plain + got, out, len);
+			got += len;
+		} else if (t == 2) {
+			memcpy(meta, out, len);
+			meta[len] = '\0';
+		} else if (t == 3) {
+			plain[got] = '\0';
+			return len == 16 && mig_get_le64(out) == got &&
+				       mig_get_le64(out + 8) == i &&
+				       at + 8 + 16 + 16 == v.len ? 0 : -1;
+		}
+		at += 8 + len + 16;
+	}
+	return -1;
+}
+
+static void test_encrypt_vectors(void)
+{
+	static const char *const names[] = {
+		"chacha20poly1305", "aes256gcm", "recipient",
+	};
+	uint8_t key[32], id[32];
+	bool aes = sodium_init() >= 0 && crypto_aead_aes256gcm_is_available();
+
+	ok(key_file_bytes("tests/vectors/encrypt.key", "mig-key-1:", key) == 0 &&
+	   key_file_bytes("tests/vectors/encrypt.identity", "mig-identity-1:",
+			  id) == 0, "the vectors' key and identity files read");
+	for (size_t i = 0; i < 3; i++) {
+		char path[128], plain[64] = "", meta[64] = "";
+		snprintf(path, sizeof path, "tests/vectors/encrypt-hello-%s.mig",
+			 names[i]);
+		if (i == 1 && !aes) { /* libsodium's AES-GCM needs AES-NI */
+			ok(1, "# skip %s: no AES-NI for libsodium here", path);
+			continue;
+		}
+		struct buf v = read_file(path);
+		int r = v.p ? spec_open(v, i == 2 ? id : key, i == 2, plain,
+					sizeof plain, meta) : -1;
+		ok(r == 0 && strcmp(plain, "hello, sealed frames\n") == 0 &&
+		   strcmp(meta, "vm=demo") == 0,
+		   "vector encrypt-hello-%s.mig opens as mig-stream(5) says",
+		   names[i]);
+		free(v.p);
+	}
+}
+
 static void test_parallel(void)
 {
 	size_t len = 40 * 4096 + 123, fs = 4096;
@@ -1059,6 +1230,7 @@ int main(void)
 	test_framing_limits();
 	test_meta_roundtrip();
 	test_vectors();
+	test_encrypt_vectors();
 	test_parallel();
 	test_watch();
 	test_write_errors();
