@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # mig-ssh against a real OpenSSH server started for this file on 127.0.0.1
-# (tests/lib/sshd.bash): data, exit statuses, host keys, identities,
-# configuration, and failures mid-stream.
+# (tests/lib/sshd.bash): data, exit statuses, host keys (revoked ones too),
+# identities, configuration, closed standard descriptors, failures
+# mid-stream and stalled servers.
 
 setup_file() {
 	load lib/common
@@ -27,6 +28,48 @@ setup() {
 	H="[127.0.0.1]:$SSHD_PORT"
 	# everything explicit, nothing from ~/.ssh
 	NOCFG=(-F /dev/null -o GlobalKnownHostsFile=/dev/null)
+	HOSTKEY=$(cut -d' ' -f1,2 "$SSHD_DIR/host_ed25519.pub")
+	LOG_MARK=$(sshd_log_mark)
+}
+
+# Processes a test stopped (SIGSTOP): resumed and ended whatever happened.
+teardown() {
+	local p
+	[ -s "$BATS_TEST_TMPDIR/stopped" ] || return 0
+	for p in $(cat "$BATS_TEST_TMPDIR/stopped"); do
+		kill -CONT "$p" 2>/dev/null || true
+		[ "$p" = "$(cat "$SSHD_PIDFILE")" ] || kill "$p" 2>/dev/null || true
+	done
+}
+
+# Nothing mig-ssh wrote reached the server as garbage.
+assert_no_bad_packets() {
+	run sshd_log_since "$LOG_MARK"
+	refute_output --partial "Bad packet length"
+	refute_output --partial "Corrupted MAC"
+	refute_output --partial "Connection corrupted"
+}
+
+# mig-ssh with known_hosts file $PWD/known and StrictHostKeyChecking $1;
+# the remote command leaves a file "ran".
+ssh_known() {
+	mig-ssh "${NOCFG[@]}" -o UserKnownHostsFile="$PWD/known" \
+		-o StrictHostKeyChecking="$1" -p "$SSHD_PORT" -i "$SSH_ID" \
+		127.0.0.1 "touch '$PWD/ran'; echo ok" < /dev/null
+}
+
+POLICIES=(yes ask accept-new no off)
+
+# ssh(1)'s warning for a revoked key, then mig-ssh's refusal.
+assert_revoked_refusal() { # KNOWN_FILE
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_equal "${#lines[@]}" 7
+	assert_line --index 0 "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@"
+	assert_line --index 1 "@       WARNING: REVOKED HOST KEY DETECTED!               @"
+	assert_line --index 3 "The ED25519 host key for $H is marked as revoked."
+	assert_line --index 4 "This could mean that a stolen key is being used to"
+	assert_line --index 5 "impersonate this host."
+	assert_line --index 6 --regexp "^mig-ssh: 127\.0\.0\.1: host key verification failed: the ED25519 host key for \[127\.0\.0\.1\]:$SSHD_PORT was revoked \(@revoked in ${1//./\\.}; ED25519 key SHA256:[A-Za-z0-9+/]{43}\), refusing to connect$"
 }
 
 @test "--help and --version" {
@@ -243,4 +286,293 @@ setup() {
 @test "a closed stdout is an error, not a success" {
 	run -255 --separate-stderr bash -c 'mig-ssh -F "$SSH_CFG" sshd-test cat < "$STREAM" | head -c 1 > /dev/null; exit ${PIPESTATUS[0]}'
 	output=$stderr assert_output "mig-ssh: sshd-test: write to stdout: Broken pipe"
+}
+
+# ---- known_hosts markers x StrictHostKeyChecking ---------------------------
+# Measured against OpenSSH 9.2's ssh(1) on the same server: it refuses a
+# key marked @revoked under yes, ask and accept-new, and under no connects
+# "unsafely" after the warning; mig-ssh refuses under every value, as it
+# does a changed key. A @cert-authority line vouches only for host
+# certificates: for a plain host key it is no entry at all, to both.
+
+@test "known_hosts: a plain entry for the server's key is accepted under every policy" {
+	for p in "${POLICIES[@]}"; do
+		echo "$H $HOSTKEY" > known
+		run -0 --separate-stderr ssh_known "$p"
+		assert_output "ok"
+		[ -z "$stderr" ] || fail "$p: $stderr"
+		rm ran
+		run -0 cat known
+		assert_output "$H $HOSTKEY"
+	done
+}
+
+@test "known_hosts: @revoked refuses the key under every policy, whatever else the file says" {
+	local other
+	ssh-keygen -q -t ed25519 -N '' -f other
+	other=$(cut -d' ' -f1,2 other.pub)
+	# the marker for this host, for any host, for a hashed name, and
+	# beside a plain line that would accept the key
+	echo "$H $HOSTKEY" > plain
+	ssh-keygen -q -H -f plain 2> /dev/null
+	hashed=$(cut -d' ' -f1 plain)
+	for marker in "@revoked $H $HOSTKEY" "@revoked * $HOSTKEY" \
+		"@revoked $hashed $HOSTKEY" $'@revoked\t127.0.0.1,'"$H $HOSTKEY comment" \
+		"$H $HOSTKEY"$'\n'"@revoked * $HOSTKEY"; do
+		for p in "${POLICIES[@]}"; do
+			printf '%s\n' "$marker" > known
+			cp known known.before
+			run -255 --separate-stderr ssh_known "$p"
+			[ -z "$output" ] || fail "$p: $output"
+			assert_revoked_refusal "$PWD/known"
+			[ ! -e ran ] || fail "$p, '$marker': the command ran"
+			cmp known known.before
+		done
+	done
+	# a revoked key that is not the server's changes nothing
+	for p in "${POLICIES[@]}"; do
+		printf '%s\n' "@revoked * $other" "$H $HOSTKEY" > known
+		run -0 --separate-stderr ssh_known "$p"
+		assert_output "ok"
+		[ -z "$stderr" ] || fail "$p: $stderr"
+	done
+}
+
+@test "known_hosts: @revoked in the global known hosts file is honoured too" {
+	echo "$H $HOSTKEY" > known
+	echo "@revoked * $HOSTKEY" > global
+	run -255 --separate-stderr mig-ssh -F /dev/null -o GlobalKnownHostsFile="$PWD/global" \
+		-o UserKnownHostsFile="$PWD/known" -p "$SSHD_PORT" -i "$SSH_ID" \
+		127.0.0.1 "touch '$PWD/ran'" < /dev/null
+	assert_revoked_refusal "$PWD/global"
+	[ ! -e ran ]
+	# and StrictHostKeyChecking from the configuration file changes nothing
+	printf 'Host *\n  StrictHostKeyChecking no\n  GlobalKnownHostsFile %s\n' "$PWD/global" > cfg
+	run -255 --separate-stderr mig-ssh -F cfg -o UserKnownHostsFile="$PWD/known" \
+		-p "$SSHD_PORT" -i "$SSH_ID" 127.0.0.1 "touch '$PWD/ran'" < /dev/null
+	assert_revoked_refusal "$PWD/global"
+	[ ! -e ran ]
+}
+
+@test "known_hosts: @cert-authority is no entry for a plain host key (as for ssh(1))" {
+	for p in "${POLICIES[@]}"; do
+		echo "@cert-authority $H $HOSTKEY" > known
+		rm -f ran
+		case $p in
+		yes | ask)
+			run -255 --separate-stderr ssh_known "$p"
+			output=$stderr assert_output --regexp "^mig-ssh: 127\.0\.0\.1: host key verification failed: no host key is known for \[127\.0\.0\.1\]:$SSHD_PORT and StrictHostKeyChecking is yes \(ED25519 key SHA256:[A-Za-z0-9+/]{43}\)$"
+			[ ! -e ran ]
+			run -0 cat known
+			assert_output "@cert-authority $H $HOSTKEY"
+			;;
+		*)
+			run -0 --separate-stderr ssh_known "$p"
+			assert_output "ok"
+			output=$stderr assert_output --regexp "^mig-ssh: 127\.0\.0\.1: warning: permanently added \[127\.0\.0\.1\]:$SSHD_PORT \(ED25519 key SHA256:.*\) to $PWD/known$"
+			run -0 cat known
+			assert_output "@cert-authority $H $HOSTKEY"$'\n'"$H $HOSTKEY"
+			;;
+		esac
+	done
+}
+
+# ---- RevokedHostKeys --------------------------------------------------------
+
+@test "RevokedHostKeys with the server's key refuses it under every policy" {
+	ssh-keygen -q -t ed25519 -N '' -f other
+	{ echo "# revoked"; echo; cat other.pub; cat "$SSHD_DIR/host_ed25519.pub"; } > revoked
+	for p in "${POLICIES[@]}"; do
+		echo "$H $HOSTKEY" > known
+		run -255 --separate-stderr mig-ssh "${NOCFG[@]}" -o UserKnownHostsFile="$PWD/known" \
+			-o StrictHostKeyChecking="$p" -o RevokedHostKeys="$PWD/revoked" \
+			-p "$SSHD_PORT" -i "$SSH_ID" 127.0.0.1 "touch '$PWD/ran'" < /dev/null
+		output=$stderr assert_output --regexp "^mig-ssh: 127\.0\.0\.1: host key verification failed: host key ED25519 SHA256:[A-Za-z0-9+/]{43} revoked by file $PWD/revoked$"
+		[ ! -e ran ]
+	done
+	# unknown host and accept-new: refused before anything is recorded
+	: > known
+	run -255 mig-ssh "${NOCFG[@]}" -o UserKnownHostsFile="$PWD/known" \
+		-o StrictHostKeyChecking=accept-new -o RevokedHostKeys="$PWD/revoked" \
+		-p "$SSHD_PORT" -i "$SSH_ID" 127.0.0.1 true < /dev/null
+	[ ! -s known ]
+}
+
+@test "RevokedHostKeys with another key lets the server in" {
+	ssh-keygen -q -t ed25519 -N '' -f other
+	ssh-keygen -q -t rsa -b 2048 -N '' -f other-rsa
+	cat other.pub other-rsa.pub > revoked
+	run -0 --separate-stderr mig-ssh -F "$SSH_CFG" -o RevokedHostKeys="$PWD/revoked" sshd-test echo ok < /dev/null
+	assert_output "ok"
+	[ -z "$stderr" ]
+}
+
+@test "RevokedHostKeys from the configuration file, per Host; -o wins; none" {
+	cat "$SSHD_DIR/host_ed25519.pub" > revoked
+	{ cat "$SSH_CFG"; printf '    RevokedHostKeys %s\n' "$PWD/revoked"; } > cfg
+	run -255 --separate-stderr mig-ssh -F cfg sshd-test "touch '$PWD/ran'" < /dev/null
+	output=$stderr assert_output --regexp "^mig-ssh: sshd-test: host key verification failed: host key ED25519 SHA256:.* revoked by file $PWD/revoked$"
+	[ ! -e ran ]
+	# -o comes first; "none" turns it off
+	run -0 mig-ssh -F cfg -o RevokedHostKeys=none sshd-test echo ok < /dev/null
+	assert_output "ok"
+	# another Host's setting does not apply
+	{ cat "$SSH_CFG"; printf 'Host elsewhere\n    RevokedHostKeys %s\n' "$PWD/revoked"; } > cfg2
+	run -0 mig-ssh -F cfg2 sshd-test echo ok < /dev/null
+	assert_output "ok"
+}
+
+@test "RevokedHostKeys that cannot be read, or is a KRL, refuses the connection" {
+	run -255 --separate-stderr mig-ssh -F "$SSH_CFG" -o RevokedHostKeys="$PWD/missing" sshd-test "touch '$PWD/ran'" < /dev/null
+	output=$stderr assert_output --regexp "^mig-ssh: sshd-test: host key verification failed: cannot check the host key ED25519 SHA256:[A-Za-z0-9+/]{43} against the revoked keys file $PWD/missing: No such file or directory$"
+	# a KRL (here one that does not even list the key): not silently ignored
+	ssh-keygen -q -t ed25519 -N '' -f other
+	ssh-keygen -q -k -f krl other.pub
+	run -255 --separate-stderr mig-ssh -F "$SSH_CFG" -o RevokedHostKeys="$PWD/krl" sshd-test "touch '$PWD/ran'" < /dev/null
+	output=$stderr assert_output "mig-ssh: sshd-test: host key verification failed: the revoked keys file $PWD/krl is a key revocation list (KRL), which mig-ssh cannot read: give RevokedHostKeys a list of public keys"
+	[ ! -e ran ]
+}
+
+# ---- closed standard descriptors ---------------------------------------------
+
+@test "closed stdin: an empty stream, EOF sent at once" {
+	run -0 --separate-stderr timeout 30 bash -c 'mig-ssh -F "$SSH_CFG" sshd-test "wc -c; echo END" <&-'
+	assert_output $'0\nEND'
+	[ -z "$stderr" ]
+	assert_no_bad_packets
+}
+
+@test "closed stdout: remote output is an error (255), nothing written into the connection" {
+	run -255 --separate-stderr timeout 30 bash -c 'mig-ssh -F "$SSH_CFG" sshd-test "echo out" >&-'
+	output=$stderr assert_output "mig-ssh: sshd-test: write to stdout: Bad file descriptor"
+	assert_no_bad_packets
+	# a command with no output succeeds
+	run -0 --separate-stderr timeout 30 bash -c 'mig-ssh -F "$SSH_CFG" sshd-test "cat > /dev/null" < "$STREAM" >&-'
+	[ -z "$stderr" ]
+	assert_no_bad_packets
+}
+
+@test "closed stderr: messages are lost, the connection is not" {
+	# the remote's stderr and mig-ssh's own warning would have gone into
+	# the socket
+	run -0 timeout 30 bash -c 'mig-ssh -F "$SSH_CFG" sshd-test "echo err >&2; cat; echo out" < "$STREAM" 2>&- | cmp - <(cat "$STREAM"; echo out)'
+	: > known
+	run -0 timeout 30 bash -c 'mig-ssh -F /dev/null -o GlobalKnownHostsFile=/dev/null -o UserKnownHostsFile="$PWD/known" -o StrictHostKeyChecking=accept-new -p "$SSHD_PORT" -i "$SSH_ID" 127.0.0.1 "echo ok" < /dev/null 2>&-'
+	assert_output "ok"
+	[ -s known ]
+	# and a failure still says so in the exit status
+	run -255 timeout 30 bash -c 'mig-ssh -F "$SSH_CFG" sshd-test "kill -9 \$\$" < /dev/null 2>&-'
+	assert_output ""
+	assert_no_bad_packets
+}
+
+@test "all three closed at once" {
+	run -0 timeout 30 bash -c 'mig-ssh -F "$SSH_CFG" sshd-test "wc -c > '"'$PWD/count'"'" <&- >&- 2>&-'
+	run -0 cat count
+	assert_output "0"
+	assert_no_bad_packets
+}
+
+# ---- stalled servers: keepalives -------------------------------------------
+
+# Run mig-ssh ARGS... in the background (stdin from $IN, default
+# /dev/null) once its remote command printed "started", then stop the
+# sshd session process serving it: its kernel still acknowledges, nothing
+# answers. Sets MPID and T0.
+start_then_stop_session() {
+	local before s new=
+	before=" $(sshd_sessions | tr '\n' ' ') "
+	rm -f out err # "started" must be this run's
+	mig-ssh "$@" < "${IN:-/dev/null}" > out 2> err &
+	MPID=$!
+	wait_for 20 grep -q started out || fail "the remote command did not start: $(cat err)"
+	for s in $(sshd_sessions); do
+		[[ $before == *" $s "* ]] || new+=" $s"
+	done
+	[ -n "$new" ] || fail "no session process"
+	echo $new >> "$BATS_TEST_TMPDIR/stopped"
+	kill -STOP $new
+	T0=$SECONDS
+}
+
+wait_gave_up() { # LIMIT_S
+	local rc=0 i
+	for ((i = 0; i < $1 * 50; i++)); do
+		kill -0 "$MPID" 2>/dev/null || break
+		sleep 0.02
+	done
+	kill -0 "$MPID" 2>/dev/null && { kill "$MPID"; fail "mig-ssh still waits after $1 s"; }
+	wait "$MPID" || rc=$?
+	[ "$rc" -eq 255 ] || fail "exit status $rc: $(cat err)"
+}
+
+@test "a stalled server (sshd stopped, kernel acknowledging) is given up, idle" {
+	start_then_stop_session -F "$SSH_CFG" -o ServerAliveInterval=1 -o ServerAliveCountMax=2 \
+		sshd-test 'echo started; sleep 60'
+	wait_gave_up 15
+	# 1 s x (2 + 1): not before
+	(( SECONDS - T0 >= 2 )) || fail "gave up after $((SECONDS - T0)) s"
+	run cat err
+	assert_output "mig-ssh: sshd-test: no answer from the server for 3 s (ServerAliveInterval 1, ServerAliveCountMax 2)"
+}
+
+@test "a stalled server is given up in the middle of sending the stream" {
+	mkfifo in
+	# stdin never ends: only giving up can end mig-ssh
+	yes "$(head -c 1000 /dev/zero | tr '\0' x)" > in &
+	echo $! >> "$BATS_TEST_TMPDIR/stopped"
+	IN=in start_then_stop_session -F "$SSH_CFG" -o ServerAliveInterval=1 -o ServerAliveCountMax=2 \
+		sshd-test 'echo started; cat > /dev/null'
+	wait_gave_up 15
+	run cat err
+	assert_output "mig-ssh: sshd-test: no answer from the server for 3 s (ServerAliveInterval 1, ServerAliveCountMax 2)"
+}
+
+@test "ServerAliveInterval and ServerAliveCountMax from the configuration, per Host; -o wins" {
+	{ cat "$SSH_CFG"; printf '    ServerAliveInterval 1\n    ServerAliveCountMax 2\nHost *\n    ServerAliveCountMax 9\n'; } > cfg
+	start_then_stop_session -F cfg sshd-test 'echo started; sleep 60'
+	wait_gave_up 15
+	run cat err
+	assert_output "mig-ssh: sshd-test: no answer from the server for 3 s (ServerAliveInterval 1, ServerAliveCountMax 2)"
+	start_then_stop_session -F cfg -o ServerAliveCountMax=1 sshd-test 'echo started; sleep 60'
+	wait_gave_up 15
+	run cat err
+	assert_output "mig-ssh: sshd-test: no answer from the server for 2 s (ServerAliveInterval 1, ServerAliveCountMax 1)"
+	# a value ssh(1) would refuse too
+	printf 'Host *\n  ServerAliveInterval soon\n' > bad
+	run -255 --separate-stderr mig-ssh -F bad sshd-test true < /dev/null
+	output=$stderr assert_output "mig-ssh: sshd-test: configuration bad line 2: ServerAliveInterval 'soon': not a number from 0 to 86400"
+	run -255 --separate-stderr mig-ssh -o ServerAliveCountMax=0 sshd-test true < /dev/null
+	output=$stderr assert_output "mig-ssh: -o 'ServerAliveCountMax=0': not a number from 1 to 86400"
+}
+
+@test "a quiet but live server is kept: keepalives are answered" {
+	# silent for 4 s, longer than 1 s x (1 + 1) without answers
+	run -0 --separate-stderr mig-ssh -F "$SSH_CFG" -o ServerAliveInterval=1 -o ServerAliveCountMax=1 \
+		sshd-test 'sleep 4; echo done' < /dev/null
+	assert_output "done"
+	[ -z "$stderr" ]
+}
+
+@test "keepalive defaults: 15 s, given up after 60 s; 0 turns them off" {
+	run -0 --separate-stderr mig-ssh -v -F "$SSH_CFG" sshd-test true < /dev/null
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 1 "mig-ssh: sshd-test: keepalive after 15 s of silence, giving up after 60 s"
+	run -0 --separate-stderr mig-ssh -v -F "$SSH_CFG" -o ServerAliveInterval=0 sshd-test true < /dev/null
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 1 "mig-ssh: sshd-test: no keepalives (ServerAliveInterval 0)"
+}
+
+@test "a stalled server while connecting is given up as well" {
+	local l t0
+	l=$(cat "$SSHD_PIDFILE")
+	echo "$l" >> "$BATS_TEST_TMPDIR/stopped"
+	kill -STOP "$l"
+	t0=$SECONDS
+	run -255 --separate-stderr timeout 20 mig-ssh -F "$SSH_CFG" -o ServerAliveInterval=1 \
+		-o ServerAliveCountMax=2 sshd-test true < /dev/null
+	kill -CONT "$l"
+	# 1 s x (2 + 1), not libssh's own 10 s
+	(( SECONDS - t0 <= 6 )) || fail "gave up after $((SECONDS - t0)) s"
+	output=$stderr assert_output "mig-ssh: sshd-test: cannot connect to 127.0.0.1 port $SSHD_PORT: Timeout connecting to 127.0.0.1"
 }

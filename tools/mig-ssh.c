@@ -9,12 +9,15 @@
  * and nothing is ever read from the terminal or from stdin (the stream).
  *
  * Here: main(), which runs the steps of tools/ssh-*.c in order and frees
- * what they took, and the form of every message.
+ * what they took, the form of every message, and the standard descriptors
+ * made safe before anything is opened.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
@@ -35,6 +38,49 @@ void migssh_die_msg(const char *fmt, ...)
 	mig_warn("%s: %s", msg_host, m); /* one write: stderr is shared */
 }
 
+/* Descriptors 0, 1 and 2 open before anything else is (as OpenSSH's
+ * sanitise_stdfd()): a closed one gets /dev/null, so that the socket
+ * cannot become "stdout" and have the remote output written into the SSH
+ * connection, or "stdin" and be read as the stream. closed[] says which
+ * were closed. Returns -1 if /dev/null cannot be opened: nothing may run. */
+static int std_fds_open(bool closed[3])
+{
+	for (int fd = 0; fd < 3; fd++) {
+		closed[fd] = fcntl(fd, F_GETFD) < 0;
+		if (!closed[fd])
+			continue;
+		/* the lowest free descriptor: this one */
+		int n = open("/dev/null", O_RDWR);
+		if (n != fd) {
+			if (n >= 0)
+				close(n);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* -v: where we are connected, how, and how long a silent server is kept */
+static void say_connected(ssh_session s, const struct cmdline *c)
+{
+	char *user = NULL, *host = NULL;
+	unsigned int port = 22;
+
+	ssh_options_get(s, SSH_OPTIONS_USER, &user);
+	ssh_options_get(s, SSH_OPTIONS_HOST, &host);
+	ssh_options_get_port(s, &port);
+	migssh_die_msg("connected to %s port %u as %s, cipher %s", host, port,
+		user, ssh_get_cipher_out(s));
+	if (c->alive_interval)
+		migssh_die_msg("keepalive after %ld s of silence, giving up "
+			"after %ld s", c->alive_interval,
+			c->alive_interval * (c->alive_count + 1));
+	else
+		migssh_die_msg("no keepalives (ServerAliveInterval 0)");
+	free(user);
+	free(host);
+}
+
 int main(int argc, char **argv)
 {
 	struct cmdline c = { .strict = STRICT_UNSET, .alive_interval = -1,
@@ -48,7 +94,10 @@ int main(int argc, char **argv)
 		.channel_exit_signal_function = migssh_on_exit_signal,
 	};
 	int rc = EXIT_OWN, r;
+	bool closed[3];
 
+	if (std_fds_open(closed) < 0)
+		return EXIT_OWN; /* no stderr to say it on, perhaps */
 	mig_progname = "mig-ssh";
 	signal(SIGPIPE, SIG_IGN);
 	r = migssh_parse_cmdline(&c, argc, argv);
@@ -57,8 +106,15 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 	msg_host = c.host;
-	enum strict strict = c.strict != STRICT_UNSET ? c.strict
-						      : migssh_strict_from_config(&c);
+	if (migssh_config_keywords(&c) < 0)
+		goto out_args;
+	/* a closed stdin is an empty stream: EOF at once; a closed stdout
+	 * makes any output from the remote an error; a closed stderr loses
+	 * the messages */
+	x.in_eof = closed[0];
+	x.out_closed = closed[1];
+	x.alive_interval = c.alive_interval;
+	x.alive_count = c.alive_count;
 
 	ssh_init();
 	if (!(x.s = ssh_new())) {
@@ -79,20 +135,10 @@ int main(int argc, char **argv)
 		free(host);
 		goto out_session;
 	}
-	migssh_set_alive(x.s, &c);
-	if (migssh_verify_host(x.s, &c, strict) < 0 || migssh_authenticate(x.s) < 0)
+	if (migssh_verify_host(x.s, &c) < 0 || migssh_authenticate(x.s) < 0)
 		goto out_disconnect;
-	if (c.verbose) {
-		char *user = NULL, *host = NULL;
-		unsigned int port = 22;
-		ssh_options_get(x.s, SSH_OPTIONS_USER, &user);
-		ssh_options_get(x.s, SSH_OPTIONS_HOST, &host);
-		ssh_options_get_port(x.s, &port);
-		migssh_die_msg("connected to %s port %u as %s, cipher %s", host, port,
-			user, ssh_get_cipher_out(x.s));
-		free(user);
-		free(host);
-	}
+	if (c.verbose)
+		say_connected(x.s, &c);
 	if (!(x.ch = ssh_channel_new(x.s)) ||
 	    ssh_channel_open_session(x.ch) != SSH_OK) {
 		migssh_die_msg("cannot open a session channel: %s", ssh_get_error(x.s));
@@ -151,5 +197,6 @@ out_args:
 		free(c.opt[i]);
 	free(c.user);
 	free(c.command);
+	free(c.revoked);
 	return rc;
 }

@@ -29,7 +29,9 @@ struct cmdline {
 	enum strict strict;
 	bool quiet;
 	int verbose;
-	long alive_interval, alive_count; /* ServerAlive*, -1: default */
+	long alive_interval, alive_count; /* ServerAlive*, -1: not yet set */
+	char *revoked;     /* RevokedHostKeys, NULL: none */
+	bool revoked_set;  /* given (perhaps as "none"): the first one wins */
 	const char *host;  /* as given: what messages and Host blocks use */
 	char *user;        /* from USER@HOST */
 	char *command;
@@ -51,6 +53,14 @@ struct xfer {
 	bool eof_sent;
 	bool stream_eof[2];
 	bool cut_short; /* the channel closed before stdin's end */
+	bool out_closed; /* stdout was closed at start: output is an error */
+	/* keepalives (ServerAliveInterval/CountMax): the packets libssh
+	 * counted, how many the server had sent when last heard, and when
+	 * the next keepalive is due */
+	struct ssh_counter_struct counter;
+	long alive_interval, alive_count, unanswered;
+	uint64_t heard_packets;
+	int64_t next_alive_ms;
 };
 
 /* mig-ssh.c: "mig-ssh: HOST: " and the message on stderr. */
@@ -60,18 +70,20 @@ void migssh_die_msg(const char *fmt, ...)
 /* ssh-cmdline.c: argv into c. */
 int migssh_parse_cmdline(struct cmdline *c, int argc, char **argv);
 
-/* ssh-strict.c: StrictHostKeyChecking, which libssh keeps to itself. */
+/* ssh-strict.c: the keywords libssh does not apply (StrictHostKeyChecking,
+ * ServerAlive*, RevokedHostKeys), their values and the configuration's. */
 int migssh_parse_strict(const char *v, enum strict *out);
-enum strict migssh_strict_from_config(const struct cmdline *c);
+int migssh_parse_alive(const char *v, bool count, long *out);
+int migssh_set_revoked(struct cmdline *c, const char *v);
+int migssh_config_keywords(struct cmdline *c);
 
-/* ssh-config.c: the session's options, before and after connecting. */
+/* ssh-config.c: the session's options, before connecting. */
 int migssh_configure(ssh_session s, const struct cmdline *c);
-void migssh_set_alive(ssh_session s, const struct cmdline *c);
 
 /* ssh-auth.c: the server's host key, then our keys. */
 int migssh_no_passphrase(const char *prompt, char *buf, size_t len, int echo,
 			 int verify, void *userdata);
-int migssh_verify_host(ssh_session s, const struct cmdline *c, enum strict strict);
+int migssh_verify_host(ssh_session s, const struct cmdline *c);
 int migssh_authenticate(ssh_session s);
 
 /* ssh-transfer.c: stdin to the remote command, its output back. */

@@ -38,8 +38,8 @@ static void usage(FILE *out)
 		"lost before the command's exit status).\n");
 }
 
-/* ssh_config(5) keywords -o accepts: those libssh 0.10 applies, plus the
- * two mig-ssh handles itself. */
+/* ssh_config(5) keywords -o accepts: those libssh 0.10 applies, plus those
+ * mig-ssh handles itself (tools/ssh-strict.c). */
 static const char *const option_names[] = {
 	"HostName", "Port", "User", "IdentityFile", "Ciphers", "MACs",
 	"KexAlgorithms", "HostKeyAlgorithms", "PubkeyAcceptedKeyTypes",
@@ -47,11 +47,12 @@ static const char *const option_names[] = {
 	"GlobalKnownHostsFile", "ConnectTimeout", "Compression", "ProxyCommand",
 	"ProxyJump", "RekeyLimit", "BindAddress", "IdentityAgent",
 	"StrictHostKeyChecking", "BatchMode", "ServerAliveInterval",
-	"ServerAliveCountMax", NULL,
+	"ServerAliveCountMax", "RevokedHostKeys", NULL,
 };
 
-/* -o "Key=value" or "Key value" into "Key value"; StrictHostKeyChecking
- * and BatchMode are kept here. Returns -1 with a message. */
+/* -o "Key=value" or "Key value" into "Key value"; StrictHostKeyChecking,
+ * ServerAlive*, RevokedHostKeys and BatchMode are kept here. Returns -1
+ * with a message. */
 static int add_option(struct cmdline *c, const char *arg)
 {
 	size_t klen = strcspn(arg, " \t=");
@@ -84,18 +85,19 @@ static int add_option(struct cmdline *c, const char *arg)
 	if (!strcmp(name, "ServerAliveInterval") ||
 	    !strcmp(name, "ServerAliveCountMax")) {
 		bool count = !strcmp(name, "ServerAliveCountMax");
-		char *end;
-		long n = strtol(v, &end, 10);
-		if (*end || n < (count ? 1 : 0) || n > 86400) {
+		long *slot = count ? &c->alive_count : &c->alive_interval;
+		long n;
+		if (migssh_parse_alive(v, count, &n) < 0) {
 			fprintf(stderr, "mig-ssh: -o '%s': not a number from "
 				"%d to 86400\n", arg, count ? 1 : 0);
 			return -1;
 		}
-		long *slot = count ? &c->alive_count : &c->alive_interval;
 		if (*slot < 0) /* the first one wins */
 			*slot = n;
 		return 0;
 	}
+	if (!strcmp(name, "RevokedHostKeys"))
+		return migssh_set_revoked(c, v);
 	if (!strcmp(name, "BatchMode")) {
 		if (strcasecmp(v, "yes") != 0) {
 			fprintf(stderr, "mig-ssh: -o '%s': mig-ssh only runs "

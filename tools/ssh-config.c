@@ -1,16 +1,13 @@
 /*
  * ssh-config.c - the libssh session's options: our default ciphers, the -o
- * options, the configuration files, user, port and -i identities before
- * connecting; ServerAlive* on the socket after. Apart from the host key
- * and authentication: this only says how to connect, not whom to trust.
+ * options, the configuration files, user, port and -i identities, and how
+ * long libssh waits for an answer while connecting. Apart from the host
+ * key and authentication: this only says how to connect, not whom to trust.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libssh/libssh.h>
@@ -23,13 +20,6 @@
 static const char default_ciphers[] =
 	"aes128-gcm@openssh.com,aes256-gcm@openssh.com,"
 	"chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
-
-/* A dead link (no ACK, no packet) is given up after ServerAliveInterval *
- * ServerAliveCountMax seconds: without it, data unacknowledged on a cut
- * link waits for TCP's retries (about 15 minutes) and an idle connection
- * forever. */
-#define ALIVE_INTERVAL 15
-#define ALIVE_COUNT 3
 
 /* Apply the -o options through libssh's own config parser: they are
  * written to an anonymous file it reads before the user's configuration,
@@ -62,39 +52,25 @@ static int apply_options(ssh_session s, const struct cmdline *c)
 	return rc;
 }
 
-/* ServerAliveInterval/CountMax on the TCP socket: keepalive probes when
- * idle, and TCP_USER_TIMEOUT when sent data stays unacknowledged; either
- * way the socket fails (ETIMEDOUT) and the transfer ends with "connection
- * lost". Not a socket (ProxyCommand): nothing to set. */
-void migssh_set_alive(ssh_session s, const struct cmdline *c)
-{
-	int fd = ssh_get_fd(s);
-	int iv = (int)(c->alive_interval < 0 ? ALIVE_INTERVAL : c->alive_interval);
-	int cnt = (int)(c->alive_count < 0 ? ALIVE_COUNT : c->alive_count);
-	int on = 1;
-	unsigned int tmo = (unsigned int)iv * (unsigned int)cnt * 1000u;
-
-	if (fd < 0 || iv == 0)
-		return;
-	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0)
-		return;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &iv, sizeof iv);
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &iv, sizeof iv);
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &tmo, sizeof tmo);
-}
-
 int migssh_configure(ssh_session s, const struct cmdline *c)
 {
 	int verbosity = c->verbose >= 2 ? SSH_LOG_PROTOCOL : SSH_LOG_NOLOG;
 	int yes = 1;
+	/* Until the command runs, libssh waits for each answer itself (the
+	 * key exchange, authentication, the channel, the exec request): a
+	 * server silent for as long as keepalives would allow during the
+	 * transfer is given up there too. Set before the configuration, so
+	 * that ConnectTimeout wins; with ServerAliveInterval 0, libssh's
+	 * own defaults (10 s to connect, then no limit). */
+	long wait_s = c->alive_interval * (c->alive_count + 1);
 
 	if (ssh_options_set(s, SSH_OPTIONS_HOST, c->host) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity) < 0 ||
 	    /* before the configuration, so that its Ciphers wins */
 	    ssh_options_set(s, SSH_OPTIONS_CIPHERS_C_S, default_ciphers) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_CIPHERS_S_C, default_ciphers) < 0 ||
-	    ssh_options_set(s, SSH_OPTIONS_COMPRESSION, "no") < 0) {
+	    ssh_options_set(s, SSH_OPTIONS_COMPRESSION, "no") < 0 ||
+	    (wait_s > 0 && ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &wait_s) < 0)) {
 		migssh_die_msg("cannot set up the session: %s", ssh_get_error(s));
 		return -1;
 	}

@@ -7,15 +7,25 @@
  * libssh's ssh_connector moves 4 KiB at a time and takes a full window for
  * EOF, so it is not used.
  *
+ * A server that sends nothing for ServerAliveInterval seconds is sent a
+ * keepalive@openssh.com request, which wants an answer (OpenSSH's sshd
+ * answers it with a failure); one that stays silent for
+ * ServerAliveInterval x (ServerAliveCountMax + 1) seconds is given up, as
+ * ssh(1) does. Silence is counted in SSH packets received (libssh's raw
+ * counter), so a peer whose kernel still acknowledges while its sshd is
+ * stopped or hung is caught too, which TCP keepalives cannot see.
+ *
  * Apart from the set-up: once the command runs, only this moves data.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libssh/libssh.h>
+#include <libssh/server.h> /* ssh_send_keepalive(), for clients too */
 
 #include "mig.h"
 #include "mig-ssh.h"
@@ -111,6 +121,12 @@ static int step(struct xfer *x, bool stdin_ready, bool *progress)
 		} else if (n < 0) {
 			return lost(x, "while receiving");
 		} else if (n > 0) {
+			if (!is_err && x->out_closed) {
+				/* stdout was closed (now /dev/null): as a
+				 * write to a closed descriptor would fail */
+				migssh_die_msg("write to stdout: %s", strerror(EBADF));
+				return -1;
+			}
 			if (mig_write_all(is_err ? 2 : 1, x->out, (size_t)n, &e) < 0) {
 				migssh_die_msg("%s", e.msg);
 				return -1;
@@ -136,10 +152,77 @@ static bool finished(struct xfer *x, const struct exit_info *ei)
 	return ei->have_status || ei->have_signal || ssh_channel_is_closed(x->ch);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static void alive_start(struct xfer *x)
+{
+	x->heard_packets = x->counter.in_packets;
+	x->next_alive_ms = now_ms() + x->alive_interval * 1000;
+	x->unanswered = 0;
+}
+
+/* Keepalives: any packet from the server since the last look restarts
+ * the count; each silent interval sends a request wanting an answer, and
+ * one more after ServerAliveCountMax unanswered ones gives up. Returns 0,
+ * or -1 with a message. */
+static int alive_check(struct xfer *x)
+{
+	int64_t now;
+
+	if (x->alive_interval == 0)
+		return 0;
+	if (x->counter.in_packets != x->heard_packets) {
+		alive_start(x);
+		return 0;
+	}
+	if ((now = now_ms()) < x->next_alive_ms)
+		return 0;
+	if (x->unanswered >= x->alive_count) {
+		/* the limit, not the time measured: that is at most a
+		 * poll() wake-up later */
+		migssh_die_msg("no answer from the server for %ld s "
+			"(ServerAliveInterval %ld, ServerAliveCountMax %ld)",
+			x->alive_interval * (x->alive_count + 1),
+			x->alive_interval, x->alive_count);
+		return -1;
+	}
+	/* libssh keeps one global request pending: a call that finds the
+	 * previous answer only collects it, so send again once if nothing
+	 * went out (an unanswered request stays the one in flight) */
+	uint64_t out = x->counter.out_packets;
+	ssh_send_keepalive(x->s);
+	if (x->counter.out_packets == out)
+		ssh_send_keepalive(x->s);
+	x->unanswered++;
+	x->next_alive_ms = now + x->alive_interval * 1000;
+	return 0;
+}
+
+/* How long poll() may wait: at most a second (the state is re-checked
+ * whatever libssh did with the socket meanwhile), less when a keepalive
+ * is due sooner. */
+static int poll_timeout(const struct xfer *x)
+{
+	int64_t left;
+
+	if (x->alive_interval == 0)
+		return 1000;
+	left = x->next_alive_ms - now_ms();
+	return left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
+}
+
 int migssh_transfer(struct xfer *x, struct exit_info *ei)
 {
 	bool stdin_ready = false;
 
+	ssh_set_counters(x->s, NULL, &x->counter);
+	alive_start(x);
 	ssh_set_blocking(x->s, 0);
 	for (;;) {
 		bool progress = false;
@@ -156,6 +239,8 @@ int migssh_transfer(struct xfer *x, struct exit_info *ei)
 			ssh_channel_get_exit_status(x->ch);
 		if (finished(x, ei))
 			return 0;
+		if (alive_check(x) < 0)
+			return -1;
 		if (progress)
 			continue;
 
@@ -166,9 +251,7 @@ int migssh_transfer(struct xfer *x, struct exit_info *ei)
 			p[0].events |= POLLOUT;
 		if (!x->in_eof && x->in_len == 0)
 			p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
-		/* a bounded wait: the state is re-checked at least once a
-		 * second whatever libssh did with the socket meanwhile */
-		if (poll(p, n, 1000) < 0 && errno != EINTR) {
+		if (poll(p, n, poll_timeout(x)) < 0 && errno != EINTR) {
 			migssh_die_msg("poll: %s", strerror(errno));
 			return -1;
 		}

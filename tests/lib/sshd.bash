@@ -9,6 +9,8 @@
 #                     "Host sshd-test"), SSHD_USER
 #   sshd_stop [DIR]   stop exactly that server (its PidFile), and wait
 #   sshd_sessions     PIDs of that server's session processes
+#   sshd_log_mark     the server log's size now, for sshd_log_since
+#   sshd_log_since M  what the server logged after mark M
 #   free_port         a TCP port nobody listens on at 127.0.0.1
 #
 # Remote commands run with PATH=$MIG_BIN:/usr/bin:/bin (SetEnv), so the
@@ -131,6 +133,10 @@ sshd_sessions() {
 	[ -s "$SSHD_PIDFILE" ] || return 0
 	ps -o pid= --ppid "$(cat "$SSHD_PIDFILE")" | tr -d ' '
 }
+
+sshd_log_mark() { stat -c %s "$SSHD_DIR/sshd.log"; }
+
+sshd_log_since() { tail -c +"$(($1 + 1))" "$SSHD_DIR/sshd.log"; }
 
 sshd_stop() {
 	local dir=${1:-$SSHD_DIR} pid
