@@ -66,3 +66,21 @@ void mig_warn(const char *fmt, ...)
 	while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
 		;
 }
+
+int mig_usage_error(const char *fmt, ...)
+{
+	char m[PIPE_BUF / 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof m, fmt, ap);
+	va_end(ap);
+	mig_warn("%s\nTry '%s --help'.", m, mig_progname);
+	return MIG_EXIT_USAGE;
+}
+
+int mig_print_version(void)
+{
+	printf("%s (migkit) %s\n", mig_progname, MIG_VERSION_STRING);
+	return mig_stdout_finish();
+}

@@ -88,6 +88,16 @@ extern const char *mig_progname;
 /* -v was given: filters may say more (the driver sets it). */
 extern bool mig_verbose;
 void mig_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The one way every command speaks about its command line: "PROG: what"
+ * and "Try 'PROG --help'." in one message; returns MIG_EXIT_USAGE. */
+int mig_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* -V: "PROG (migkit) VERSION" on stdout; returns mig_stdout_finish(). */
+int mig_print_version(void);
+
+/* What an option parser returns: MIG_GO_ON when the command goes on, else
+ * the exit status to leave with (-h and -V: 0; a usage error: 2). It is
+ * not -1, which the library's functions return for an error. */
+#define MIG_GO_ON 256
 
 /* ---- Standard descriptors ---------------------------------------------- */
 
