@@ -1,14 +1,16 @@
 # migkit - small Unix filters that carry a VM's migration stream.
 # make | make check | make install PREFIX=... DESTDIR=... | make demo | make bench
 
-# Every filters/NAME.c (but all.c) becomes the command mig-NAME, linked
-# with LIBS_FILTER_NAME; ALIAS_NAME is its decoding alias (a link).
-FILTERS = $(filter-out all,$(basename $(notdir $(wildcard filters/*.c))))
+# Every filters/NAME.c that ends in MIG_FILTER(NAME) becomes the command
+# mig-NAME, linked with LIBS_FILTER_NAME. Its decoding alias (a link) is
+# the filter's own .decode_name, read from its source: one place says it.
+paren := (
+FILTERS = $(basename $(notdir $(shell grep -l '^MIG_FILTER$(paren)' filters/*.c)))
 LIBS_FILTER_checksum =
 LIBS_FILTER_compress = -lzstd -llz4 -ldeflate
-ALIAS_compress = decompress
 LIBS_FILTER_encrypt = -lsodium -lcrypto
-ALIAS_encrypt = decrypt
+decode_name = $(shell sed -n 's/^[[:space:]]*\.decode_name = "\([a-z0-9-]*\)",.*/\1/p' filters/$(1).c)
+$(foreach f,$(FILTERS),$(eval ALIAS_$(f) := $(call decode_name,$(f))))
 
 # Filters that live in the channel library, which peels them itself.
 CHANNEL_FILTERS = envelope
@@ -21,6 +23,7 @@ TOOLS = info tee ssh keygen
 # and LIBS_NAME like the tools.
 GLUE = recv qemu
 
+VERSION = $(shell sed -n 's/^\#define MIG_VERSION_STRING "\(.*\)"/\1/p' channel/mig.h)
 PREFIX ?= /usr/local
 BINDIR = $(PREFIX)/bin
 MANDIR = $(PREFIX)/share/man
@@ -47,7 +50,9 @@ endif
 B = build
 CHANNEL_SRC = $(filter-out channel/main.c,$(wildcard channel/*.c))
 CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
-FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o)
+# the filters, and the code they share that is no filter of its own
+FILTER_SHARED = keyfile
+FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o) $(FILTER_SHARED:%=$(B)/filters/%.o)
 COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(CHANNEL_FILTERS:%=$(B)/bin/mig-%) \
 	$(TOOLS:%=$(B)/bin/mig-%) $(GLUE:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
@@ -76,12 +81,29 @@ $(B)/%.o: %.c | $(DEPS_FIRST)
 $(B)/libmigchan.a: $(CHANNEL_OBJ)
 	$(AR) rcs $@ $^
 
+# Where filters built outside migkit name their layer kinds (detect.c).
+KINDSDIR = $(PREFIX)/share/migkit/kinds.d
+$(B)/channel/detect.o: MIG_CFLAGS += -DMIG_KINDS_DIR='"$(KINDSDIR)"'
+
+# The library as an SDK for such filters: pkg-config --static migchan.
+$(B)/migchan.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
+		'includedir=$${prefix}/include' '' 'Name: migchan' \
+		'Description: migkit channel library: layer filters for migration streams' \
+		'Version: $(VERSION)' 'Cflags: -I$${includedir}' \
+		'Libs: -L$${libdir} -lmigchan' \
+		'Libs.private: $(LIBS)' > $@
+
 # The same main(), built once per filter against that filter's symbol.
 $(B)/main-%.o: channel/main.c | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) -DMIG_FILTER_NAME=$* -c $< -o $@
 
-$(B)/bin/mig-%: $(B)/main-%.o $(B)/filters/%.o $(B)/libmigchan.a
+# mig-encrypt's keys (filters/keyfile.c) go with it wherever it goes
+EXTRA_OBJ_encrypt = $(B)/filters/keyfile.o
+.SECONDEXPANSION:
+$(B)/bin/mig-%: $(B)/main-%.o $(B)/filters/%.o $$(EXTRA_OBJ_$$*) $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_$*)
 
@@ -107,15 +129,16 @@ LIBS_tee = $(LIBS_JSON)
 OBJS_ssh = $(addprefix $(B)/tools/,ssh-cmdline.o ssh-strict.o ssh-config.o \
 	ssh-auth.o ssh-transfer.o)
 LIBS_ssh = -lssh
-# mig-keygen writes the key files that filters/encrypt.c reads: one code
-OBJS_keygen = $(B)/filters/encrypt.o
-LIBS_keygen = -lsodium -lcrypto
+# mig-keygen writes the key files that the filters read, through the same
+# code (filters/keyfile.c, channel/keyfile.c): libsodium, nothing else.
+OBJS_keygen = $(B)/filters/keyfile.o
+LIBS_ONLY_keygen = -lsodium -pthread
 
 # One rule for the commands of any folder: DIR/mig-NAME.c with OBJS_NAME.
 define command_rule
 $(B)/bin/mig-$(2): $(B)/$(1)/mig-$(2).o $$(OBJS_$(2)) $(B)/libmigchan.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LIBS) $$(LIBS_$(2))
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(or $$(LIBS_ONLY_$(2)),$$(LIBS) $$(LIBS_$(2)))
 endef
 $(foreach t,$(TOOLS),$(eval $(call command_rule,tools,$(t))))
 
@@ -155,7 +178,8 @@ $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 # `make fuzz`; `make check` replays their corpus and every crash found.
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS = stream walk meta qemu-stream encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
-FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) filters/all.c emu-glue/qemu-stream.c
+FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) $(FILTER_SHARED:%=filters/%.c) \
+	filters/all.c emu-glue/qemu-stream.c
 FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))'
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	-pthread -Ichannel -Ifilters -Iemu-glue -Itests/fuzz $(FUZZ_LIST)
@@ -194,13 +218,15 @@ demo: all
 bench: all
 	MIG_BIN=$(CURDIR)/$(B)/bin bench/run
 
-install: all
+install: all $(B)/migchan.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(KINDSDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(COMMANDS) $(DESTDIR)$(BINDIR)
 	$(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),ln -sf mig-$(f) $(DESTDIR)$(BINDIR)/mig-$(ALIAS_$(f));))
 	install -m 644 channel/mig.h $(DESTDIR)$(INCDIR)
 	install -m 644 $(B)/libmigchan.a $(DESTDIR)$(LIBDIR)
+	install -m 644 $(B)/migchan.pc $(DESTDIR)$(LIBDIR)/pkgconfig
 	for m in $(MAN); do \
 		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}; done
 

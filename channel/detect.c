@@ -1,6 +1,10 @@
 /* detect.c - the layer kinds, and telling what a stream is from its start. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "header.h"
 #include "mig.h"
@@ -9,18 +13,90 @@
  * flags are those each kind defines (compress: 0x01, stored), so that
  * readers that only follow the framing (walk.c) refuse the others too. */
 static const struct mig_kind kinds[] = {
-	{ 1, "checksum", "mig-checksum -d", 0 },
-	{ 2, "compress", "mig-decompress", 0x01 },
-	{ 3, "encrypt", "mig-decrypt", 0 },
-	{ 4, "envelope", "mig-envelope -d", 0 },
+	{ MIG_KIND_CHECKSUM, "checksum", "mig-checksum -d", 0 },
+	{ MIG_KIND_COMPRESS, "compress", "mig-decompress", 0x01 },
+	{ MIG_KIND_ENCRYPT, "encrypt", "mig-decrypt", 0 },
+	{ MIG_KIND_ENVELOPE, "envelope", "mig-envelope -d", 0 },
 };
+
+/*
+ * Kinds 128 to 254 are for filters built outside migkit (mig-stream(5)):
+ * such a filter names its kind in a file of MIG_KINDS_DIR (or the
+ * directory the environment's MIG_KINDS_DIR names), one line
+ * "ID NAME PEELER...", so that every decoder and mig-info can say what a
+ * layer of it is and what peels it. Read once, on the first such kind met.
+ */
+#ifndef MIG_KINDS_DIR
+#define MIG_KINDS_DIR "/usr/local/share/migkit/kinds.d"
+#endif
+#define PRIVATE_FIRST 128
+#define PRIVATE_LAST 254
+
+static struct mig_kind private_kinds[PRIVATE_LAST - PRIVATE_FIRST + 1];
+static char private_text[PRIVATE_LAST - PRIVATE_FIRST + 1][2][64];
+
+static void register_line(const char *line)
+{
+	unsigned id;
+	char name[64], peeler[64];
+	int at = 0;
+
+	if (sscanf(line, "%u %63s %n", &id, name, &at) != 2 || !at ||
+	    id < PRIVATE_FIRST || id > PRIVATE_LAST)
+		return;
+	snprintf(peeler, sizeof peeler, "%.*s", (int)strcspn(line + at, "\n"),
+		 line + at);
+	struct mig_kind *k = &private_kinds[id - PRIVATE_FIRST];
+	char (*t)[64] = private_text[id - PRIVATE_FIRST];
+	snprintf(t[0], sizeof t[0], "%s", name);
+	snprintf(t[1], sizeof t[1], "%s", peeler);
+	*k = (struct mig_kind){ (uint8_t)id, t[0], t[1], 0 };
+}
+
+static FILE *fopenat(DIR *d, const char *name)
+{
+	int fd = openat(dirfd(d), name, O_RDONLY | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+
+	if (fd >= 0 && !f)
+		close(fd);
+	return f;
+}
+
+static void read_private_kinds(void)
+{
+	static bool done;
+	const char *dir = getenv("MIG_KINDS_DIR");
+	DIR *d;
+	struct dirent *de;
+
+	if (done)
+		return;
+	done = true;
+	if (!(d = opendir(dir && *dir ? dir : MIG_KINDS_DIR)))
+		return;
+	while ((de = readdir(d))) {
+		char line[256];
+		FILE *f;
+		if (de->d_name[0] == '.' || !(f = fopenat(d, de->d_name)))
+			continue;
+		if (fgets(line, sizeof line, f))
+			register_line(line);
+		fclose(f);
+	}
+	closedir(d);
+}
 
 const struct mig_kind *mig_kind_by_id(uint8_t id)
 {
 	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
 		if (kinds[i].id == id)
 			return &kinds[i];
-	return NULL;
+	if (id < PRIVATE_FIRST || id > PRIVATE_LAST)
+		return NULL;
+	read_private_kinds();
+	return private_kinds[id - PRIVATE_FIRST].id ? &private_kinds[id - PRIVATE_FIRST]
+						    : NULL;
 }
 
 static const uint8_t qemu_magic[4] = { 'Q', 'E', 'V', 'M' };

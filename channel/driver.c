@@ -452,6 +452,11 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 	int fd = 0, rc;
 
 	mig_progname = argc > 0 ? base_name(argv[0]) : f->name;
+	struct mig_err e = { 0 };
+	if (mig_filter_check(f, &e) < 0) {
+		mig_warn("%s", e.msg);
+		return MIG_EXIT_SYS;
+	}
 	if (invoked_as_decoder(f))
 		r.decode = true;
 	/* A dead reader or writer must end us with an error at once, not

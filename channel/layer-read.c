@@ -111,6 +111,10 @@ static int check_end(struct layer_src *l, const uint8_t *p, size_t n,
 				   "END says %llu bytes, the layer carried %llu",
 				   (unsigned long long)bytes,
 				   (unsigned long long)l->t.bytes);
+	if (!l->f->decode_trailer) /* a kind without a trailer */
+		return n == MIG_END_TOTALS ? 0
+		       : mig_err_set(e, MIG_EXIT_DATA, "unexpected trailer of "
+				     "%zu bytes in END", n - MIG_END_TOTALS);
 	return l->f->decode_trailer(l->st, p + MIG_END_TOTALS,
 				    n - MIG_END_TOTALS, e);
 }
@@ -279,9 +283,11 @@ struct mig_src *mig_src_layer_bounded(struct mig_src *inner,
 				      int threads, uint64_t memory,
 				      struct mig_err *e)
 {
-	struct layer_src *l = calloc(1, sizeof *l);
+	struct layer_src *l;
 
-	if (!l) {
+	if (mig_filter_check(f, e) < 0)
+		return NULL;
+	if (!(l = calloc(1, sizeof *l))) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		return NULL;
 	}

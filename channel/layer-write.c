@@ -117,6 +117,10 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 	size_t plen = sizeof params, hlen;
 	struct mig_sink *k = calloc(1, sizeof *k);
 
+	if (mig_filter_check(f, e) < 0) {
+		free(k);
+		return NULL;
+	}
 	if (!k) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		return NULL;
@@ -141,9 +145,7 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto fail;
 	}
-	if (f->encode_frame_size)
-		f->encode_frame_size(st, k->frame_size);
-	if (f->encode_init(st, params, &plen, e) < 0)
+	if (f->encode_init(st, k->frame_size, params, &plen, e) < 0)
 		goto fail;
 	for (size_t i = 0; i < k->nslots; i++) {
 		struct slot *s = &k->slots[i];
@@ -235,7 +237,9 @@ int mig_sink_end(struct mig_sink *k, struct mig_err *e)
 		return -1;
 	mig_put_le64(p, k->t.bytes);
 	mig_put_le64(p + 8, k->index);
-	if (k->f->encode_trailer(k->st, p + MIG_END_TOTALS, &tlen, e) < 0)
+	if (!k->f->encode_trailer) /* a kind without a trailer */
+		tlen = 0;
+	else if (k->f->encode_trailer(k->st, p + MIG_END_TOTALS, &tlen, e) < 0)
 		return -1;
 	return emit_now(k, MIG_FRAME_END, p, MIG_END_TOTALS + tlen,
 			k->scratch_cap - (MIG_END_TOTALS + tlen), e);

@@ -49,8 +49,14 @@ enum mig_frame_type {
 	MIG_FRAME_END = 3,
 };
 
-/* Layer kinds are assigned by mig-stream(5); each names the command that
- * peels it, so a decoder handed the wrong layer can say what to run. */
+/* Layer kinds are assigned by mig-stream(5) and never reused; each names
+ * the command that peels it, so a decoder handed the wrong layer can say
+ * what to run. The registry (channel/detect.c) and each filter's own
+ * struct agree: tests/unit/test-channel.c holds one against the other. */
+#define MIG_KIND_CHECKSUM 1
+#define MIG_KIND_COMPRESS 2
+#define MIG_KIND_ENCRYPT 3
+#define MIG_KIND_ENVELOPE 4
 struct mig_kind {
 	uint8_t id;
 	const char *name;   /* "checksum" */
@@ -258,56 +264,76 @@ struct mig_option {
 };
 
 /*
- * A filter is a transformation and nothing else. The library reads and
- * writes, frames, counts, handles options and reports errors. Every frame
- * of a layer, META and END included, passes through encode/decode, so a
- * layer protects (or hides) all of its frames the same way.
+ * The filter protocol. A filter is a transformation and nothing else: the
+ * library reads and writes, frames, counts, orders, runs threads, handles
+ * options and reports errors. What happens to a layer, in order:
  *
- * encode and decode get a frame context: st itself, or, for a filter that
- * has frame_ctx_create, one of several contexts made from st. A filter
- * with frame contexts declares that its frames are independent of each
- * other: the library then encodes or decodes several at once on worker
- * threads (-T), one context per frame in flight, and still writes them in
- * order. Such a filter must not change st in encode/decode.
+ *  1. create() makes the filter's state st; set_option() is called for
+ *     each of its options on the command line (options: NULL for none).
+ *  2. Encoding: encode_init(st, frame_size, params) writes the layer's
+ *     parameters (at most MIG_PARAMS_MAX bytes) into the header; frame_size
+ *     is the most inner bytes a DATA frame will carry.
+ *     Decoding: decode_init(st, params) reads them and refuses what it
+ *     cannot decode; nothing of the layer is output before it returns 0.
+ *  3. Every frame -- DATA, META and END alike, so a layer protects (or
+ *     hides) all of its frames the same way -- passes through encode() or
+ *     decode(), given a frame context: st itself, or, for a filter with
+ *     frame_ctx_create, one context of several made from st. Having frame
+ *     contexts declares that frames are independent: the library then
+ *     works on several at once on -T threads, one context per frame in
+ *     flight, and still writes them in order; such a filter must not
+ *     change st in encode() or decode().
+ *     Encoding: in->data has `tailroom` writable bytes after in->len (at
+ *     least max_overhead), so a filter that appends (a tag) can do it in
+ *     place and point *out at in->data; otherwise *out points into its
+ *     context, valid until that context's next use. *flags are the frame's
+ *     flags, only bits of frame_flags. Decoding: in->data is the frame's
+ *     own buffer, which decode may change in place; *out points into it or
+ *     into the context. The library has already refused flag
+ *     bits outside frame_flags, and writes nothing of a frame until
+ *     decode() returned 0 for it.
+ *  4. END: encode_trailer() may add bytes after END's totals (at most
+ *     MIG_TRAILER_MAX), which decode_trailer() checks once all frames were
+ *     decoded; a filter without them has no trailer, and the library then
+ *     refuses one.
+ *  5. destroy(st), after the frame contexts' frame_ctx_destroy().
  *
- * Encoding: in->data has `tailroom` writable bytes after in->len, so a
- * filter that appends (a checksum, a tag) can do it in place and point
- * *out at in->data; otherwise it points *out at a buffer of its context,
- * valid until that context's next use. Decoding: *out may point into
- * in->data or into the context.
- * Callbacks return 0, or -1 after mig_err_set().
+ * Mandatory: name, kind, summary, create, destroy, encode_init, encode,
+ * decode_init, decode; the rest may be left out (NULL, 0).
+ * mig_filter_check() refuses a filter that lacks one, naming it, before
+ * the library calls anything. Callbacks return 0, or -1 after
+ * mig_err_set().
  */
 struct mig_filter {
 	const char *name;         /* command is mig-NAME */
 	const char *decode_name;  /* optional alias that decodes: mig-ALIAS */
-	uint8_t kind;             /* layer kind (mig-stream(5)) */
+	uint8_t kind;             /* MIG_KIND_*: the layer kind (mig-stream(5)) */
 	const char *summary;      /* one line for --help */
 	size_t max_overhead;      /* payload bytes a frame may grow by */
 	size_t frame_size;        /* default inner bytes a frame; 0: 1 MiB */
-	const struct mig_option *options; /* filter-specific, NULL-terminated */
+	const struct mig_option *options; /* NULL-terminated; NULL: none */
 	/* the frame flag bits the layer defines (those its encode may set),
 	 * as mig-stream(5) and the kind's registry entry say; the library
 	 * refuses a frame with any other bit set before decode sees it */
 	uint8_t frame_flags;
+	/* decoding needs a key from the command line: tools that have none
+	 * (mig-info) leave such a layer closed */
+	bool needs_key;
 
 	void *(*create)(void);
 	void (*destroy)(void *st);
 	int (*set_option)(void *st, const struct mig_option *opt,
 			  const char *arg, struct mig_err *e);
 
-	/* optional: independent frames, see above */
+	/* independent frames (3.) */
 	void *(*frame_ctx_create)(void *st, struct mig_err *e);
 	void (*frame_ctx_destroy)(void *ctx);
 
-	/* optional: told the layer's frame size (the most inner bytes a DATA
-	 * frame will carry) before encode_init, e.g. to record it */
-	void (*encode_frame_size)(void *st, size_t frame_size);
-	int (*encode_init)(void *st, uint8_t *params, size_t *params_len,
-			   struct mig_err *e);
+	int (*encode_init)(void *st, size_t frame_size, uint8_t *params,
+			   size_t *params_len, struct mig_err *e);
 	int (*encode)(void *ctx, struct mig_frame *in, size_t tailroom,
 		      const uint8_t **out, size_t *out_len, uint8_t *flags,
 		      struct mig_err *e);
-	/* layer-specific part of the END frame (after the totals) */
 	int (*encode_trailer)(void *st, uint8_t *trailer, size_t *len,
 			      struct mig_err *e);
 
@@ -317,15 +343,16 @@ struct mig_filter {
 		      size_t *out_len, struct mig_err *e);
 	int (*decode_trailer)(void *st, const uint8_t *trailer, size_t len,
 			      struct mig_err *e);
-	/* describe the parameters for -v and mig-info: "hash=xxh3" */
+	/* the parameters in words, for -v and mig-info: "hash=xxh3" */
 	void (*describe)(const uint8_t *params, size_t len, char *buf,
 			 size_t buflen);
-	/* decoding needs a key from the command line: tools that have none
-	 * (mig-info) leave such a layer closed */
-	bool needs_key;
 };
 
-/* Each filter file ends with MIG_FILTER(name, {...}); the command's main
+/* 0 if f has every mandatory member (above), and frame contexts in pairs;
+ * else -1 with e naming what is missing. */
+int mig_filter_check(const struct mig_filter *f, struct mig_err *e);
+
+/* Each filter file ends with MIG_FILTER(name) { ... }; the command's main
  * (channel/main.c) is built against one of them. */
 #define MIG_FILTER_SYMBOL(name) MIG_FILTER_SYMBOL_(name)
 #define MIG_FILTER_SYMBOL_(name) mig_filter_##name
@@ -375,6 +402,38 @@ size_t mig_layer_meta_count(const struct mig_src *layer);
 const struct mig_meta *mig_layer_meta(const struct mig_src *layer, size_t i);
 /* Totals so far; complete once the source has returned its clean end. */
 void mig_layer_totals(const struct mig_src *layer, struct mig_layer_totals *t);
+
+/* ---- Key files and locked memory (keyfile.c) --------------------------------- */
+
+/* Every key file of migkit holds 32 bytes of one of these types
+ * (mig-keygen(1)). */
+#define MIG_KEYFILE_BYTES 32
+enum mig_keyfile_type {
+	MIG_KEYFILE_SYMMETRIC = 1, /* mig-encrypt -k (secret) */
+	MIG_KEYFILE_IDENTITY,      /* mig-decrypt -i (secret) */
+	MIG_KEYFILE_RECIPIENT,     /* mig-encrypt -r */
+	MIG_KEYFILE_SIGNING,       /* --sign (secret) */
+	MIG_KEYFILE_SIGNER,        /* --signer */
+};
+const char *mig_keyfile_type_name(enum mig_keyfile_type t);
+/* Read a key file that must be of type want into key (32 bytes: locked
+ * memory for a secret). A file of another type, or a secret that group or
+ * others can read, is refused, saying why. */
+int mig_keyfile_read(const char *path, enum mig_keyfile_type want,
+		     uint8_t *key, struct mig_err *e);
+/* A file of secrets (a key, a passphrase) that group or others can read
+ * is refused, as OpenSSH refuses such a private key: 0, or -1 saying so. */
+int mig_secret_file_check(int fd, const char *path, struct mig_err *e);
+/* The file's text: "# migkit TYPE, ID_LABEL ID", then the key line.
+ * Returns its length, or 0 if out is too small. */
+size_t mig_keyfile_text(enum mig_keyfile_type t, const uint8_t *key,
+			const char *id_label, const char *id, char *out,
+			size_t len);
+/* Memory for secrets: locked, guarded, wiped by sodium_free(). An mlock
+ * that fails (RLIMIT_MEMLOCK) is said once, with -v (mig_locked_tell(),
+ * again once -v is known). */
+void *mig_locked_malloc(size_t n);
+void mig_locked_tell(void);
 
 /* ---- Signed envelopes ------------------------------------------------------ */
 

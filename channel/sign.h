@@ -1,7 +1,7 @@
 /*
- * sign.h - the signing primitives behind signed envelopes (sign.c):
- * a digest of what was written so far, signed with a context string that
- * says which part of the stream it stands for.
+ * sign.h - the signing primitives behind signed envelopes (sign.c,
+ * signing-key.c): a digest of what was written so far, signed with a
+ * context string that says which part of the stream it stands for.
  */
 #ifndef MIG_SIGN_H
 #define MIG_SIGN_H
@@ -14,6 +14,9 @@
 
 int mig_sign_init(struct mig_err *e);
 const uint8_t *mig_signing_key_public(const struct mig_signing_key *k);
+/* Ed25519 of msg with k (signing-key.c: the secret stays there). */
+int mig_sign_with(const struct mig_signing_key *k, const uint8_t *msg,
+		  size_t len, uint8_t *sig);
 /* Ed25519 over context (with its NUL) followed by digest. */
 int mig_sign_detached(const struct mig_signing_key *k, const char *context,
 		      const uint8_t *digest, uint8_t *sig);

@@ -21,8 +21,8 @@ int mig_frame_tag_check(uint64_t want, uint64_t got, const char *what,
 
 void *mig_tagged_create(void);
 void mig_tagged_destroy(void *st);
-int mig_tagged_encode_init(void *st, uint8_t *params, size_t *len,
-			   struct mig_err *e);
+int mig_tagged_encode_init(void *st, size_t frame_size, uint8_t *params,
+			   size_t *len, struct mig_err *e);
 int mig_tagged_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 		      const uint8_t **out, size_t *out_len, uint8_t *flags,
 		      struct mig_err *e);
@@ -49,10 +49,9 @@ void mig_tagged_describe(const uint8_t *params, size_t len, char *buf,
 	.decode_trailer = mig_tagged_decode_trailer,                      \
 	.describe = mig_tagged_describe
 
-/* Kind 4: an envelope around any stream, to carry META (a VM's
- * configuration, a checkpoint's origin). Every decoder peels envelopes
- * before its own layer. */
-#define MIG_KIND_ENVELOPE 4
+/* Kind 4 (MIG_KIND_ENVELOPE): an envelope around any stream, to carry
+ * META (a VM's configuration, a checkpoint's origin). Every decoder peels
+ * envelopes before its own layer. */
 extern const struct mig_filter mig_filter_envelope;
 
 #endif

@@ -9,7 +9,7 @@
 
 MIG_FILTER(checksum) {
 	.name = "checksum",
-	.kind = 1,
+	.kind = MIG_KIND_CHECKSUM,
 	.summary = "Wrap a stream in a checksum layer, or verify and unwrap "
 		   "one (-d).",
 	MIG_TAGGED_CALLBACKS,

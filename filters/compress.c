@@ -348,18 +348,14 @@ static int compress_set_option(void *st, const struct mig_option *opt,
 	return check_level(c, e);
 }
 
-static void compress_encode_frame_size(void *st, size_t frame_size)
-{
-	((struct compress *)st)->frame_size = frame_size;
-}
-
-static int compress_encode_init(void *st, uint8_t *params, size_t *len,
-				struct mig_err *e)
+static int compress_encode_init(void *st, size_t frame_size, uint8_t *params,
+				size_t *len, struct mig_err *e)
 {
 	struct compress *c = st;
 
 	(void)e;
 	c->decoding = false;
+	c->frame_size = frame_size;
 	params[0] = c->codec->id;
 	params[1] = (uint8_t)(int8_t)c->level;
 	mig_put_le16(params + 2, 0);
@@ -504,24 +500,6 @@ static int compress_decode(void *ctx, const struct mig_frame *in,
 	return 0;
 }
 
-static int compress_encode_trailer(void *st, uint8_t *trailer, size_t *len,
-				   struct mig_err *e)
-{
-	(void)st, (void)trailer, (void)e;
-	*len = 0; /* END's totals and its tag say it all */
-	return 0;
-}
-
-static int compress_decode_trailer(void *st, const uint8_t *trailer,
-				   size_t len, struct mig_err *e)
-{
-	(void)st, (void)trailer;
-	if (len != 0)
-		return mig_err_set(e, MIG_EXIT_DATA,
-				   "unexpected trailer of %zu bytes in END", len);
-	return 0;
-}
-
 static void compress_describe(const uint8_t *params, size_t len, char *buf,
 			      size_t buflen)
 {
@@ -554,7 +532,7 @@ static const struct mig_option compress_options[] = {
 MIG_FILTER(compress) {
 	.name = "compress",
 	.decode_name = "decompress",
-	.kind = 2,
+	.kind = MIG_KIND_COMPRESS,
 	.summary = "Compress a stream in a compress layer (zstd, zlib or lz4), "
 		   "or decompress one (-d).",
 	.max_overhead = TAG_LEN,
@@ -566,12 +544,9 @@ MIG_FILTER(compress) {
 	.set_option = compress_set_option,
 	.frame_ctx_create = compress_ctx_create,
 	.frame_ctx_destroy = compress_ctx_destroy,
-	.encode_frame_size = compress_encode_frame_size,
 	.encode_init = compress_encode_init,
 	.encode = compress_encode,
-	.encode_trailer = compress_encode_trailer,
 	.decode_init = compress_decode_init,
 	.decode = compress_decode,
-	.decode_trailer = compress_decode_trailer,
 	.describe = compress_describe,
 };

@@ -30,7 +30,7 @@
  * OpenSSL's too; everything else -- key derivation, Argon2id, X25519, the
  * stanzas' ChaCha20-Poly1305, the MAC of the header, locked memory -- is
  * libsodium's.
- * Key files are read and written here, for mig-keygen too (encrypt.h).
+ * Its key files are filters/keyfile.c's (keyfile.h), shared with mig-keygen.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,274 +40,11 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "encrypt.h"
+#include "keyfile.h"
 #include "mig.h"
-
-/* ---- Key files ------------------------------------------------------------ */
-
-static const char *const key_prefix[] = {
-	[MIG_KEY_SYMMETRIC] = "mig-key-1:",
-	[MIG_KEY_IDENTITY] = "mig-identity-1:",
-	[MIG_KEY_RECIPIENT] = "mig-recipient-1:",
-};
-
-const char *mig_key_type_name(enum mig_key_type t)
-{
-	switch (t) {
-	case MIG_KEY_SYMMETRIC: return "symmetric key";
-	case MIG_KEY_IDENTITY: return "identity (secret key)";
-	case MIG_KEY_RECIPIENT: return "recipient (public key)";
-	}
-	return "key";
-}
-
-int mig_crypto_init(struct mig_err *e)
-{
-	if (sodium_init() < 0)
-		return mig_err_set(e, MIG_EXIT_SYS, "libsodium failed to start");
-	/* keys and the guest's memory pass through here: no core dumps */
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	return 0;
-}
-
-/* ---- Locked memory -------------------------------------------------------- */
-
-/* The first errno of an mlock that failed, and whether -v has said so. */
-static int unlocked_errno;
-static bool unlocked_told;
-
-/* With -v, say once that key memory could not be locked. Failures can
- * come before -v is parsed (the stream's secrets are allocated first), so
- * this is asked again at every allocation and at the header. */
-static void tell_unlocked(void)
-{
-	if (unlocked_errno && mig_verbose && !unlocked_told) {
-		unlocked_told = true;
-		mig_warn("cannot lock key memory: %s; keys may reach swap",
-			 strerror(unlocked_errno));
-	}
-}
-
-/* sodium_malloc(), which locks the pages but ignores a failure: locking
- * them again (the kernel does not count pages twice) tells whether they
- * are locked, e.g. under RLIMIT_MEMLOCK. The memory is used either way. */
-static void *locked_malloc(size_t n)
-{
-	void *p = sodium_malloc(n);
-
-	if (p && sodium_mlock(p, n) != 0 && !unlocked_errno)
-		unlocked_errno = errno ? errno : ENOMEM;
-	tell_unlocked();
-	return p;
-}
-
-static void key_id(enum mig_key_type t, const uint8_t *bytes,
-		   uint8_t id[MIG_KEY_ID_BYTES])
-{
-	static const char label[] = "mig-key-id-1";
-
-	if (t == MIG_KEY_SYMMETRIC) /* a PRF of the key: reveals nothing */
-		crypto_generichash(id, MIG_KEY_ID_BYTES, (const uint8_t *)label,
-				   sizeof label - 1, bytes, MIG_KEY_BYTES);
-	else /* of the public key: identity and recipient share it */
-		crypto_generichash(id, MIG_KEY_ID_BYTES, bytes, MIG_KEY_BYTES,
-				   (const uint8_t *)"mig-recipient-id-1", 18);
-}
-
-static void id_hex(const uint8_t *id, char *hex)
-{
-	sodium_bin2hex(hex, MIG_KEY_ID_HEX, id, MIG_KEY_ID_BYTES);
-}
-
-int mig_key_make(struct mig_key *k, enum mig_key_type type,
-		 const uint8_t *bytes, struct mig_err *e)
-{
-	memset(k, 0, sizeof *k);
-	k->type = type;
-	if (type == MIG_KEY_RECIPIENT) {
-		memcpy(k->pub, bytes, MIG_KEY_BYTES);
-		key_id(type, k->pub, k->id);
-	} else {
-		if (!(k->secret = locked_malloc(MIG_KEY_BYTES)))
-			return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-		memcpy(k->secret, bytes, MIG_KEY_BYTES);
-		if (type == MIG_KEY_IDENTITY) {
-			crypto_scalarmult_base(k->pub, k->secret);
-			key_id(type, k->pub, k->id);
-		} else
-			key_id(type, k->secret, k->id);
-	}
-	id_hex(k->id, k->id_hex);
-	return 0;
-}
-
-void mig_key_public(const struct mig_key *id, struct mig_key *r)
-{
-	memset(r, 0, sizeof *r);
-	r->type = MIG_KEY_RECIPIENT;
-	memcpy(r->pub, id->pub, MIG_KEY_BYTES);
-	memcpy(r->id, id->id, MIG_KEY_ID_BYTES);
-	memcpy(r->id_hex, id->id_hex, MIG_KEY_ID_HEX);
-}
-
-void mig_key_free(struct mig_key *k)
-{
-	sodium_free(k->secret); /* wipes it */
-	sodium_memzero(k, sizeof *k);
-}
-
-size_t mig_key_text(const struct mig_key *k, char *out, size_t len)
-{
-	char b64[sodium_base64_ENCODED_LEN(MIG_KEY_BYTES,
-					   sodium_base64_VARIANT_ORIGINAL)];
-	int n;
-
-	sodium_bin2base64(b64, sizeof b64,
-			  k->type == MIG_KEY_RECIPIENT ? k->pub : k->secret,
-			  MIG_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL);
-	n = snprintf(out, len, "# migkit %s, key id %s\n%s%s\n",
-		     mig_key_type_name(k->type), k->id_hex,
-		     key_prefix[k->type], b64);
-	sodium_memzero(b64, sizeof b64);
-	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
-}
-
-/* Read a whole small file into locked memory (text is at most len-1). */
-static long read_secret_file(int fd, char *buf, size_t len, const char *path,
-			     struct mig_err *e)
-{
-	size_t got = 0;
-
-	for (;;) {
-		ssize_t n = read(fd, buf + got, len - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return mig_err_set(e, MIG_EXIT_IO, "%s: %s", path,
-					   strerror(errno));
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (got == len - 1)
-			return mig_err_set(e, MIG_EXIT_USAGE,
-					   "%s: too long for a key file", path);
-	}
-	buf[got] = '\0';
-	return (long)got;
-}
-
-static int parse_key_text(struct mig_key *k, char *text, const char *path,
-			  enum mig_key_type want, struct mig_err *e)
-{
-	enum mig_key_type type = 0;
-	uint8_t *bin = locked_malloc(MIG_KEY_BYTES + 1);
-	size_t binlen = 0;
-	char *line, *save = NULL, *b64 = NULL;
-	int rc = -1;
-
-	if (!bin)
-		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		size_t l = strlen(line);
-		if (l && line[l - 1] == '\r')
-			line[--l] = '\0';
-		if (l == 0 || line[0] == '#')
-			continue;
-		if (b64) {
-			mig_err_set(e, MIG_EXIT_USAGE, "%s: more than one key "
-				    "line", path);
-			goto out;
-		}
-		for (int t = MIG_KEY_SYMMETRIC; t <= MIG_KEY_RECIPIENT; t++)
-			if (strncmp(line, key_prefix[t], strlen(key_prefix[t])) == 0) {
-				type = t;
-				b64 = line + strlen(key_prefix[t]);
-			}
-		if (!b64) {
-			mig_err_set(e, MIG_EXIT_USAGE, "%s: not a migkit key file "
-				    "(no mig-key-1:, mig-identity-1: or "
-				    "mig-recipient-1: line)", path);
-			goto out;
-		}
-	}
-	if (!b64) {
-		mig_err_set(e, MIG_EXIT_USAGE, "%s: no key in the file", path);
-		goto out;
-	}
-	if (sodium_base642bin(bin, MIG_KEY_BYTES + 1, b64, strlen(b64), NULL,
-			      &binlen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    binlen != MIG_KEY_BYTES) {
-		mig_err_set(e, MIG_EXIT_USAGE, "%s: the key is not %d bytes of "
-			    "base64", path, MIG_KEY_BYTES);
-		goto out;
-	}
-	if (type != want) {
-		mig_err_set(e, MIG_EXIT_USAGE, "%s is %s %s, not %s %s%s", path,
-			    type == MIG_KEY_IDENTITY ? "an" : "a",
-			    mig_key_type_name(type),
-			    want == MIG_KEY_IDENTITY ? "an" : "a",
-			    mig_key_type_name(want),
-			    type == MIG_KEY_IDENTITY && want == MIG_KEY_RECIPIENT
-				    ? " (give its public half, NAME.pub)" : "");
-		goto out;
-	}
-	rc = mig_key_make(k, type, bin, e);
-out:
-	sodium_free(bin);
-	return rc;
-}
-
-/* OpenSSH's rule for private keys: nobody but the owner may read them. */
-static int check_private(int fd, const char *path, struct mig_err *e)
-{
-	struct stat s;
-
-	if (fstat(fd, &s) < 0)
-		return mig_err_set(e, MIG_EXIT_IO, "%s: %s", path,
-				   strerror(errno));
-	if (S_ISREG(s.st_mode) && (s.st_mode & 077))
-		return mig_err_set(e, MIG_EXIT_USAGE,
-				   "%s: permissions %04o are too open: a secret "
-				   "key must not be accessible by group or "
-				   "others; refusing it (chmod 600 %s)",
-				   path, (unsigned)(s.st_mode & 07777), path);
-	return 0;
-}
-
-int mig_key_load(struct mig_key *k, const char *path, enum mig_key_type want,
-		 struct mig_err *e)
-{
-	char *text = locked_malloc(MIG_KEY_TEXT_MAX * 4);
-	int fd, rc = -1;
-
-	if (!text)
-		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		mig_err_set(e, errno == ENOENT || errno == EACCES
-				       ? MIG_EXIT_USAGE : MIG_EXIT_IO,
-			    "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (read_secret_file(fd, text, MIG_KEY_TEXT_MAX * 4, path, e) < 0 ||
-	    parse_key_text(k, text, path, want, e) < 0)
-		goto out;
-	/* a secret key (the type is the one wanted, by now) */
-	if (want != MIG_KEY_RECIPIENT && check_private(fd, path, e) < 0) {
-		mig_key_free(k);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	sodium_free(text);
-	return rc;
-}
 
 /* ---- The layer's parameters ------------------------------------------------ */
 
@@ -406,7 +143,7 @@ static void *enc_create(void)
 
 	if (mig_crypto_init(&e) < 0 || !(c = calloc(1, sizeof *c)))
 		return NULL;
-	if (!(c->s = locked_malloc(sizeof *c->s))) {
+	if (!(c->s = mig_locked_malloc(sizeof *c->s))) {
 		free(c);
 		return NULL;
 	}
@@ -502,7 +239,7 @@ static int enc_set_option(void *st, const struct mig_option *o,
 			return mig_err_set(e, errno == ENOENT ? MIG_EXIT_USAGE
 							      : MIG_EXIT_IO,
 					   "%s: %s", arg, strerror(errno));
-		int r = check_private(fd, arg, e);
+		int r = mig_secret_file_check(fd, arg, e);
 		if (r == 0)
 			r = read_passphrase(c, fd, arg, e);
 		close(fd);
@@ -709,7 +446,8 @@ static int key_part_write(struct enc *c, int mode, uint8_t *p, size_t *n,
 	return 0;
 }
 
-static int enc_encode_init(void *st, uint8_t *p, size_t *len,
+/* END is sealed like every frame: the layer has no trailer. */
+static int enc_encode_init(void *st, size_t frame_size, uint8_t *p, size_t *len,
 			   struct mig_err *e)
 {
 	struct enc *c = st;
@@ -717,7 +455,9 @@ static int enc_encode_init(void *st, uint8_t *p, size_t *len,
 	size_t n = FIXED_BYTES;
 	int mode, sources = c->have_key + c->have_pass + (c->nrcpt > 0);
 
-	tell_unlocked();
+	(void)frame_size;
+
+	mig_locked_tell();
 	if (c->nident)
 		return mig_err_set(e, MIG_EXIT_USAGE, "-i is for decrypting; "
 				   "to encrypt to a key pair give its public "
@@ -862,7 +602,7 @@ static int enc_decode_init(void *st, const uint8_t *p, size_t len,
 	size_t mlen, n;
 	uint8_t check[CHECK_BYTES];
 
-	tell_unlocked();
+	mig_locked_tell();
 	if (parse_params(p, len, &mlen, e) < 0)
 		return -1;
 	if (c->nrcpt)
@@ -914,7 +654,7 @@ static void *enc_frame_ctx_create(void *st, struct mig_err *e)
 		return NULL;
 	}
 	x->st = st;
-	if (!(x->k = locked_malloc(sizeof *x->k)) ||
+	if (!(x->k = mig_locked_malloc(sizeof *x->k)) ||
 	    !(x->evp = EVP_CIPHER_CTX_new())) {
 		sodium_free(x->k);
 		free(x);
@@ -1020,14 +760,6 @@ static int enc_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 	return 0;
 }
 
-static int enc_encode_trailer(void *st, uint8_t *trailer, size_t *len,
-			      struct mig_err *e)
-{
-	(void)st, (void)trailer, (void)e;
-	*len = 0; /* END is sealed like every frame: nothing to add */
-	return 0;
-}
-
 static int enc_decode(void *ctx, const struct mig_frame *in,
 		      const uint8_t **out, size_t *out_len, struct mig_err *e)
 {
@@ -1046,16 +778,6 @@ static int enc_decode(void *ctx, const struct mig_frame *in,
 				   "dropped, replayed or reordered");
 	*out = x->buf;
 	*out_len = in->len - TAG_BYTES;
-	return 0;
-}
-
-static int enc_decode_trailer(void *st, const uint8_t *trailer, size_t len,
-			      struct mig_err *e)
-{
-	(void)st, (void)trailer;
-	if (len != 0)
-		return mig_err_set(e, MIG_EXIT_DATA, "unexpected trailer of "
-				   "%zu bytes in END", len);
 	return 0;
 }
 
@@ -1088,7 +810,7 @@ static void enc_describe(const uint8_t *p, size_t len, char *buf, size_t buflen)
 MIG_FILTER(encrypt) {
 	.name = "encrypt",
 	.decode_name = "decrypt",
-	.kind = 3,
+	.kind = MIG_KIND_ENCRYPT,
 	.summary = "Encrypt and authenticate a stream (AES-256-GCM or "
 		   "ChaCha20-Poly1305), or check and decrypt one (-d).",
 	.max_overhead = TAG_BYTES,
@@ -1101,10 +823,8 @@ MIG_FILTER(encrypt) {
 	.frame_ctx_destroy = enc_frame_ctx_destroy,
 	.encode_init = enc_encode_init,
 	.encode = enc_encode,
-	.encode_trailer = enc_encode_trailer,
 	.decode_init = enc_decode_init,
 	.decode = enc_decode,
-	.decode_trailer = enc_decode_trailer,
 	.describe = enc_describe,
 	.needs_key = true,
 };

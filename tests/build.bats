@@ -4,6 +4,7 @@
 
 setup() {
 	load lib/common
+	cd "$BATS_TEST_TMPDIR" || exit 1
 }
 
 @test "make install PREFIX DESTDIR installs commands, man pages, header, library" {
@@ -41,4 +42,47 @@ setup() {
 	run -0 cc -std=c11 -Wall -Wextra -Werror "${san[@]}" -I"$REPO/channel" \
 		-o "$BATS_TEST_TMPDIR/t" "$BATS_TEST_TMPDIR/t.c" "$REPO/build/libmigchan.a" -lxxhash -pthread
 	run -0 "$BATS_TEST_TMPDIR/t"
+}
+
+@test "mig-keygen links libsodium alone: not the encrypt filter, not OpenSSL" {
+	run -0 ldd "$MIG_BIN/mig-keygen"
+	assert_output --partial "libsodium"
+	refute_output --partial "libcrypto"
+	refute_output --partial "libssl"
+	refute_output --partial "libxxhash"
+}
+
+# A filter built out of tree against what `make install` put in place
+# (mig.h, libmigchan.a, migchan.pc) and nothing else of the tree: it runs
+# between stock filters, and mig-info names its layer from the kind file
+# it installs.
+@test "the installed library is an SDK: an out-of-tree filter builds, runs with the stock ones, and is named" {
+	dest=$BATS_TEST_TMPDIR/root
+	run -0 make -C "$REPO" -s install PREFIX=/opt/mig DESTDIR="$dest"
+	[ -f "$dest/opt/mig/lib/pkgconfig/migchan.pc" ]
+	[ -d "$dest/opt/mig/share/migkit/kinds.d" ]
+	cp "$REPO/tests/sdk/mig-xor.c" "$BATS_TEST_TMPDIR/"
+	pc() { pkg-config --define-variable=prefix="$dest/opt/mig" --static "$@" migchan; }
+	export PKG_CONFIG_PATH=$dest/opt/mig/lib/pkgconfig
+	run -0 pc --modversion
+	assert_output "0.1.0"
+	san=()
+	[ "${SANITIZE:-}" != 1 ] || san=(-fsanitize=address,undefined)
+	# shellcheck disable=SC2046 # pkg-config's words are separate flags
+	run -0 cc -std=c11 -Wall -Wextra -Werror "${san[@]}" $(pc --cflags) \
+		-o "$BATS_TEST_TMPDIR/mig-xor" "$BATS_TEST_TMPDIR/mig-xor.c" $(pc --libs)
+	head -c 3000000 /dev/urandom > data
+	"$BATS_TEST_TMPDIR/mig-xor" < data > x
+	! cmp -s x data
+	mig-checksum < data | "$BATS_TEST_TMPDIR/mig-xor" | mig-compress |
+		mig-decompress | "$BATS_TEST_TMPDIR/mig-xor" -d | mig-checksum -d | cmp - data
+	# unregistered, its kind is a number; registered, a name and a peeler
+	run -1 --separate-stderr mig-checksum -d < x
+	output=$stderr assert_output --partial "kind 200"
+	cp "$REPO/tests/sdk/xor.kind" "$dest/opt/mig/share/migkit/kinds.d/xor"
+	export MIG_KINDS_DIR=$dest/opt/mig/share/migkit/kinds.d
+	run -1 --separate-stderr mig-checksum -d < x
+	output=$stderr assert_output "mig-checksum: stdin: input is a xor layer; run mig-xor -d first"
+	run mig-info x
+	assert_line --index 1 --regexp '^layer 1: xor, cannot be opened here'
 }

@@ -143,7 +143,7 @@ fix_header_check() {
 	output=$stderr assert_output "mig-encrypt: --cipher: 'des' is not aes256gcm or chacha20poly1305"
 	printf 'garbage\n' > bad; chmod 600 bad
 	run -2 --separate-stderr mig-encrypt -k bad
-	output=$stderr assert_output "mig-encrypt: bad: not a migkit key file (no mig-key-1:, mig-identity-1: or mig-recipient-1: line)"
+	output=$stderr assert_output "mig-encrypt: bad: not a migkit key file (no mig-key-1:, mig-identity-1:, mig-recipient-1:, mig-sign-key-1: or mig-signer-1: line)"
 }
 
 @test "a key file, identity or passphrase file that others can read is refused" {

@@ -126,7 +126,7 @@ signed() { # OUT [KEY]: the test stream in an envelope signed with KEY
 
 @test "--signer takes a signer's .pub, not the secret half" {
 	run -2 --separate-stderr mig-recv -n --from-stream --signer src < /dev/null
-	output=$stderr assert_output "mig-recv: --signer: src: not a signer's public key (no mig-signer-1: line): this is the secret half; give NAME.pub"
+	output=$stderr assert_output "mig-recv: --signer: src is a signing key (secret), not a signer (public key) (give its public half, NAME.pub)"
 	chmod 644 src
 	run -2 --separate-stderr mig-envelope --sign src < /dev/null
 	output=$stderr assert_output --partial "permissions 0644 are too open"

@@ -7,7 +7,8 @@
  *
  * Files are written to a temporary file (mode 0600 from the start) and
  * moved into place atomically, never over an existing file unless -f.
- * The format is filters/encrypt.c's, which this program links.
+ * The formats are channel/keyfile.c's; the keys of mig-encrypt are
+ * filters/keyfile.c's, which this program links (not the filter).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "encrypt.h"
+#include "keyfile.h"
 #include "mig.h"
 
 static bool force, quiet;

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "encrypt.h"
+#include "keyfile.h"
 #include "fuzz.h"
 
 extern const struct mig_filter mig_filter_encrypt;

@@ -17,7 +17,7 @@
 #include "../../channel/header.h"
 #include "../../channel/source-private.h"
 #include "all.h"
-#include "encrypt.h"
+#include "keyfile.h"
 #include "tap.h"
 
 extern const struct mig_filter mig_filter_checksum;
@@ -28,9 +28,10 @@ static const struct mig_filter *const CK = &mig_filter_checksum;
 
 static void *id_create(void) { return malloc(1); }
 static void id_destroy(void *st) { free(st); }
-static int id_init(void *st, uint8_t *p, size_t *len, struct mig_err *e)
+static int id_init(void *st, size_t frame_size, uint8_t *p, size_t *len,
+		   struct mig_err *e)
 {
-	(void)st, (void)p, (void)e;
+	(void)st, (void)frame_size, (void)p, (void)e;
 	*len = 0;
 	return 0;
 }
@@ -41,12 +42,6 @@ static int id_encode(void *st, struct mig_frame *in, size_t room,
 	(void)st, (void)room, (void)flags, (void)e;
 	*out = in->data;
 	*outlen = in->len;
-	return 0;
-}
-static int id_trailer(void *st, uint8_t *t, size_t *len, struct mig_err *e)
-{
-	(void)st, (void)t, (void)e;
-	*len = 0;
 	return 0;
 }
 static int id_dinit(void *st, const uint8_t *p, size_t len, struct mig_err *e)
@@ -62,18 +57,11 @@ static int id_decode(void *st, const struct mig_frame *in, const uint8_t **out,
 	*outlen = in->len;
 	return 0;
 }
-static int id_dtrailer(void *st, const uint8_t *t, size_t len,
-		       struct mig_err *e)
-{
-	(void)st, (void)t;
-	return len ? mig_err_set(e, MIG_EXIT_DATA, "unexpected trailer") : 0;
-}
 static const struct mig_filter identity = {
 	.name = "identity", .kind = 250, .summary = "test",
 	.create = id_create, .destroy = id_destroy, .encode_init = id_init,
-	.encode = id_encode, .encode_trailer = id_trailer,
+	.encode = id_encode,
 	.decode_init = id_dinit, .decode = id_decode,
-	.decode_trailer = id_dtrailer,
 };
 
 /* ---- A filter with frame contexts, whose frames finish out of order:
@@ -130,8 +118,7 @@ static const struct mig_filter parallel = {
 	.create = id_create, .destroy = id_destroy,
 	.frame_ctx_create = par_ctx_create, .frame_ctx_destroy = par_ctx_destroy,
 	.encode_init = id_init, .encode = par_encode,
-	.encode_trailer = id_trailer, .decode_init = id_dinit,
-	.decode = par_decode, .decode_trailer = id_dtrailer,
+	.decode_init = id_dinit, .decode = par_decode,
 };
 
 static struct mig_src *mem_src(const void *p, size_t len, size_t chunk)
@@ -269,6 +256,108 @@ static void put_end(struct buf *b, uint64_t bytes, uint64_t frames)
 	mig_put_le64(t, bytes);
 	mig_put_le64(t + 8, frames);
 	put_frame(b, MIG_FRAME_END, t, 16);
+}
+
+/* ---- The filter protocol (mig.h) ------------------------------------ */
+
+/* Each mandatory member left out is refused, by name, before any call. */
+static void test_filter_check(void)
+{
+	static const char *const members[] = {
+		"name", "summary", "create", "destroy", "encode_init", "encode",
+		"decode_init", "decode",
+	};
+	struct mig_err e = { 0 };
+
+	ok(mig_filter_check(&identity, &e) == 0, "a filter with every mandatory "
+	   "member and no optional one passes the check");
+	for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
+		struct mig_filter f = identity;
+		void **slot[] = {
+			(void **)&f.name, (void **)&f.summary, (void **)&f.create,
+			(void **)&f.destroy, (void **)&f.encode_init,
+			(void **)&f.encode, (void **)&f.decode_init,
+			(void **)&f.decode,
+		};
+		char words[64];
+		*slot[i] = NULL;
+		memset(&e, 0, sizeof e);
+		snprintf(words, sizeof words, "has no %s", members[i]);
+		ok(mig_filter_check(&f, &e) < 0 && e.code == MIG_EXIT_SYS,
+		   "a filter without %s is refused", members[i]);
+		ok_msg(&e, words, "... naming the member");
+		/* and the library never calls it: neither side opens */
+		struct buf b = identity_layer();
+		put_end(&b, 0, 0);
+		struct mig_src *in = mem_src(b.p, b.len, 0);
+		memset(&e, 0, sizeof e);
+		ok(!mig_src_layer(in, &f, NULL, 1, &e) && strstr(e.msg, words),
+		   "mig_src_layer refuses it too");
+		mig_src_free(in);
+		memset(&e, 0, sizeof e);
+		ok(!mig_sink_open(1, &f, NULL, 0, 1, &e) && strstr(e.msg, words),
+		   "mig_sink_open refuses it too");
+		free(b.p);
+	}
+	struct mig_filter half = parallel;
+	half.frame_ctx_destroy = NULL;
+	memset(&e, 0, sizeof e);
+	ok(mig_filter_check(&half, &e) < 0, "frame contexts come in pairs");
+	ok_msg(&e, "only one of frame_ctx_create and frame_ctx_destroy", "... says so");
+}
+
+/* A kind without a trailer: END holds its totals and nothing else. */
+static void test_no_trailer(void)
+{
+	struct buf b = identity_layer(), dec;
+	struct mig_err e;
+	uint8_t t[20] = { 0 };
+
+	put_frame(&b, MIG_FRAME_END, t, sizeof t); /* totals, then 4 bytes */
+	ok(decode(&identity, b.p, b.len, 0, &dec, &e, NULL) < 0 &&
+	   e.code == MIG_EXIT_DATA, "a trailer where the kind has none is refused");
+	ok_msg(&e, "unexpected trailer of 4 bytes in END", "... saying how long");
+	free(dec.p);
+	free(b.p);
+	struct buf enc = encode(&identity, "abc", 3, 2, NULL);
+	ok(enc.len && decode(&identity, enc.p, enc.len, 1, &dec, &e, NULL) == 0 &&
+	   dec.len == 3 && !memcmp(dec.p, "abc", 3),
+	   "a filter without trailer callbacks writes and reads its END");
+	free(dec.p);
+	free(enc.p);
+}
+
+/* One identity per kind: each filter's name, decoder and frame flags are
+ * the registry's (channel/detect.c), which decoders name in messages. */
+static void test_kinds_agree(void)
+{
+	size_t n = 0;
+
+	for (unsigned id = 1; id < 256; id++) {
+		const struct mig_filter *f = mig_filter_by_kind((uint8_t)id);
+		const struct mig_kind *k = mig_kind_by_id((uint8_t)id);
+		char peeler[64];
+		struct mig_err e = { 0 };
+		if (!f && !k)
+			continue;
+		n++;
+		ok(f && k, "kind %u: a filter and a registry entry (%s)", id,
+		   f ? f->name : k->name);
+		if (!f || !k)
+			continue;
+		if (f->decode_name)
+			snprintf(peeler, sizeof peeler, "mig-%s", f->decode_name);
+		else
+			snprintf(peeler, sizeof peeler, "mig-%s -d", f->name);
+		ok(!strcmp(f->name, k->name), "kind %u: named %s in both", id, k->name);
+		ok(!strcmp(peeler, k->peeler), "kind %u: peeled by %s in both", id,
+		   k->peeler);
+		ok(f->frame_flags == k->frame_flags, "kind %u: frame flags 0x%02x in "
+		   "both", id, k->frame_flags);
+		ok(mig_filter_check(f, &e) == 0, "kind %u: the filter follows the "
+		   "protocol %s", id, e.msg);
+	}
+	ok(n == 4, "four kinds (checksum, compress, encrypt, envelope): %zu", n);
 }
 
 /* ---- Tests --------------------------------------------------------------- */
@@ -1235,5 +1324,8 @@ int main(void)
 	test_watch();
 	test_write_errors();
 	test_fields();
+	test_filter_check();
+	test_no_trailer();
+	test_kinds_agree();
 	return tap_done();
 }

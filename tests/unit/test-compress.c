@@ -42,8 +42,7 @@ static int encode1(const char *a, size_t fs, uint8_t type, uint64_t index,
 	out->plen = sizeof out->params;
 	if (F->set_option(st, opt('a'), a, &e) < 0)
 		goto done;
-	F->encode_frame_size(st, fs);
-	if (F->encode_init(st, out->params, &out->plen, &e) < 0 ||
+	if (F->encode_init(st, fs, out->params, &out->plen, &e) < 0 ||
 	    !(ctx = F->frame_ctx_create(st, &e)))
 		goto done;
 	struct mig_frame fr = { .type = type, .index = index, .data = buf, .len = n };

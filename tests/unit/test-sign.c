@@ -293,7 +293,7 @@ static void test_keys(void)
 
 	ok(mig_signers_add(&s, key_a, &e) < 0 && e.code == MIG_EXIT_USAGE,
 	   "a signing key given as a signer is refused");
-	ok_msg(&e, "this is the secret half; give NAME.pub", "... saying which half to give");
+	ok_msg(&e, "is a signing key (secret), not a signer (public key) (give its public half, NAME.pub)", "... saying which half to give");
 	memset(&e, 0, sizeof e);
 	ok(mig_signing_key_load(&k, pub_a, &e) < 0, "a .pub given as a signing key is refused");
 	ok_msg(&e, "not a signing key", "... saying so");

@@ -1,16 +1,12 @@
 /*
- * encrypt.h - the key files of mig-encrypt, shared with mig-keygen.
- *
- * filters/encrypt.c owns them; mig-keygen links that object, so there is
- * one reader and one writer of the format (mig-keygen(1)):
- *
- *   # comment lines, then one line
- *   mig-key-1:BASE64        a 32-byte symmetric key (secret)
- *   mig-identity-1:BASE64   an X25519 secret key (secret)
- *   mig-recipient-1:BASE64  an X25519 public key
+ * keyfile.h - the keys of mig-encrypt and mig-decrypt (filters/keyfile.c),
+ * shared with mig-keygen: a symmetric key, an X25519 identity and its
+ * recipient. Their files are the channel's (mig_keyfile_read, the format
+ * in channel/keyfile.c and mig-keygen(1)), so there is one reader and one
+ * writer of every migkit key file.
  */
-#ifndef MIG_ENCRYPT_H
-#define MIG_ENCRYPT_H
+#ifndef MIG_KEYFILE_H
+#define MIG_KEYFILE_H
 
 #include <stdint.h>
 
