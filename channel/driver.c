@@ -91,34 +91,22 @@ static void usage(const struct mig_filter *f, FILE *out)
 		     "See %s(1) and mig-stream(5).\n", mig_progname);
 }
 
-static int usage_error(const struct mig_filter *f, const char *fmt,
-		       const char *arg)
-{
-	char m[1024];
-
-	(void)f;
-	snprintf(m, sizeof m, fmt, arg);
-	mig_warn("%s\nTry '%s --help'.", m, mig_progname);
-	return MIG_EXIT_USAGE;
-}
-
 static int fail(const struct run *r, const struct mig_err *e)
 {
-	fprintf(stderr, "%s: %s: %s\n", mig_progname, r->input_name, e->msg);
+	mig_warn("%s: %s", r->input_name, e->msg);
 	return e->code ? e->code : MIG_EXIT_SYS;
 }
 
-static int parse_args(struct run *r, int argc, char **argv)
-{
-	const struct mig_filter *f = r->f;
+/* getopt_long's tables: the options of every filter, then this one's. */
+struct optset {
 	struct option *lo;
-	char shorts[128] = "+dhVqvT:";
-	size_t nopt = 0, sl = strlen(shorts);
-	int c, status = -1;
+	char shorts[128];
+	size_t nopt; /* the filter's */
+};
 
-	for (const struct mig_option *o = f->options; o && o->long_name; o++)
-		nopt++;
-	struct option common[] = {
+static int build_options(const struct mig_filter *f, struct optset *os)
+{
+	static const struct option common[] = {
 		{ "decode", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -130,139 +118,162 @@ static int parse_args(struct run *r, int argc, char **argv)
 		{ "threads", required_argument, NULL, 'T' },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 	};
-	size_t nc = sizeof common / sizeof common[0];
+	size_t nc = sizeof common / sizeof common[0], sl;
+
+	os->nopt = 0;
+	for (const struct mig_option *o = f->options; o && o->long_name; o++)
+		os->nopt++;
 	/* the common options, the filter's, and the zero entry that ends them */
-	lo = calloc(nc + nopt + 1, sizeof *lo);
-	r->meta = calloc((size_t)argc, sizeof *r->meta);
-	if (!lo || !r->meta) {
-		free(lo);
-		fprintf(stderr, "%s: out of memory\n", mig_progname);
-		return MIG_EXIT_SYS;
-	}
-	memcpy(lo, common, sizeof common);
-	for (size_t i = 0; i < nopt; i++) {
+	if (!(os->lo = calloc(nc + os->nopt + 1, sizeof *os->lo)))
+		return -1;
+	memcpy(os->lo, common, sizeof common);
+	snprintf(os->shorts, sizeof os->shorts, "+dhVqvT:");
+	sl = strlen(os->shorts);
+	for (size_t i = 0; i < os->nopt; i++) {
 		const struct mig_option *o = &f->options[i];
-		lo[nc + i] = (struct option){ o->long_name,
-					      o->arg ? required_argument
-						     : no_argument,
-					      NULL, OPT_FILTER + (int)i };
-		if (o->short_name && sl + 3 < sizeof shorts) {
-			shorts[sl++] = (char)o->short_name;
+		os->lo[nc + i] = (struct option){ o->long_name,
+						  o->arg ? required_argument
+							 : no_argument,
+						  NULL, OPT_FILTER + (int)i };
+		if (o->short_name && sl + 3 < sizeof os->shorts) {
+			os->shorts[sl++] = (char)o->short_name;
 			if (o->arg)
-				shorts[sl++] = ':';
-			shorts[sl] = '\0';
+				os->shorts[sl++] = ':';
+			os->shorts[sl] = '\0';
 		}
 	}
+	return 0;
+}
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
-		const struct mig_option *o = NULL;
-		struct mig_err e = { 0 };
+static int threads_option(struct run *r, const char *arg)
+{
+	uint64_t t;
 
-		switch (c) {
-		case 'd': r->decode = true; continue;
-		case 'h': usage(f, stdout); status = mig_stdout_finish(); goto out;
-		case 'V':
-			printf("%s (migkit) %s\n", mig_progname,
-			       MIG_VERSION_STRING);
-			status = mig_stdout_finish();
-			goto out;
-		case 'q': r->quiet = true; continue;
-		case 'v': r->verbose = mig_verbose = true; continue;
-		case OPT_PROGRESS: r->progress = true; continue;
-		case 'T': {
-			uint64_t t;
-			if (!f->frame_ctx_create) {
-				status = usage_error(f, "%s", "-T: this filter "
-						     "runs on one thread");
-				goto out;
-			}
-			if (mig_parse_size(optarg, &t) < 0 || t < 1 || t > 64) {
-				status = usage_error(f, "-T: '%s' is not a number "
-						     "of threads from 1 to 64",
-						     optarg);
-				goto out;
-			}
-			r->threads = (int)t;
-			continue;
-		}
-		case OPT_META: r->meta[r->nmeta++] = optarg; continue;
-		case OPT_MEMORY:
-			if (mig_parse_size(optarg, &r->memory) < 0 ||
-			    r->memory < MIG_FRAME_MEMORY) {
-				char least[32], m[160];
-				mig_format_bytes(MIG_FRAME_MEMORY, least,
-						 sizeof least);
-				snprintf(m, sizeof m, "--memory: '%.64s' is not "
-					 "a size of at least one frame in "
-					 "flight (%s)", optarg, least);
-				status = usage_error(f, "%s", m);
-				goto out;
-			}
-			continue;
-		case OPT_FRAME_SIZE:
-			if (mig_parse_size(optarg, &r->frame_size) < 0 ||
-			    r->frame_size == 0 ||
-			    r->frame_size > MIG_FRAME_DATA_MAX) {
-				status = usage_error(f, "--frame-size: '%s' is "
-						     "not a size from 1 to 16M",
-						     optarg);
-				goto out;
-			}
-			continue;
-		case '?':
-			if (optopt && optopt < 256)
-				status = usage_error(f, "unknown or incomplete "
-						     "option '-%s'",
-						     (const char[]){ (char)optopt, 0 });
-			else
-				status = usage_error(f, "unknown or incomplete "
-						     "option '%s'",
-						     argv[optind - 1]);
-			goto out;
-		default:
-			break;
-		}
-		if (c >= OPT_FILTER)
-			o = &f->options[c - OPT_FILTER];
-		else /* a short filter option */
-			for (size_t i = 0; i < nopt; i++)
-				if (f->options[i].short_name == c)
-					o = &f->options[i];
-		if (o && o->mode != MIG_OPT_BOTH)
-			r->moded[o->mode == MIG_OPT_DECODE] = o;
-		if (!o || f->set_option(r->st, o, optarg, &e) < 0) {
-			fprintf(stderr, "%s: %s\n", mig_progname,
-				o ? e.msg : "bad option");
-			status = o && e.code ? e.code : MIG_EXIT_USAGE;
-			goto out;
-		}
+	if (!r->f->frame_ctx_create)
+		return mig_usage_error("-T: this filter runs on one thread");
+	if (mig_parse_size(arg, &t) < 0 || t < 1 || t > 64)
+		return mig_usage_error("-T: '%s' is not a number of threads from "
+				       "1 to 64", arg);
+	r->threads = (int)t;
+	return MIG_GO_ON;
+}
+
+static int memory_option(struct run *r, const char *arg)
+{
+	char least[32];
+
+	if (mig_parse_size(arg, &r->memory) < 0 || r->memory < MIG_FRAME_MEMORY) {
+		mig_format_bytes(MIG_FRAME_MEMORY, least, sizeof least);
+		return mig_usage_error("--memory: '%.64s' is not a size of at "
+				       "least one frame in flight (%s)", arg, least);
 	}
-	if (argc - optind > 1) {
-		status = usage_error(f, "one input at most (got '%s' and more)",
-				     argv[optind + 1]);
-		goto out;
+	return MIG_GO_ON;
+}
+
+static int frame_size_option(struct run *r, const char *arg)
+{
+	if (mig_parse_size(arg, &r->frame_size) < 0 || r->frame_size == 0 ||
+	    r->frame_size > MIG_FRAME_DATA_MAX)
+		return mig_usage_error("--frame-size: '%s' is not a size from 1 "
+				       "to 16M", arg);
+	return MIG_GO_ON;
+}
+
+#define NOT_COMMON (MIG_GO_ON + 1) /* the filter's own option */
+
+/* An option every filter command has: MIG_GO_ON, an exit status, or
+ * NOT_COMMON. */
+static int common_option(struct run *r, int c, char **argv)
+{
+	switch (c) {
+	case 'd': r->decode = true; return MIG_GO_ON;
+	case 'h': usage(r->f, stdout); return mig_stdout_finish();
+	case 'V': return mig_print_version();
+	case 'q': r->quiet = true; return MIG_GO_ON;
+	case 'v': r->verbose = mig_verbose = true; return MIG_GO_ON;
+	case OPT_PROGRESS: r->progress = true; return MIG_GO_ON;
+	case 'T': return threads_option(r, optarg);
+	case OPT_META: r->meta[r->nmeta++] = optarg; return MIG_GO_ON;
+	case OPT_MEMORY: return memory_option(r, optarg);
+	case OPT_FRAME_SIZE: return frame_size_option(r, optarg);
+	case '?':
+		if (optopt && optopt < 256)
+			return mig_usage_error("unknown or incomplete option '-%c'",
+					       optopt);
+		return mig_usage_error("unknown or incomplete option '%s'",
+				       argv[optind - 1]);
 	}
+	return NOT_COMMON;
+}
+
+/* One of the filter's options (long, or its short letter c). */
+static int filter_option(struct run *r, int c, size_t nopt)
+{
+	const struct mig_filter *f = r->f;
+	const struct mig_option *o = NULL;
+	struct mig_err e = { 0 };
+
+	if (c >= OPT_FILTER)
+		o = &f->options[c - OPT_FILTER];
+	else
+		for (size_t i = 0; i < nopt; i++)
+			if (f->options[i].short_name == c)
+				o = &f->options[i];
+	if (!o)
+		return mig_usage_error("bad option");
+	if (o->mode != MIG_OPT_BOTH)
+		r->moded[o->mode == MIG_OPT_DECODE] = o;
+	if (f->set_option(r->st, o, optarg, &e) < 0) {
+		mig_warn("%s", e.msg);
+		return e.code ? e.code : MIG_EXIT_USAGE;
+	}
+	return MIG_GO_ON;
+}
+
+/* What the options say together, and the one input. */
+static int check_args(struct run *r, int argc, char **argv)
+{
+	const struct mig_option *wrong = r->moded[!r->decode];
+
+	if (argc - optind > 1)
+		return mig_usage_error("one input at most (got '%s' and more)",
+				       argv[optind + 1]);
 	if (argc - optind == 1 && strcmp(argv[optind], "-") != 0)
 		r->input = argv[optind];
-	const struct mig_option *wrong = r->moded[!r->decode];
-	if (wrong) {
-		status = usage_error(f, r->decode ? "--%s is for encoding"
-					: "--%s is for decoding (-d)",
-				     wrong->long_name);
-		goto out;
+	if (wrong)
+		return mig_usage_error(r->decode ? "--%s is for encoding"
+						 : "--%s is for decoding (-d)",
+				       wrong->long_name);
+	if (!r->decode && r->memory)
+		return mig_usage_error("--memory is for decoding (-d)");
+	if (r->decode && r->nmeta)
+		return mig_usage_error("--meta is for encoding");
+	if (r->decode && r->frame_size)
+		return mig_usage_error("--frame-size is for encoding");
+	return MIG_GO_ON;
+}
+
+/* MIG_GO_ON, or the exit status to leave with. */
+static int parse_args(struct run *r, int argc, char **argv)
+{
+	struct optset os;
+	int c, status = MIG_GO_ON;
+
+	r->meta = calloc((size_t)argc, sizeof *r->meta);
+	if (!r->meta || build_options(r->f, &os) < 0) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
 	}
-	if (!r->decode && r->memory) {
-		status = usage_error(f, "%s", "--memory is for decoding (-d)");
-		goto out;
+	opterr = 0;
+	while (status == MIG_GO_ON &&
+	       (c = getopt_long(argc, argv, os.shorts, os.lo, NULL)) != -1) {
+		status = common_option(r, c, argv);
+		if (status == NOT_COMMON)
+			status = filter_option(r, c, os.nopt);
 	}
-	if (r->decode && (r->nmeta || r->frame_size)) {
-		status = usage_error(f, "%s", r->nmeta ? "--meta is for encoding"
-					    : "--frame-size is for encoding");
-		goto out;
-	}
-out:
-	free(lo);
+	if (status == MIG_GO_ON)
+		status = check_args(r, argc, argv);
+	free(os.lo);
 	return status;
 }
 
@@ -376,24 +387,11 @@ static int encode(struct run *r, struct mig_src *in)
 	}
 	if (!(k = mig_sink_open(1, r->f, r->st, fs, r->threads, &e)))
 		goto fail;
-	for (size_t i = 0; i < r->nmeta; i++) {
-		char *kv = strdup(r->meta[i]), *eq;
-		if (!kv) {
-			mig_err_set(&e, MIG_EXIT_SYS, "out of memory");
+	for (size_t i = 0; i < r->nmeta; i++)
+		if (mig_sink_meta_line(k, r->meta[i], &e) < 0) {
+			mig_err_prefix(&e, "--meta ");
 			goto fail;
 		}
-		if (!(eq = strchr(kv, '='))) {
-			free(kv);
-			mig_err_set(&e, MIG_EXIT_USAGE,
-				    "--meta '%s' is not KEY=VALUE", r->meta[i]);
-			goto fail;
-		}
-		*eq = '\0';
-		int m = mig_sink_meta(k, kv, eq + 1, &e);
-		free(kv);
-		if (m < 0)
-			goto fail;
-	}
 	mig_progress_start(&pr, r->progress);
 	for (;;) {
 		uint8_t *buf = mig_sink_buffer(k, &e);
@@ -467,7 +465,7 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 		fprintf(stderr, "%s: out of memory\n", mig_progname);
 		return MIG_EXIT_SYS;
 	}
-	if ((rc = parse_args(&r, argc, argv)) >= 0)
+	if ((rc = parse_args(&r, argc, argv)) != MIG_GO_ON)
 		goto out;
 	rc = MIG_EXIT_OK;
 	{

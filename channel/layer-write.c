@@ -193,6 +193,19 @@ int mig_sink_meta(struct mig_sink *k, const char *key, const char *value,
 	return 0;
 }
 
+int mig_sink_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e)
+{
+	const char *eq = strchr(kv, '=');
+	char key[MIG_META_KEY_MAX + 1];
+
+	if (!eq)
+		return mig_err_set(e, MIG_EXIT_USAGE, "'%s' is not KEY=VALUE", kv);
+	if ((size_t)(eq - kv) > MIG_META_KEY_MAX)
+		return mig_err_set(e, MIG_EXIT_USAGE, "META key is too long");
+	snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+	return mig_sink_meta(k, key, eq + 1, e);
+}
+
 uint8_t *mig_sink_buffer(struct mig_sink *k, struct mig_err *e)
 {
 	/* the slot to fill last held frame filled - nslots: write up to it */

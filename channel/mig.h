@@ -528,6 +528,9 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 			       struct mig_err *e);
 int mig_sink_meta(struct mig_sink *k, const char *key, const char *value,
 		  struct mig_err *e);
+/* The same from "KEY=VALUE" (--meta, a line of a META file): the one place
+ * such a line is split. */
+int mig_sink_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e);
 /* The buffer to fill with the next frame's bytes (at most frame_size);
  * may first write finished frames, so it can fail. */
 uint8_t *mig_sink_buffer(struct mig_sink *k, struct mig_err *e);

@@ -62,21 +62,6 @@ static long seal_pull(void *ctx, void *buf, size_t len)
 	return (long)got;
 }
 
-static int add_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e)
-{
-	char *copy = strdup(kv), *eq;
-	if (!copy)
-		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-	if (!(eq = strchr(copy, '='))) {
-		free(copy);
-		return mig_err_set(e, MIG_EXIT_USAGE, "META '%s' is not KEY=VALUE", kv);
-	}
-	*eq = '\0';
-	int r = mig_sink_meta(k, copy, eq + 1, e);
-	free(copy);
-	return r;
-}
-
 /* seal's command line */
 struct seal_args {
 	const char **metas; /* KEY=VALUE */
@@ -144,7 +129,7 @@ static int add_meta_file(struct mig_sink *k, const char *path, struct mig_err *e
 		if (line[n - 1] == '\n')
 			line[--n] = '\0';
 		if (n)
-			rc = add_meta_line(k, line, e);
+			rc = mig_sink_meta_line(k, line, e);
 	}
 	fclose(f);
 	free(line);
@@ -159,7 +144,7 @@ static int open_envelope(struct seal *s, void *st, const struct seal_args *a)
 	if (!(s->k = mig_sink_open(1, &mig_filter_envelope, st, SEAL_FRAME, 1, &s->err)))
 		return -1;
 	for (size_t i = 0; i < a->nm; i++)
-		if (add_meta_line(s->k, a->metas[i], &s->err) < 0)
+		if (mig_sink_meta_line(s->k, a->metas[i], &s->err) < 0)
 			return -1;
 	if (a->mfile && add_meta_file(s->k, a->mfile, &s->err) < 0)
 		return -1;
