@@ -32,20 +32,20 @@ static int apply_options(ssh_session s, const struct cmdline *c)
 	if (!c->nopt)
 		return 0;
 	if ((fd = memfd_create("mig-ssh-options", MFD_CLOEXEC)) < 0) {
-		migssh_die_msg("-o options: %s", strerror(errno));
+		migssh_say("-o options: %s", strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < c->nopt && rc == 0; i++) {
 		struct mig_err e;
 		if (mig_write_all(fd, c->opt[i], strlen(c->opt[i]), &e) < 0 ||
 		    mig_write_all(fd, "\n", 1, &e) < 0) {
-			migssh_die_msg("-o options: %s", e.msg);
+			migssh_say("-o options: %s", e.msg);
 			rc = -1;
 		}
 	}
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	if (rc == 0 && ssh_options_parse_config(s, path) < 0) {
-		migssh_die_msg("-o options: %s", ssh_get_error(s));
+		migssh_say("-o options: %s", ssh_get_error(s));
 		rc = -1;
 	}
 	close(fd);
@@ -71,11 +71,11 @@ int migssh_configure(ssh_session s, const struct cmdline *c)
 	    ssh_options_set(s, SSH_OPTIONS_CIPHERS_S_C, default_ciphers) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_COMPRESSION, "no") < 0 ||
 	    (wait_s > 0 && ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &wait_s) < 0)) {
-		migssh_die_msg("cannot set up the session: %s", ssh_get_error(s));
+		migssh_say("cannot set up the session: %s", ssh_get_error(s));
 		return -1;
 	}
 	if (c->config && access(c->config, R_OK) != 0) {
-		migssh_die_msg("cannot read the configuration %s: %s", c->config,
+		migssh_say("cannot read the configuration %s: %s", c->config,
 			strerror(errno));
 		return -1;
 	}
@@ -85,7 +85,7 @@ int migssh_configure(ssh_session s, const struct cmdline *c)
 	if (apply_options(s, c) < 0)
 		return -1;
 	if (ssh_options_parse_config(s, c->config) < 0) {
-		migssh_die_msg("configuration %s: %s",
+		migssh_say("configuration %s: %s",
 			c->config ? c->config : "~/.ssh/config", ssh_get_error(s));
 		return -1;
 	}
@@ -95,16 +95,16 @@ int migssh_configure(ssh_session s, const struct cmdline *c)
 	if (ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &yes) < 0 ||
 	    (user && ssh_options_set(s, SSH_OPTIONS_USER, user) < 0) ||
 	    (c->port && ssh_options_set(s, SSH_OPTIONS_PORT_STR, c->port) < 0)) {
-		migssh_die_msg("%s", ssh_get_error(s));
+		migssh_say("%s", ssh_get_error(s));
 		return -1;
 	}
 	/* -i: tried before the configuration's and the default identities */
 	for (size_t i = c->nident; i-- > 0;) {
 		if (access(c->ident[i], R_OK) != 0 && !c->quiet)
-			migssh_die_msg("warning: identity file %s not accessible: %s",
+			migssh_say("warning: identity file %s not accessible: %s",
 				c->ident[i], strerror(errno));
 		if (ssh_options_set(s, SSH_OPTIONS_IDENTITY, c->ident[i]) < 0) {
-			migssh_die_msg("-i %s: %s", c->ident[i], ssh_get_error(s));
+			migssh_say("-i %s: %s", c->ident[i], ssh_get_error(s));
 			return -1;
 		}
 	}
