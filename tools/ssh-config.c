@@ -52,10 +52,11 @@ static int apply_options(ssh_session s, const struct cmdline *c)
 	return rc;
 }
 
-int migssh_configure(ssh_session s, const struct cmdline *c)
+/* Host, log level and what the configuration may override: our ciphers,
+ * no compression, how long to wait. */
+static int set_defaults(ssh_session s, const struct cmdline *c)
 {
 	int verbosity = c->verbose >= 2 ? SSH_LOG_PROTOCOL : SSH_LOG_NOLOG;
-	int yes = 1;
 	/* Until the command runs, libssh waits for each answer itself (the
 	 * key exchange, authentication, the channel, the exec request): a
 	 * server silent for as long as keepalives would allow during the
@@ -74,14 +75,19 @@ int migssh_configure(ssh_session s, const struct cmdline *c)
 		migssh_say("cannot set up the session: %s", ssh_get_error(s));
 		return -1;
 	}
+	return 0;
+}
+
+/* -o first: libssh, like ssh(1), keeps the first value it parses for a
+ * keyword; then ~/.ssh/config and /etc/ssh/ssh_config, or only -F's
+ * file. */
+static int read_configuration(ssh_session s, const struct cmdline *c)
+{
 	if (c->config && access(c->config, R_OK) != 0) {
 		migssh_say("cannot read the configuration %s: %s", c->config,
 			strerror(errno));
 		return -1;
 	}
-	/* -o first: libssh, like ssh(1), keeps the first value it parses
-	 * for a keyword; then ~/.ssh/config and /etc/ssh/ssh_config, or
-	 * only -F's file */
 	if (apply_options(s, c) < 0)
 		return -1;
 	if (ssh_options_parse_config(s, c->config) < 0) {
@@ -89,16 +95,30 @@ int migssh_configure(ssh_session s, const struct cmdline *c)
 			c->config ? c->config : "~/.ssh/config", ssh_get_error(s));
 		return -1;
 	}
-	/* The policy is ours (migssh_verify_host): with libssh's own flag off,
-	 * ssh_session_is_known_server() calls an unknown host known. */
+	return 0;
+}
+
+/* What the command line says over the configuration: the user, the port,
+ * and host key checking on (the policy is ours, in migssh_verify_host:
+ * with libssh's own flag off, ssh_session_is_known_server() calls an
+ * unknown host known). */
+static int set_command_line(ssh_session s, const struct cmdline *c)
+{
 	const char *user = c->user ? c->user : c->login;
+	int yes = 1;
+
 	if (ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &yes) < 0 ||
 	    (user && ssh_options_set(s, SSH_OPTIONS_USER, user) < 0) ||
 	    (c->port && ssh_options_set(s, SSH_OPTIONS_PORT_STR, c->port) < 0)) {
 		migssh_say("%s", ssh_get_error(s));
 		return -1;
 	}
-	/* -i: tried before the configuration's and the default identities */
+	return 0;
+}
+
+/* -i: tried before the configuration's and the default identities */
+static int add_identities(ssh_session s, const struct cmdline *c)
+{
 	for (size_t i = c->nident; i-- > 0;) {
 		if (access(c->ident[i], R_OK) != 0 && !c->quiet)
 			migssh_say("warning: identity file %s not accessible: %s",
@@ -108,5 +128,13 @@ int migssh_configure(ssh_session s, const struct cmdline *c)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int migssh_configure(ssh_session s, const struct cmdline *c)
+{
+	if (set_defaults(s, c) < 0 || read_configuration(s, c) < 0 ||
+	    set_command_line(s, c) < 0 || add_identities(s, c) < 0)
+		return -1;
 	return 0;
 }
