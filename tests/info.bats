@@ -254,7 +254,14 @@ inner data: empty"
 }
 
 @test "usage errors" {
-	run -2 mig-info --bogus
+	run -2 --separate-stderr mig-info --bogus
+	output=$stderr assert_output "mig-info: unknown or incomplete option '--bogus'
+Try 'mig-info --help'."
+	run -2 --separate-stderr mig-info --signer
+	output=$stderr assert_output "mig-info: unknown or incomplete option '--signer'
+Try 'mig-info --help'."
+	run -2 --separate-stderr mig-info a b
+	output=$stderr assert_output "mig-info: one input at most"
 	run -3 --separate-stderr mig-info nonexistent
 	output=$stderr assert_output "mig-info: nonexistent: No such file or directory"
 	run -0 mig-info --help

@@ -77,6 +77,11 @@ assert_revoked_refusal() { # KNOWN_FILE
 	assert_line --index 0 "usage: mig-ssh [-p PORT] [-l USER] [-i IDENTITY] [-F CONFIG] [-o Option=value]..."
 	run -0 mig-ssh -V
 	assert_output "mig-ssh (migkit) 0.1.0"
+	# text that cannot be written is a failure of mig-ssh's own (255)
+	run -255 --separate-stderr bash -c 'mig-ssh -V >&-'
+	[ "$stderr" = "mig-ssh: stdout: closed" ]
+	run -255 --separate-stderr bash -c 'mig-ssh --help > /dev/full'
+	[ "$stderr" = "mig-ssh: stdout: No space left on device" ]
 }
 
 @test "usage errors exit 255, as mig-ssh's own failures" {
@@ -92,6 +97,13 @@ assert_revoked_refusal() { # KNOWN_FILE
 	output=$stderr assert_output "mig-ssh: -o 'Bogus=1': unsupported option"
 	run -255 --separate-stderr mig-ssh -o BatchMode=no host true
 	output=$stderr assert_output "mig-ssh: -o 'BatchMode=no': mig-ssh only runs in batch mode"
+	# an unknown option in every command's words, in one message
+	run -255 --separate-stderr mig-ssh --bogus host true
+	output=$stderr assert_output "mig-ssh: unknown or incomplete option '--bogus'
+Try 'mig-ssh --help'."
+	run -255 --separate-stderr mig-ssh -p
+	output=$stderr assert_output "mig-ssh: unknown or incomplete option '-p'
+Try 'mig-ssh --help'."
 }
 
 @test "a real QEMU stream round-trips byte for byte through mig-ssh ... cat" {

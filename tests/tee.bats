@@ -429,6 +429,13 @@ wait_for_temporary() {
 Try 'mig-tee --help'."
 	run -2 --separate-stderr mig-tee --meta "bad key=1" f
 	output=$stderr assert_output --partial "mig-tee: --meta 'bad key=1': META key has a character outside"
+	# an unknown option in every command's words, in one message
+	run -2 --separate-stderr mig-tee --bogus f
+	output=$stderr assert_output "mig-tee: unknown or incomplete option '--bogus'
+Try 'mig-tee --help'."
+	run -2 --separate-stderr mig-tee --meta
+	output=$stderr assert_output "mig-tee: unknown or incomplete option '--meta'
+Try 'mig-tee --help'."
 	run -0 mig-tee --version
 	assert_output "mig-tee (migkit) 0.1.0"
 }

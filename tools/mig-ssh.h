@@ -63,11 +63,14 @@ struct xfer {
 	int64_t next_alive_ms;
 };
 
-/* mig-ssh.c: "mig-ssh: HOST: " and the message on stderr. */
-void migssh_die_msg(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+/* mig-ssh.c: one message on stderr, "mig-ssh: HOST: " and fmt's text
+ * ("mig-ssh: " alone before HOST is known), in one write (mig_warn): an
+ * error, a warning or a -v line alike. It only speaks: the caller says
+ * what happens next. */
+void migssh_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ssh-cmdline.c: argv into c. */
+/* ssh-cmdline.c: argv into c. MIG_GO_ON, or the exit status to leave
+ * with: 0 after --help or --version, EXIT_OWN after a message. */
 int migssh_parse_cmdline(struct cmdline *c, int argc, char **argv);
 
 /* ssh-strict.c: the keywords libssh does not apply (StrictHostKeyChecking,

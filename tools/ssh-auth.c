@@ -81,14 +81,14 @@ static int check_revoked_file(const struct hostkey *h, const char *path)
 	bool hit = false;
 
 	if (!f) {
-		migssh_die_msg("host key verification failed: cannot check the "
+		migssh_say("host key verification failed: cannot check the "
 			"host key %s %s against the revoked keys file %s: %s",
 			key_type_name(h->key), h->fp, path, strerror(errno));
 		return -1;
 	}
 	if (fread(magic, 1, sizeof magic, f) == sizeof magic &&
 	    !memcmp(magic, krl_magic, sizeof magic)) {
-		migssh_die_msg("host key verification failed: the revoked keys "
+		migssh_say("host key verification failed: the revoked keys "
 			"file %s is a key revocation list (KRL), which mig-ssh "
 			"cannot read: give RevokedHostKeys a list of public keys",
 			path);
@@ -101,7 +101,7 @@ static int check_revoked_file(const struct hostkey *h, const char *path)
 	free(line);
 	fclose(f);
 	if (hit)
-		migssh_die_msg("host key verification failed: host key %s %s "
+		migssh_say("host key verification failed: host key %s %s "
 			"revoked by file %s", key_type_name(h->key), h->fp, path);
 	return hit ? -1 : 0;
 }
@@ -130,7 +130,11 @@ static bool marked_revoked(const char *line, const struct hostkey *h)
 }
 
 /* Refuse a key marked @revoked in a known hosts file, with ssh(1)'s
- * warning. A missing file holds no marker. */
+ * warning. A missing file holds no marker.
+ *
+ * The warnings here are ssh(1)'s banners, word for word, and so not in
+ * mig_warn's "mig-ssh: " form; each is one fprintf on unbuffered stderr,
+ * which glibc writes at once. The refusal follows as a message of ours. */
 static int check_revoked_marker(const struct hostkey *h, const char *path)
 {
 	FILE *f;
@@ -154,7 +158,7 @@ static int check_revoked_marker(const struct hostkey *h, const char *path)
 		"This could mean that a stolen key is being used to\n"
 		"impersonate this host.\n",
 		key_type_name(h->key), h->entry);
-	migssh_die_msg("host key verification failed: the %s host key for %s "
+	migssh_say("host key verification failed: the %s host key for %s "
 		"was revoked (@revoked in %s; %s key %s), refusing to connect",
 		key_type_name(h->key), h->entry, path, key_type_name(h->key), h->fp);
 	return -1;
@@ -175,7 +179,7 @@ static void warn_changed(const struct hostkey *h)
 		"Please contact your system administrator.\n"
 		"Add correct host key in %s to get rid of this message.\n",
 		key_type_name(h->key), h->fp, h->known);
-	migssh_die_msg("host key verification failed: the host key of %s "
+	migssh_say("host key verification failed: the host key of %s "
 		"has changed (%s key %s), refusing to connect",
 		h->entry, key_type_name(h->key), h->fp);
 }
@@ -185,19 +189,19 @@ static int accept_new(ssh_session s, const struct cmdline *c,
 		      const struct hostkey *h)
 {
 	if (c->strict == STRICT_YES) {
-		migssh_die_msg("host key verification failed: no host key is "
+		migssh_say("host key verification failed: no host key is "
 			"known for %s and StrictHostKeyChecking is yes "
 			"(%s key %s)", h->entry, key_type_name(h->key), h->fp);
 		return -1;
 	}
 	if (ssh_session_update_known_hosts(s) < 0) {
-		migssh_die_msg("host key verification failed: cannot add the "
+		migssh_say("host key verification failed: cannot add the "
 			"key of %s to %s: %s", h->entry, h->known,
 			ssh_get_error(s));
 		return -1;
 	}
 	if (!c->quiet)
-		migssh_die_msg("warning: permanently added %s (%s key %s) to "
+		migssh_say("warning: permanently added %s (%s key %s) to "
 			"%s", h->entry, key_type_name(h->key), h->fp, h->known);
 	return 0;
 }
@@ -214,7 +218,7 @@ static int read_hostkey(ssh_session s, const struct cmdline *c,
 	if (ssh_get_server_publickey(s, &h->key) < 0 ||
 	    ssh_get_publickey_hash(h->key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) < 0 ||
 	    !(h->fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen))) {
-		migssh_die_msg("host key verification failed: cannot read the "
+		migssh_say("host key verification failed: cannot read the "
 			"server's key: %s", ssh_get_error(s));
 		if (hash)
 			ssh_clean_pubkey_hash(&hash);
@@ -232,10 +236,41 @@ static int read_hostkey(ssh_session s, const struct cmdline *c,
 		snprintf(h->entry, sizeof h->entry, "[%s]:%u", host ? host : c->host, port);
 	free(host);
 	if (!h->known && !(h->known = strdup("~/.ssh/known_hosts"))) {
-		migssh_die_msg("out of memory");
+		migssh_say("out of memory");
 		return -1;
 	}
 	return 0;
+}
+
+/* known_hosts' verdict on a key that is not revoked; StrictHostKeyChecking
+ * decides about one it does not know. */
+static int check_known(ssh_session s, const struct cmdline *c,
+		       const struct hostkey *h)
+{
+	switch (ssh_session_is_known_server(s)) {
+	case SSH_KNOWN_HOSTS_OK:
+		return 0;
+	case SSH_KNOWN_HOSTS_CHANGED:
+	case SSH_KNOWN_HOSTS_OTHER:
+		warn_changed(h);
+		return -1;
+	case SSH_KNOWN_HOSTS_UNKNOWN:
+	case SSH_KNOWN_HOSTS_NOT_FOUND:
+		return accept_new(s, c, h);
+	default:
+		migssh_say("host key verification failed: cannot check the key "
+			"of %s against %s: %s", h->entry, h->known, ssh_get_error(s));
+		return -1;
+	}
+}
+
+static void free_hostkey(struct hostkey *h)
+{
+	free(h->known);
+	free(h->global);
+	if (h->fp)
+		ssh_string_free_char(h->fp);
+	ssh_key_free(h->key);
 }
 
 /* Verify the server's host key before anything else is sent: revoked keys
@@ -246,34 +281,12 @@ int migssh_verify_host(ssh_session s, const struct cmdline *c)
 	struct hostkey h = { 0 };
 	int rc = -1;
 
-	if (read_hostkey(s, c, &h) < 0 ||
-	    (c->revoked && check_revoked_file(&h, c->revoked) < 0) ||
-	    check_revoked_marker(&h, h.known) < 0 ||
-	    check_revoked_marker(&h, h.global) < 0)
-		goto out;
-	switch (ssh_session_is_known_server(s)) {
-	case SSH_KNOWN_HOSTS_OK:
-		rc = 0;
-		break;
-	case SSH_KNOWN_HOSTS_CHANGED:
-	case SSH_KNOWN_HOSTS_OTHER:
-		warn_changed(&h);
-		break;
-	case SSH_KNOWN_HOSTS_UNKNOWN:
-	case SSH_KNOWN_HOSTS_NOT_FOUND:
-		rc = accept_new(s, c, &h);
-		break;
-	default:
-		migssh_die_msg("host key verification failed: cannot check the key "
-			"of %s against %s: %s", h.entry, h.known, ssh_get_error(s));
-		break;
-	}
-out:
-	free(h.known);
-	free(h.global);
-	if (h.fp)
-		ssh_string_free_char(h.fp);
-	ssh_key_free(h.key);
+	if (read_hostkey(s, c, &h) == 0 &&
+	    (!c->revoked || check_revoked_file(&h, c->revoked) == 0) &&
+	    check_revoked_marker(&h, h.known) == 0 &&
+	    check_revoked_marker(&h, h.global) == 0)
+		rc = check_known(s, c, &h);
+	free_hostkey(&h);
 	return rc;
 }
 
@@ -287,7 +300,7 @@ int migssh_authenticate(ssh_session s)
 		return 0;
 	ssh_options_get(s, SSH_OPTIONS_USER, &user);
 	if (rc == SSH_AUTH_ERROR)
-		migssh_die_msg("authentication as %s failed: %s", user ? user : "?",
+		migssh_say("authentication as %s failed: %s", user ? user : "?",
 			ssh_get_error(s));
 	else {
 		int m = ssh_userauth_list(s, NULL);
@@ -302,7 +315,7 @@ int migssh_authenticate(ssh_session s)
 			strcat(methods, ",gssapi-with-mic");
 		if (m & SSH_AUTH_METHOD_HOSTBASED)
 			strcat(methods, ",hostbased");
-		migssh_die_msg("authentication as %s failed: permission denied (%s): "
+		migssh_say("authentication as %s failed: permission denied (%s): "
 			"no key from the agent, -i or the default identities "
 			"was accepted", user ? user : "?",
 			methods[0] ? methods + 1 : "none");

@@ -50,9 +50,56 @@ static const char *const option_names[] = {
 	"ServerAliveCountMax", "RevokedHostKeys", NULL,
 };
 
-/* -o "Key=value" or "Key value" into "Key value"; StrictHostKeyChecking,
- * ServerAlive*, RevokedHostKeys and BatchMode are kept here. Returns -1
+/* -o StrictHostKeyChecking, ServerAlive*, RevokedHostKeys and BatchMode,
+ * kept here, not given to libssh (value v of -o arg). Returns 0, or -1
  * with a message. */
+static int own_option(struct cmdline *c, const char *name, const char *v,
+		      const char *arg)
+{
+	if (!strcmp(name, "StrictHostKeyChecking")) {
+		enum strict s;
+		if (migssh_parse_strict(v, &s) < 0) {
+			mig_warn("-o '%s': not yes, no or accept-new", arg);
+			return -1;
+		}
+		if (c->strict == STRICT_UNSET) /* the first one wins */
+			c->strict = s;
+		return 0;
+	}
+	if (!strcmp(name, "ServerAliveInterval") ||
+	    !strcmp(name, "ServerAliveCountMax")) {
+		bool count = !strcmp(name, "ServerAliveCountMax");
+		long *slot = count ? &c->alive_count : &c->alive_interval;
+		long n;
+		if (migssh_parse_alive(v, count, &n) < 0) {
+			mig_warn("-o '%s': not a number from %d to 86400", arg,
+				 count ? 1 : 0);
+			return -1;
+		}
+		if (*slot < 0) /* the first one wins */
+			*slot = n;
+		return 0;
+	}
+	if (!strcmp(name, "RevokedHostKeys"))
+		return migssh_set_revoked(c, v);
+	/* BatchMode */
+	if (strcasecmp(v, "yes") != 0) {
+		mig_warn("-o '%s': mig-ssh only runs in batch mode", arg);
+		return -1;
+	}
+	return 0;
+}
+
+static bool is_own_option(const char *name)
+{
+	return !strcmp(name, "StrictHostKeyChecking") ||
+	       !strcmp(name, "ServerAliveInterval") ||
+	       !strcmp(name, "ServerAliveCountMax") ||
+	       !strcmp(name, "RevokedHostKeys") || !strcmp(name, "BatchMode");
+}
+
+/* -o "Key=value" or "Key value" into "Key value" for libssh, or kept here
+ * (own_option). Returns 0, or -1 with a message. */
 static int add_option(struct cmdline *c, const char *arg)
 {
 	size_t klen = strcspn(arg, " \t=");
@@ -67,60 +114,69 @@ static int add_option(struct cmdline *c, const char *arg)
 		if (strlen(*n) == klen && !strncasecmp(*n, arg, klen))
 			name = *n;
 	if (!name || !*v) {
-		fprintf(stderr, "mig-ssh: -o '%s': %s\n", arg,
-			!name ? "unsupported option" : "no value");
+		mig_warn("-o '%s': %s", arg, !name ? "unsupported option"
+						   : "no value");
 		return -1;
 	}
-	if (!strcmp(name, "StrictHostKeyChecking")) {
-		enum strict s;
-		if (migssh_parse_strict(v, &s) < 0) {
-			fprintf(stderr, "mig-ssh: -o '%s': not yes, no or "
-				"accept-new\n", arg);
-			return -1;
-		}
-		if (c->strict == STRICT_UNSET) /* the first one wins */
-			c->strict = s;
-		return 0;
-	}
-	if (!strcmp(name, "ServerAliveInterval") ||
-	    !strcmp(name, "ServerAliveCountMax")) {
-		bool count = !strcmp(name, "ServerAliveCountMax");
-		long *slot = count ? &c->alive_count : &c->alive_interval;
-		long n;
-		if (migssh_parse_alive(v, count, &n) < 0) {
-			fprintf(stderr, "mig-ssh: -o '%s': not a number from "
-				"%d to 86400\n", arg, count ? 1 : 0);
-			return -1;
-		}
-		if (*slot < 0) /* the first one wins */
-			*slot = n;
-		return 0;
-	}
-	if (!strcmp(name, "RevokedHostKeys"))
-		return migssh_set_revoked(c, v);
-	if (!strcmp(name, "BatchMode")) {
-		if (strcasecmp(v, "yes") != 0) {
-			fprintf(stderr, "mig-ssh: -o '%s': mig-ssh only runs "
-				"in batch mode\n", arg);
-			return -1;
-		}
-		return 0;
-	}
+	if (is_own_option(name))
+		return own_option(c, name, v, arg);
 	if (c->nopt == MAX_OPTIONS) {
-		fprintf(stderr, "mig-ssh: more than %d -o options\n",
-			MAX_OPTIONS);
+		mig_warn("more than %d -o options", MAX_OPTIONS);
 		return -1;
 	}
 	if (asprintf(&c->opt[c->nopt], "%s %s", name, v) < 0) {
-		fprintf(stderr, "mig-ssh: out of memory\n");
+		mig_warn("out of memory");
 		return -1;
 	}
 	c->nopt++;
 	return 0;
 }
 
-/* Returns 0, or the exit status to leave with (-1 for success: help). */
-int migssh_parse_cmdline(struct cmdline *c, int argc, char **argv)
+/* getopt's '?' (opterr is 0): the option it stopped at, in the words and
+ * the one write of every migkit command (channel/driver.c says the same;
+ * channel has no helper for it yet). */
+static int unknown_option(char **argv)
+{
+	if (optopt && optopt < 256)
+		mig_usage_error("unknown or incomplete option '-%c'", optopt);
+	else
+		mig_usage_error("unknown or incomplete option '%s'",
+				argv[optind - 1]);
+	return EXIT_OWN;
+}
+
+/* --help and --version: 0, or EXIT_OWN if stdout took no text. */
+static int said(int status)
+{
+	return status == MIG_EXIT_OK ? 0 : EXIT_OWN;
+}
+
+/* -p PORT: 0, or -1 with a message */
+static int set_port(struct cmdline *c, const char *arg)
+{
+	char *end;
+	long p = strtol(arg, &end, 10);
+
+	if (*arg == '\0' || *end || p < 1 || p > 65535) {
+		mig_warn("-p '%s': not a port from 1 to 65535", arg);
+		return -1;
+	}
+	c->port = arg;
+	return 0;
+}
+
+static int add_identity(struct cmdline *c, const char *arg)
+{
+	if (c->nident == MAX_IDENTITIES) {
+		mig_warn("more than %d -i", MAX_IDENTITIES);
+		return -1;
+	}
+	c->ident[c->nident++] = arg;
+	return 0;
+}
+
+/* mig-ssh's own options, up to HOST: MIG_GO_ON, or the exit status. */
+static int parse_options(struct cmdline *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "quiet", no_argument, NULL, 'q' },
@@ -129,80 +185,82 @@ int migssh_parse_cmdline(struct cmdline *c, int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	int ch, r = 0;
 
+	opterr = 0; /* our own messages, in one write */
 	/* '+': stop at HOST, the command's own options are its own */
-	while ((ch = getopt_long(argc, argv, "+p:l:i:F:o:qvhV", lo, NULL)) != -1) {
+	while (r == 0 &&
+	       (ch = getopt_long(argc, argv, "+p:l:i:F:o:qvhV", lo, NULL)) != -1) {
 		switch (ch) {
-		case 'p': {
-			char *end;
-			long p = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end || p < 1 || p > 65535) {
-				fprintf(stderr, "mig-ssh: -p '%s': not a port "
-					"from 1 to 65535\n", optarg);
-				return EXIT_OWN;
-			}
-			c->port = optarg;
-			break;
-		}
+		case 'p': r = set_port(c, optarg); break;
 		case 'l': c->login = optarg; break;
 		case 'F': c->config = optarg; break;
-		case 'i':
-			if (c->nident == MAX_IDENTITIES) {
-				fprintf(stderr, "mig-ssh: more than %d -i\n",
-					MAX_IDENTITIES);
-				return EXIT_OWN;
-			}
-			c->ident[c->nident++] = optarg;
-			break;
-		case 'o':
-			if (add_option(c, optarg) < 0)
-				return EXIT_OWN;
-			break;
+		case 'i': r = add_identity(c, optarg); break;
+		case 'o': r = add_option(c, optarg); break;
 		case 'q': c->quiet = true; break;
 		case 'v': c->verbose++; break;
-		case 'h': usage(stdout); return -1;
-		case 'V': printf("mig-ssh (migkit) %s\n", MIG_VERSION_STRING);
-			return -1;
-		default:
-			fprintf(stderr, "Try 'mig-ssh --help'.\n");
-			return EXIT_OWN;
+		case 'h': usage(stdout); return said(mig_stdout_finish());
+		case 'V': return said(mig_print_version());
+		default: return unknown_option(argv);
 		}
 	}
-	if (argc - optind < 2) {
-		fprintf(stderr, "mig-ssh: %s\nTry 'mig-ssh --help'.\n",
-			argc == optind ? "no host given"
-				       : "no command given (mig-ssh opens no "
-					 "login shell)");
-		return EXIT_OWN;
-	}
-	const char *at = strrchr(argv[optind], '@');
+	return r < 0 ? EXIT_OWN : MIG_GO_ON;
+}
+
+/* [USER@]HOST: 0, or -1 with a message */
+static int set_host(struct cmdline *c, const char *arg)
+{
+	const char *at = strrchr(arg, '@');
+
 	if (at) {
-		c->user = strndup(argv[optind], (size_t)(at - argv[optind]));
-		if (!c->user) {
-			fprintf(stderr, "mig-ssh: out of memory\n");
-			return EXIT_OWN;
+		if (!(c->user = strndup(arg, (size_t)(at - arg)))) {
+			mig_warn("out of memory");
+			return -1;
 		}
 		c->host = at + 1;
 	} else
-		c->host = argv[optind];
+		c->host = arg;
 	if (!*c->host || (at && !*c->user)) {
-		fprintf(stderr, "mig-ssh: '%s': not [USER@]HOST\n", argv[optind]);
-		return EXIT_OWN;
-	}
-	/* as ssh(1) does: the words joined by spaces, for the remote shell */
-	size_t len = 1;
-	for (int i = optind + 1; i < argc; i++)
-		len += strlen(argv[i]) + 1;
-	if (!(c->command = malloc(len))) {
-		fprintf(stderr, "mig-ssh: out of memory\n");
-		return EXIT_OWN;
-	}
-	c->command[0] = '\0';
-	for (int i = optind + 1; i < argc; i++) {
-		if (i > optind + 1)
-			strcat(c->command, " ");
-		strcat(c->command, argv[i]);
+		mig_warn("'%s': not [USER@]HOST", arg);
+		return -1;
 	}
 	return 0;
+}
+
+/* As ssh(1) does: the words joined by spaces, for the remote shell.
+ * 0, or -1 with a message. */
+static int join_command(struct cmdline *c, int n, char **words)
+{
+	size_t len = 1;
+
+	for (int i = 0; i < n; i++)
+		len += strlen(words[i]) + 1;
+	if (!(c->command = malloc(len))) {
+		mig_warn("out of memory");
+		return -1;
+	}
+	c->command[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			strcat(c->command, " ");
+		strcat(c->command, words[i]);
+	}
+	return 0;
+}
+
+int migssh_parse_cmdline(struct cmdline *c, int argc, char **argv)
+{
+	int r = parse_options(c, argc, argv);
+
+	if (r != MIG_GO_ON)
+		return r;
+	if (argc - optind < 2) {
+		mig_usage_error("%s", argc == optind ? "no host given"
+			: "no command given (mig-ssh opens no login shell)");
+		return EXIT_OWN;
+	}
+	if (set_host(c, argv[optind]) < 0 ||
+	    join_command(c, argc - optind - 1, argv + optind + 1) < 0)
+		return EXIT_OWN;
+	return MIG_GO_ON;
 }

@@ -32,30 +32,31 @@ static int apply_options(ssh_session s, const struct cmdline *c)
 	if (!c->nopt)
 		return 0;
 	if ((fd = memfd_create("mig-ssh-options", MFD_CLOEXEC)) < 0) {
-		migssh_die_msg("-o options: %s", strerror(errno));
+		migssh_say("-o options: %s", strerror(errno));
 		return -1;
 	}
 	for (size_t i = 0; i < c->nopt && rc == 0; i++) {
 		struct mig_err e;
 		if (mig_write_all(fd, c->opt[i], strlen(c->opt[i]), &e) < 0 ||
 		    mig_write_all(fd, "\n", 1, &e) < 0) {
-			migssh_die_msg("-o options: %s", e.msg);
+			migssh_say("-o options: %s", e.msg);
 			rc = -1;
 		}
 	}
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	if (rc == 0 && ssh_options_parse_config(s, path) < 0) {
-		migssh_die_msg("-o options: %s", ssh_get_error(s));
+		migssh_say("-o options: %s", ssh_get_error(s));
 		rc = -1;
 	}
 	close(fd);
 	return rc;
 }
 
-int migssh_configure(ssh_session s, const struct cmdline *c)
+/* Host, log level and what the configuration may override: our ciphers,
+ * no compression, how long to wait. */
+static int set_defaults(ssh_session s, const struct cmdline *c)
 {
 	int verbosity = c->verbose >= 2 ? SSH_LOG_PROTOCOL : SSH_LOG_NOLOG;
-	int yes = 1;
 	/* Until the command runs, libssh waits for each answer itself (the
 	 * key exchange, authentication, the channel, the exec request): a
 	 * server silent for as long as keepalives would allow during the
@@ -71,42 +72,69 @@ int migssh_configure(ssh_session s, const struct cmdline *c)
 	    ssh_options_set(s, SSH_OPTIONS_CIPHERS_S_C, default_ciphers) < 0 ||
 	    ssh_options_set(s, SSH_OPTIONS_COMPRESSION, "no") < 0 ||
 	    (wait_s > 0 && ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &wait_s) < 0)) {
-		migssh_die_msg("cannot set up the session: %s", ssh_get_error(s));
+		migssh_say("cannot set up the session: %s", ssh_get_error(s));
 		return -1;
 	}
+	return 0;
+}
+
+/* -o first: libssh, like ssh(1), keeps the first value it parses for a
+ * keyword; then ~/.ssh/config and /etc/ssh/ssh_config, or only -F's
+ * file. */
+static int read_configuration(ssh_session s, const struct cmdline *c)
+{
 	if (c->config && access(c->config, R_OK) != 0) {
-		migssh_die_msg("cannot read the configuration %s: %s", c->config,
+		migssh_say("cannot read the configuration %s: %s", c->config,
 			strerror(errno));
 		return -1;
 	}
-	/* -o first: libssh, like ssh(1), keeps the first value it parses
-	 * for a keyword; then ~/.ssh/config and /etc/ssh/ssh_config, or
-	 * only -F's file */
 	if (apply_options(s, c) < 0)
 		return -1;
 	if (ssh_options_parse_config(s, c->config) < 0) {
-		migssh_die_msg("configuration %s: %s",
+		migssh_say("configuration %s: %s",
 			c->config ? c->config : "~/.ssh/config", ssh_get_error(s));
 		return -1;
 	}
-	/* The policy is ours (migssh_verify_host): with libssh's own flag off,
-	 * ssh_session_is_known_server() calls an unknown host known. */
+	return 0;
+}
+
+/* What the command line says over the configuration: the user, the port,
+ * and host key checking on (the policy is ours, in migssh_verify_host:
+ * with libssh's own flag off, ssh_session_is_known_server() calls an
+ * unknown host known). */
+static int set_command_line(ssh_session s, const struct cmdline *c)
+{
 	const char *user = c->user ? c->user : c->login;
+	int yes = 1;
+
 	if (ssh_options_set(s, SSH_OPTIONS_STRICTHOSTKEYCHECK, &yes) < 0 ||
 	    (user && ssh_options_set(s, SSH_OPTIONS_USER, user) < 0) ||
 	    (c->port && ssh_options_set(s, SSH_OPTIONS_PORT_STR, c->port) < 0)) {
-		migssh_die_msg("%s", ssh_get_error(s));
+		migssh_say("%s", ssh_get_error(s));
 		return -1;
 	}
-	/* -i: tried before the configuration's and the default identities */
+	return 0;
+}
+
+/* -i: tried before the configuration's and the default identities */
+static int add_identities(ssh_session s, const struct cmdline *c)
+{
 	for (size_t i = c->nident; i-- > 0;) {
 		if (access(c->ident[i], R_OK) != 0 && !c->quiet)
-			migssh_die_msg("warning: identity file %s not accessible: %s",
+			migssh_say("warning: identity file %s not accessible: %s",
 				c->ident[i], strerror(errno));
 		if (ssh_options_set(s, SSH_OPTIONS_IDENTITY, c->ident[i]) < 0) {
-			migssh_die_msg("-i %s: %s", c->ident[i], ssh_get_error(s));
+			migssh_say("-i %s: %s", c->ident[i], ssh_get_error(s));
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int migssh_configure(ssh_session s, const struct cmdline *c)
+{
+	if (set_defaults(s, c) < 0 || read_configuration(s, c) < 0 ||
+	    set_command_line(s, c) < 0 || add_identities(s, c) < 0)
+		return -1;
 	return 0;
 }

@@ -76,7 +76,7 @@ int migssh_set_revoked(struct cmdline *c, const char *v)
 	} else
 		c->revoked = strdup(v);
 	if (!c->revoked) {
-		migssh_die_msg("out of memory");
+		migssh_say("out of memory");
 		return -1;
 	}
 	return 0;
@@ -159,7 +159,7 @@ static int keyword(struct cmdline *c, const char *k, const char *v,
 		bool count = !strcasecmp(k, "ServerAliveCountMax");
 		long *slot = count ? &c->alive_count : &c->alive_interval;
 		if (*slot < 0 && migssh_parse_alive(v, count, slot) < 0) {
-			migssh_die_msg("configuration %s line %d: %s '%s': not a "
+			migssh_say("configuration %s line %d: %s '%s': not a "
 				"number from %d to 86400", path, lineno, k, v,
 				count ? 1 : 0);
 			return -1;

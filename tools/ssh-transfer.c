@@ -52,94 +52,125 @@ void migssh_on_exit_signal(ssh_session s, ssh_channel ch, const char *sig,
 
 static int lost(struct xfer *x, const char *when)
 {
-	migssh_die_msg("connection lost %s: %s", when,
+	migssh_say("connection lost %s: %s", when,
 		ssh_get_error(x->s)[0] ? ssh_get_error(x->s) : "closed");
 	return -1;
+}
+
+/* The remote command is gone: like ssh(1), the rest of stdin is not
+ * sent. */
+static void input_cut_short(struct xfer *x)
+{
+	x->in_len = 0;
+	x->in_eof = x->eof_sent = x->cut_short = true;
+}
+
+/* A piece of stdin when the buffer is empty and stdin has one. */
+static int read_stdin(struct xfer *x, bool *progress)
+{
+	if (x->in_len != 0 || x->in_eof)
+		return 0;
+	ssize_t n = read(0, x->in, BUF_SIZE);
+	if (n < 0 && errno != EINTR && errno != EAGAIN) {
+		migssh_say("read from stdin: %s", strerror(errno));
+		return -1;
+	}
+	if (n == 0)
+		x->in_eof = true;
+	if (n > 0) {
+		x->in_off = 0;
+		x->in_len = (size_t)n;
+	}
+	*progress = true;
+	return 0;
+}
+
+/* As much of the buffer as the channel's window takes. */
+static int send_input(struct xfer *x, bool *progress)
+{
+	if (x->in_len == 0)
+		return 0;
+	if (ssh_channel_is_closed(x->ch)) {
+		input_cut_short(x);
+		return 0;
+	}
+	int n = ssh_channel_write(x->ch, x->in + x->in_off, (uint32_t)x->in_len);
+	if (n == SSH_ERROR) {
+		if (!ssh_is_connected(x->s) || !ssh_channel_is_closed(x->ch))
+			return lost(x, "while sending");
+		input_cut_short(x);
+		*progress = true;
+	} else if (n > 0) {
+		x->in_off += (size_t)n;
+		x->in_len -= (size_t)n;
+		x->sent += (uint64_t)n;
+		*progress = true;
+	}
+	return 0;
+}
+
+/* EOF once stdin has ended and all of it went out. */
+static int send_eof(struct xfer *x, bool *progress)
+{
+	if (!x->in_eof || x->in_len != 0 || x->eof_sent)
+		return 0;
+	if (ssh_channel_send_eof(x->ch) == SSH_ERROR &&
+	    !ssh_channel_is_closed(x->ch))
+		return lost(x, "while sending EOF");
+	x->eof_sent = true;
+	*progress = true;
+	return 0;
+}
+
+/* What the remote command wrote on its stdout (is_err 0) or stderr, onto
+ * ours. */
+static int receive(struct xfer *x, int is_err, bool *progress)
+{
+	struct mig_err e;
+
+	if (x->stream_eof[is_err])
+		return 0;
+	int n = ssh_channel_read_nonblocking(x->ch, x->out, BUF_SIZE, is_err);
+	if (n == SSH_EOF || (n == 0 && ssh_channel_is_eof(x->ch))) {
+		x->stream_eof[is_err] = true;
+		*progress = true;
+		return 0;
+	}
+	if (n < 0)
+		return lost(x, "while receiving");
+	if (n == 0)
+		return 0;
+	if (!is_err && x->out_closed) {
+		/* stdout was closed (now /dev/null): as a write to a closed
+		 * descriptor would fail */
+		migssh_say("write to stdout: %s", strerror(EBADF));
+		return -1;
+	}
+	if (mig_write_all(is_err ? 2 : 1, x->out, (size_t)n, &e) < 0) {
+		migssh_say("%s", e.msg);
+		return -1;
+	}
+	x->received += (uint64_t)n;
+	*progress = true;
+	return 0;
 }
 
 /* One pass of work that does not block; *progress when anything moved.
  * Returns 0, or -1 with a message. */
 static int step(struct xfer *x, bool stdin_ready, bool *progress)
 {
-	struct mig_err e;
-
-	if (stdin_ready && x->in_len == 0 && !x->in_eof) {
-		ssize_t n = read(0, x->in, BUF_SIZE);
-		if (n < 0 && errno != EINTR && errno != EAGAIN) {
-			migssh_die_msg("read from stdin: %s", strerror(errno));
-			return -1;
-		}
-		if (n == 0)
-			x->in_eof = true;
-		if (n > 0) {
-			x->in_off = 0;
-			x->in_len = (size_t)n;
-		}
-		*progress = true;
-	}
-	if (x->in_len > 0) {
-		if (ssh_channel_is_closed(x->ch)) {
-			/* the remote command is gone: like ssh(1), the rest
-			 * of stdin is not sent */
-			x->in_len = 0;
-			x->in_eof = x->eof_sent = x->cut_short = true;
-		} else {
-			int n = ssh_channel_write(x->ch, x->in + x->in_off,
-						  (uint32_t)x->in_len);
-			if (n == SSH_ERROR) {
-				if (ssh_is_connected(x->s) && ssh_channel_is_closed(x->ch)) {
-					x->in_len = 0;
-					x->in_eof = x->eof_sent = x->cut_short = true;
-					*progress = true;
-				} else
-					return lost(x, "while sending");
-			} else if (n > 0) {
-				x->in_off += (size_t)n;
-				x->in_len -= (size_t)n;
-				x->sent += (uint64_t)n;
-				*progress = true;
-			}
-		}
-	}
-	if (x->in_eof && x->in_len == 0 && !x->eof_sent) {
-		if (ssh_channel_send_eof(x->ch) == SSH_ERROR &&
-		    !ssh_channel_is_closed(x->ch))
-			return lost(x, "while sending EOF");
-		x->eof_sent = true;
-		*progress = true;
-	}
+	if ((stdin_ready && read_stdin(x, progress) < 0) ||
+	    send_input(x, progress) < 0 || send_eof(x, progress) < 0)
+		return -1;
 	/* Read only as much as we write at once: our buffer is empty
 	 * whenever we read, so libssh's window never outgrows what the
 	 * output takes. stderr is drained too, or EOF never shows. */
-	for (int is_err = 0; is_err < 2; is_err++) {
-		if (x->stream_eof[is_err])
-			continue;
-		int n = ssh_channel_read_nonblocking(x->ch, x->out, BUF_SIZE, is_err);
-		if (n == SSH_EOF || (n == 0 && ssh_channel_is_eof(x->ch))) {
-			x->stream_eof[is_err] = true;
-			*progress = true;
-		} else if (n < 0) {
-			return lost(x, "while receiving");
-		} else if (n > 0) {
-			if (!is_err && x->out_closed) {
-				/* stdout was closed (now /dev/null): as a
-				 * write to a closed descriptor would fail */
-				migssh_die_msg("write to stdout: %s", strerror(EBADF));
-				return -1;
-			}
-			if (mig_write_all(is_err ? 2 : 1, x->out, (size_t)n, &e) < 0) {
-				migssh_die_msg("%s", e.msg);
-				return -1;
-			}
-			x->received += (uint64_t)n;
-			*progress = true;
-		}
-	}
+	if (receive(x, 0, progress) < 0 || receive(x, 1, progress) < 0)
+		return -1;
 	/* push out what libssh could not write yet */
-	if (ssh_get_poll_flags(x->s) & SSH_WRITE_PENDING) {
-		if (ssh_blocking_flush(x->s, 0) == SSH_ERROR)
-			return lost(x, "while sending");
-	}
+	if ((ssh_get_poll_flags(x->s) & SSH_WRITE_PENDING) &&
+	    ssh_blocking_flush(x->s, 0) == SSH_ERROR)
+		return lost(x, "while sending");
 	return 0;
 }
 
@@ -186,7 +217,7 @@ static int alive_check(struct xfer *x)
 	if (x->unanswered >= x->alive_count) {
 		/* the limit, not the time measured: that is at most a
 		 * poll() wake-up later */
-		migssh_die_msg("no answer from the server for %ld s "
+		migssh_say("no answer from the server for %ld s "
 			"(ServerAliveInterval %ld, ServerAliveCountMax %ld)",
 			x->alive_interval * (x->alive_count + 1),
 			x->alive_interval, x->alive_count);
@@ -217,6 +248,27 @@ static int poll_timeout(const struct xfer *x)
 	return left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
 }
 
+/* Sleep in poll() until the socket or stdin (when we want more of it)
+ * has something, or a keepalive is due; *stdin_ready if stdin woke us.
+ * Returns 0, or -1 with a message. */
+static int wait_for_work(struct xfer *x, bool *stdin_ready)
+{
+	struct pollfd p[2];
+	nfds_t n = 0;
+
+	p[n++] = (struct pollfd){ .fd = ssh_get_fd(x->s), .events = POLLIN };
+	if (ssh_get_poll_flags(x->s) & SSH_WRITE_PENDING)
+		p[0].events |= POLLOUT;
+	if (!x->in_eof && x->in_len == 0)
+		p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+	if (poll(p, n, poll_timeout(x)) < 0 && errno != EINTR) {
+		migssh_say("poll: %s", strerror(errno));
+		return -1;
+	}
+	*stdin_ready = n == 2 && p[1].revents;
+	return 0;
+}
+
 int migssh_transfer(struct xfer *x, struct exit_info *ei)
 {
 	bool stdin_ready = false;
@@ -241,21 +293,7 @@ int migssh_transfer(struct xfer *x, struct exit_info *ei)
 			return 0;
 		if (alive_check(x) < 0)
 			return -1;
-		if (progress)
-			continue;
-
-		struct pollfd p[2];
-		nfds_t n = 0;
-		p[n++] = (struct pollfd){ .fd = ssh_get_fd(x->s), .events = POLLIN };
-		if (ssh_get_poll_flags(x->s) & SSH_WRITE_PENDING)
-			p[0].events |= POLLOUT;
-		if (!x->in_eof && x->in_len == 0)
-			p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
-		if (poll(p, n, poll_timeout(x)) < 0 && errno != EINTR) {
-			migssh_die_msg("poll: %s", strerror(errno));
+		if (!progress && wait_for_work(x, &stdin_ready) < 0)
 			return -1;
-		}
-		if (n == 2 && p[1].revents)
-			stdin_ready = true;
 	}
 }
