@@ -179,14 +179,14 @@ struct recv_args {
 	size_t nargs;
 };
 
+/* --allow NAMEs (recv_args.pol.allow) */
+static const char *allow[4096];
+
 /* One option of mig-recv's: MIG_GO_ON, or the exit status to leave with. */
 static int take_option(int c, const char *arg, struct recv_args *a)
 {
-	/* --allow NAMEs: at most one per argument */
-	static const char *allow[4096];
 	struct mig_err e = { 0 };
 
-	a->pol.allow = allow;
 	switch (c) {
 	case OPT_FROM: a->from = true; break;
 	case OPT_QMP: a->qmp_path = arg; break;
@@ -282,6 +282,7 @@ static int parse_args(int argc, char **argv, struct recv_args *a)
 	int c, rc;
 
 	a->timeout_s = 60;
+	a->pol.allow = allow;
 	opterr = 0; /* our own messages, in one write each */
 	while ((c = getopt_long(argc, argv, "+:nvqhV", lo, NULL)) != -1) {
 		switch (c) {
