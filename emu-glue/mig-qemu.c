@@ -115,11 +115,72 @@ void migqemu_common_free(struct common *c)
 	c->sign = NULL;
 }
 
+/* Room for every repeatable option, and the defaults. */
+static int common_init(int argc, struct common *c)
+{
+	c->meta = calloc((size_t)argc + 1, sizeof *c->meta);
+	c->signers = calloc((size_t)argc + 1, sizeof *c->signers);
+	c->allows = calloc((size_t)argc + 1, sizeof *c->allows);
+	if (!c->meta || !c->signers || !c->allows) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
+	}
+	c->bandwidth = 1ull << 40;
+	c->grace_ms = 30000;
+	return MIG_GO_ON;
+}
+
+/* --meta KEY=VALUE, refused now if the seal would refuse it. */
+static int add_meta(const char *kv, struct common *c)
+{
+	struct mig_meta m;
+	struct mig_err e;
+
+	if (mig_meta_parse((const uint8_t *)kv, strlen(kv), &m, &e) < 0)
+		return mig_usage_error("--meta '%s': %s", kv, e.msg);
+	mig_meta_clear(&m);
+	c->meta[c->nmeta++] = kv;
+	return MIG_GO_ON;
+}
+
+enum { O_SEND = 256, O_META, O_BW, O_DT, O_TMO, O_GRACE, O_JSON, O_RESUME,
+       O_FROM, O_SIGN, O_SIGNER, O_TRUST_UNSIGNED, O_NOT_BEFORE, O_EMU,
+       O_ALLOW };
+
+/* One option: MIG_GO_ON, or the exit status to leave with. */
+static int take_option(int o, char *arg, struct common *c)
+{
+	switch (o) {
+	case O_SEND: c->send_config = true; break;
+	case O_META: return add_meta(arg, c);
+	case O_BW:
+		if (mig_parse_size(arg, &c->bandwidth) < 0)
+			return mig_usage_error("--bandwidth '%s': not a size", arg);
+		break;
+	case O_DT: c->downtime_ms = atol(arg); break;
+	case O_TMO: c->timeout_ms = atol(arg) * 1000; break;
+	case O_GRACE: c->grace_ms = atol(arg) * 1000; break;
+	case O_JSON: migqemu_json_out = true; break;
+	case O_RESUME: c->resume = true; break;
+	case O_FROM: c->from_stream = true; break;
+	case O_SIGN:
+		/* a key that is no signing key: said as it is, exit 2 */
+		if (check_signing_key(arg, &c->sign) < 0)
+			return MIG_EXIT_USAGE;
+		break;
+	case O_SIGNER: c->signers[c->nsigners++] = arg; break;
+	case O_TRUST_UNSIGNED: c->trust_unsigned = true; break;
+	case O_NOT_BEFORE: c->not_before = arg; break;
+	case O_EMU: c->emulator = arg; break;
+	case O_ALLOW: c->allows[c->nallows++] = arg; break;
+	case 'v': migqemu_verbose = true; break;
+	case 'q': migqemu_quiet = true; break;
+	}
+	return MIG_GO_ON;
+}
+
 int migqemu_parse_common(int argc, char **argv, struct common *c)
 {
-	enum { O_SEND = 256, O_META, O_BW, O_DT, O_TMO, O_GRACE, O_JSON,
-	       O_RESUME, O_FROM, O_SIGN, O_SIGNER, O_TRUST_UNSIGNED,
-	       O_NOT_BEFORE, O_EMU, O_ALLOW };
 	static const struct option lo[] = {
 		{ "send-config", no_argument, NULL, O_SEND },
 		{ "meta", required_argument, NULL, O_META },
@@ -141,72 +202,29 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int o;
-	c->meta = calloc((size_t)argc + 1, sizeof *c->meta);
-	c->signers = calloc((size_t)argc + 1, sizeof *c->signers);
-	c->allows = calloc((size_t)argc + 1, sizeof *c->allows);
-	if (!c->meta || !c->signers || !c->allows) {
-		mig_warn("out of memory");
-		return MIG_EXIT_SYS;
-	}
-	c->bandwidth = 1ull << 40;
-	c->grace_ms = 30000;
+	int o, rc = common_init(argc, c);
+
 	optind = 1;
 	opterr = 0; /* our own messages, in our own form */
-	while ((o = getopt_long(argc, argv, "+:vqh", lo, NULL)) != -1) {
-		switch (o) {
-		case O_SEND: c->send_config = true; break;
-		case O_META: {
-			struct mig_meta m;
-			struct mig_err e;
-			if (mig_meta_parse((const uint8_t *)optarg, strlen(optarg),
-					   &m, &e) < 0) {
-				mig_warn("--meta '%s': %s", optarg, e.msg);
-				return MIG_EXIT_USAGE;
-			}
-			mig_meta_clear(&m);
-			c->meta[c->nmeta++] = optarg;
-			break;
+	while (rc == MIG_GO_ON &&
+	       (o = getopt_long(argc, argv, "+:vqh", lo, NULL)) != -1) {
+		if (o == 'h') {
+			usage(stdout);
+			return mig_stdout_finish();
 		}
-		case O_BW:
-			if (mig_parse_size(optarg, &c->bandwidth) < 0) {
-				mig_warn("--bandwidth '%s': not a size", optarg);
-				return MIG_EXIT_USAGE;
-			}
-			break;
-		case O_DT: c->downtime_ms = atol(optarg); break;
-		case O_TMO: c->timeout_ms = atol(optarg) * 1000; break;
-		case O_GRACE: c->grace_ms = atol(optarg) * 1000; break;
-		case O_JSON: migqemu_json_out = true; break;
-		case O_RESUME: c->resume = true; break;
-		case O_FROM: c->from_stream = true; break;
-		case O_SIGN:
-			if (check_signing_key(optarg, &c->sign) < 0)
-				return MIG_EXIT_USAGE;
-			break;
-		case O_SIGNER: c->signers[c->nsigners++] = optarg; break;
-		case O_TRUST_UNSIGNED: c->trust_unsigned = true; break;
-		case O_NOT_BEFORE: c->not_before = optarg; break;
-		case O_EMU: c->emulator = optarg; break;
-		case O_ALLOW: c->allows[c->nallows++] = optarg; break;
-		case 'v': migqemu_verbose = true; break;
-		case 'q': migqemu_quiet = true; break;
-		case 'h': usage(stdout); exit(mig_stdout_finish());
-		case ':':
-			mig_warn("%s: %s needs a value\nTry 'mig-qemu --help'.",
-				 argv[0], argv[optind - 1]);
-			return MIG_EXIT_USAGE;
-		default:
-			mig_warn("%s: unknown option '%s'\nTry 'mig-qemu --help'.",
-				 argv[0], argv[optind - 1]);
-			return MIG_EXIT_USAGE;
-		}
+		if (o == ':')
+			return mig_usage_error("%s: %s needs a value", argv[0],
+					       argv[optind - 1]);
+		if (o == '?')
+			return mig_usage_error("%s: unknown option '%s'", argv[0],
+					       argv[optind - 1]);
+		rc = take_option(o, optarg, c);
 	}
-	if (migqemu_json_out && mig_stdout_closed()) { /* it would be lost */
-		mig_warn("--json: stdout: closed");
+	if (rc == MIG_GO_ON && migqemu_json_out && mig_stdout_closed()) {
+		mig_warn("--json: stdout: closed"); /* it would be lost */
 		return MIG_EXIT_IO;
 	}
-	return -1;
+	return rc;
 }
 
 static void fill_drive(struct drive *dr, const struct common *c)
@@ -228,14 +246,13 @@ static int cmd_migrate(int argc, char **argv)
 	struct common c = { 0 };
 	struct drive dr = { 0 };
 	int r = migqemu_parse_common(argc, argv, &c);
-	if (r >= 0) {
+	if (r != MIG_GO_ON) {
 		migqemu_common_free(&c);
 		return r;
 	}
 	if (argc - optind != 2) {
-		mig_warn("migrate: need QMP-SOCKET and 'PIPELINE'\nTry 'mig-qemu --help'.");
 		migqemu_common_free(&c);
-		return MIG_EXIT_USAGE;
+		return mig_usage_error("migrate: need QMP-SOCKET and 'PIPELINE'");
 	}
 	fill_drive(&dr, &c);
 	dr.qmp_path = argv[optind];
@@ -252,70 +269,78 @@ static int cmd_migrate(int argc, char **argv)
 	return rc;
 }
 
+/* The checkpoint's temporary name, absolute (QEMU runs the pipeline in
+ * its own working directory), beside FILE: renamed to it on success. */
+static int temp_beside(const char *file, char *tmp, size_t len)
+{
+	char *dcopy = strdup(file), *bcopy = strdup(file), *dir;
+	int rc = 0;
+
+	if (!dcopy || !bcopy) {
+		mig_warn("out of memory");
+		rc = MIG_EXIT_SYS;
+	} else if (!(dir = realpath(dirname(dcopy), NULL))) {
+		mig_warn("%s: %s", file, strerror(errno));
+		rc = MIG_EXIT_IO;
+	} else {
+		snprintf(tmp, len, "%s/.%s.mig-qemu.%ld", dir, basename(bcopy),
+			 (long)getpid());
+		free(dir);
+	}
+	free(dcopy);
+	free(bcopy);
+	return rc;
+}
+
+/* "| FILTER | FILTER > TMP", each FILTER a stage of its own. */
+static char *checkpoint_pipeline(char **filters, int nf, const char *tmp,
+				 struct drive *dr)
+{
+	struct str pl = { 0 };
+
+	migqemu_str_add(&pl, "");
+	for (int i = 0; i < nf; i++) {
+		migqemu_str_add(&pl, "| ");
+		migqemu_str_add(&pl, filters[i]);
+		migqemu_str_add(&pl, " ");
+		if (dr->nstages < 64)
+			dr->stages[dr->nstages++] = filters[i];
+	}
+	migqemu_str_add(&pl, "> ");
+	migqemu_str_addq(&pl, tmp);
+	return pl.s;
+}
+
 static int cmd_checkpoint(int argc, char **argv)
 {
 	struct common c = { 0 };
 	struct drive dr = { 0 };
-	int r = migqemu_parse_common(argc, argv, &c);
-	if (r >= 0) {
-		migqemu_common_free(&c);
-		return r;
-	}
-	if (argc - optind < 2) {
-		mig_warn("checkpoint: need QMP-SOCKET and FILE\nTry 'mig-qemu --help'.");
-		migqemu_common_free(&c);
-		return MIG_EXIT_USAGE;
-	}
-	fill_drive(&dr, &c);
-	dr.qmp_path = argv[optind];
+	char tmp[PATH_MAX * 2], *pipeline = NULL;
 	const char *file = argv[argc - 1];
-	char *dcopy = strdup(file), *bcopy = strdup(file), tmp[PATH_MAX * 2];
-	if (!dcopy || !bcopy) {
-		mig_warn("out of memory");
-		free(dcopy);
-		free(bcopy);
-		migqemu_common_free(&c);
-		return MIG_EXIT_SYS;
+	int rc = migqemu_parse_common(argc, argv, &c);
+
+	if (rc == MIG_GO_ON && argc - optind < 2)
+		rc = mig_usage_error("checkpoint: need QMP-SOCKET and FILE");
+	if (rc == MIG_GO_ON && (rc = temp_beside(file, tmp, sizeof tmp)) == 0) {
+		fill_drive(&dr, &c);
+		dr.qmp_path = argv[optind];
+		dr.resume = c.resume;
+		dr.pipeline = pipeline = checkpoint_pipeline(
+			argv + optind + 1, argc - optind - 2, tmp, &dr);
+		rc = migqemu_drive(&dr);
+		if (rc == 0 && rename(tmp, file) < 0) {
+			mig_warn("%s: %s", file, strerror(errno));
+			rc = MIG_EXIT_IO;
+		}
+		if (rc != 0) {
+			unlink(tmp);
+			mig_warn("no checkpoint written to %s", file);
+		} else if (!migqemu_quiet) {
+			mig_warn("checkpoint %s written; the VM is %s", file,
+				 dr.src_status);
+		}
 	}
-	/* QEMU runs the pipeline in its own working directory */
-	char *dir = realpath(dirname(dcopy), NULL);
-	if (!dir) {
-		mig_warn("%s: %s", file, strerror(errno));
-		free(dcopy);
-		free(bcopy);
-		migqemu_common_free(&c);
-		return MIG_EXIT_IO;
-	}
-	snprintf(tmp, sizeof tmp, "%s/.%s.mig-qemu.%ld", dir, basename(bcopy),
-		 (long)getpid());
-	free(dir);
-	free(dcopy);
-	free(bcopy);
-	struct str pl = { 0 };
-	migqemu_str_add(&pl, "");
-	for (int i = optind + 1; i < argc - 1; i++) {
-		migqemu_str_add(&pl, "| ");
-		migqemu_str_add(&pl, argv[i]);
-		migqemu_str_add(&pl, " ");
-		if (dr.nstages < 64)
-			dr.stages[dr.nstages++] = argv[i];
-	}
-	migqemu_str_add(&pl, "> ");
-	migqemu_str_addq(&pl, tmp);
-	dr.pipeline = pl.s;
-	dr.resume = c.resume;
-	int rc = migqemu_drive(&dr);
-	if (rc == 0 && rename(tmp, file) < 0) {
-		mig_warn("%s: %s", file, strerror(errno));
-		rc = MIG_EXIT_IO;
-	}
-	if (rc != 0) {
-		unlink(tmp);
-		mig_warn("no checkpoint written to %s", file);
-	} else if (!migqemu_quiet) {
-		mig_warn("checkpoint %s written; the VM is %s", file, dr.src_status);
-	}
-	free(pl.s);
+	free(pipeline);
 	migqemu_common_free(&c);
 	return rc;
 }
@@ -325,19 +350,16 @@ int main(int argc, char **argv)
 	mig_progname = "mig-qemu";
 	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
 		return MIG_EXIT_SYS;
-	if (argc < 2) {
-		usage(stderr);
-		return MIG_EXIT_USAGE;
-	}
+	if (argc < 2)
+		return mig_usage_error("no command given (migrate, checkpoint, "
+				       "restore, seal)");
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
 		usage(stdout);
 		return mig_stdout_finish();
 	}
-	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
-		printf("mig-qemu (migkit) %s\n", MIG_VERSION_STRING);
-		return mig_stdout_finish();
-	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version"))
+		return mig_print_version();
 	if (!strcmp(cmd, "seal")) {
 		if (mig_stdout_closed()) { /* the sealed stream would be lost */
 			mig_warn("stdout: closed");
@@ -351,7 +373,6 @@ int main(int argc, char **argv)
 		return cmd_checkpoint(argc - 1, argv + 1);
 	if (!strcmp(cmd, "restore"))
 		return migqemu_cmd_restore(argc - 1, argv + 1);
-	mig_warn("unknown command '%s' (migrate, checkpoint, restore, seal)\n"
-		 "Try 'mig-qemu --help'.", cmd);
-	return MIG_EXIT_USAGE;
+	return mig_usage_error("unknown command '%s' (migrate, checkpoint, "
+			       "restore, seal)", cmd);
 }

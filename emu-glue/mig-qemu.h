@@ -30,7 +30,7 @@ struct common {
 	long downtime_ms, timeout_ms, grace_ms;
 };
 
-/* -1 to go on, else the exit status to leave with */
+/* MIG_GO_ON to go on, else the exit status to leave with (-h: 0) */
 int migqemu_parse_common(int argc, char **argv, struct common *c);
 void migqemu_common_free(struct common *c);
 

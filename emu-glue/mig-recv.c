@@ -121,6 +121,9 @@ static int sock_arm(const char *path)
 	return 0;
 }
 
+enum { OPT_FROM = 256, OPT_QMP, OPT_LOG, OPT_TIMEOUT, OPT_SIGNER,
+       OPT_TRUST_UNSIGNED, OPT_NOT_BEFORE, OPT_EMU, OPT_ALLOW };
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -165,10 +168,100 @@ static void usage(FILE *out)
 		"See mig-recv(1).\n");
 }
 
-int main(int argc, char **argv)
+/* mig-recv's command line */
+struct recv_args {
+	bool from, dry;
+	const char *qmp_path, *log_path;
+	int timeout_s;
+	struct recv_trust trust;
+	struct recv_policy pol;
+	char **args;  /* EMULATOR ARGS... -incoming -, or the OVERRIDES */
+	size_t nargs;
+};
+
+/* --allow NAMEs (recv_args.pol.allow) */
+static const char *allow[4096];
+
+/* One option of mig-recv's: MIG_GO_ON, or the exit status to leave with. */
+static int take_option(int c, const char *arg, struct recv_args *a)
 {
-	enum { OPT_FROM = 256, OPT_QMP, OPT_LOG, OPT_TIMEOUT, OPT_SIGNER,
-	       OPT_TRUST_UNSIGNED, OPT_NOT_BEFORE, OPT_EMU, OPT_ALLOW };
+	struct mig_err e = { 0 };
+
+	switch (c) {
+	case OPT_FROM: a->from = true; break;
+	case OPT_QMP: a->qmp_path = arg; break;
+	case OPT_LOG: a->log_path = arg; break;
+	case OPT_EMU: a->pol.emulator = arg; break;
+	case OPT_ALLOW:
+		if (a->pol.nallow == sizeof allow / sizeof allow[0])
+			return mig_usage_error("--allow: more than 4096 names");
+		allow[a->pol.nallow++] = arg;
+		break;
+	case OPT_TIMEOUT:
+		a->timeout_s = atoi(arg);
+		if (a->timeout_s <= 0)
+			return mig_usage_error("--timeout '%s': not a number of "
+					       "seconds", arg);
+		break;
+	case OPT_SIGNER:
+		/* a file that is no signer's: said as it is, exit 2 */
+		if (mig_signers_add(&a->trust.signers, arg, &e) < 0) {
+			mig_warn("--signer: %s", e.msg);
+			return MIG_EXIT_USAGE;
+		}
+		break;
+	case OPT_TRUST_UNSIGNED: a->trust.trust_unsigned = true; break;
+	case OPT_NOT_BEFORE:
+		if (migrecv_parse_when(arg, &a->trust.not_before) < 0)
+			return mig_usage_error("--not-before '%s': not @SECONDS "
+					       "or YYYY-MM-DDTHH:MM:SSZ", arg);
+		a->trust.has_not_before = true;
+		break;
+	case 'n': a->dry = true; break;
+	case 'v': migrecv_verbose = true; break;
+	case 'q': migrecv_quiet = true; break;
+	}
+	return MIG_GO_ON;
+}
+
+/* What the options allow together, and the emulator's arguments. */
+static int check_args(struct recv_args *a)
+{
+	size_t i;
+
+	if (a->from && !a->trust.signers.n && !a->trust.trust_unsigned)
+		return mig_usage_error("--from-stream starts what the stream "
+				       "describes: name the signer it must come "
+				       "from with --signer PUB (or give "
+				       "--trust-unsigned)");
+	if (a->trust.has_not_before && !a->trust.signers.n)
+		return mig_usage_error("--not-before needs --signer: only a "
+				       "signed stream carries a time to trust");
+	if (a->dry && mig_stdout_closed()) { /* the command line would be lost */
+		mig_warn("stdout: closed");
+		return MIG_EXIT_IO;
+	}
+	a->pol.notes = a->dry || migrecv_verbose;
+	if (a->from)
+		return MIG_GO_ON;
+	if (a->pol.emulator || a->pol.nallow)
+		return mig_usage_error("--emulator and --allow are for "
+				       "--from-stream");
+	if (!a->nargs)
+		return mig_usage_error("no emulator given");
+	for (i = 1; i + 1 < a->nargs; i++)
+		if (migrecv_opt_name(a->args[i]) &&
+		    !strcmp(migrecv_opt_name(a->args[i]), "incoming"))
+			break;
+	if (i + 1 >= a->nargs || strcmp(a->args[i + 1], "-") != 0)
+		return mig_usage_error("the emulator's arguments need '-incoming "
+				       "-' (where the stream goes)");
+	return MIG_GO_ON;
+}
+
+/* MIG_GO_ON, or the exit status to leave with (-h, -V: 0; usage: 2). */
+static int parse_args(int argc, char **argv, struct recv_args *a)
+{
 	static const struct option lo[] = {
 		{ "from-stream", no_argument, NULL, OPT_FROM },
 		{ "emulator", required_argument, NULL, OPT_EMU },
@@ -186,279 +279,304 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool from = false, dry = false;
-	const char *qmp_path = NULL, *log_path = NULL;
-	int timeout_s = 60, c;
-	struct mig_err e = { 0 };
-	struct recv_trust trust = { 0 };
-	/* --allow NAMEs: at most one per argument */
-	static const char *allow[4096];
-	struct recv_policy pol = { .allow = allow };
+	int c, rc;
 
-	mig_progname = "mig-recv";
-	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
-		return MIG_EXIT_SYS;
-	signal(SIGPIPE, SIG_IGN);
-	while ((c = getopt_long(argc, argv, "+nvqhV", lo, NULL)) != -1) {
+	a->timeout_s = 60;
+	a->pol.allow = allow;
+	opterr = 0; /* our own messages, in one write each */
+	while ((c = getopt_long(argc, argv, "+:nvqhV", lo, NULL)) != -1) {
 		switch (c) {
-		case OPT_FROM: from = true; break;
-		case OPT_QMP: qmp_path = optarg; break;
-		case OPT_LOG: log_path = optarg; break;
-		case OPT_EMU: pol.emulator = optarg; break;
-		case OPT_ALLOW:
-			if (pol.nallow == sizeof allow / sizeof allow[0]) {
-				mig_warn("--allow: more than 4096 names");
-				return MIG_EXIT_USAGE;
-			}
-			allow[pol.nallow++] = optarg;
-			break;
-		case OPT_TIMEOUT:
-			timeout_s = atoi(optarg);
-			if (timeout_s <= 0) {
-				mig_warn("--timeout '%s': not a number of seconds", optarg);
-				return MIG_EXIT_USAGE;
-			}
-			break;
-		case OPT_SIGNER:
-			if (mig_signers_add(&trust.signers, optarg, &e) < 0) {
-				mig_warn("--signer: %s", e.msg);
-				return MIG_EXIT_USAGE;
-			}
-			break;
-		case OPT_TRUST_UNSIGNED: trust.trust_unsigned = true; break;
-		case OPT_NOT_BEFORE:
-			if (migrecv_parse_when(optarg, &trust.not_before) < 0) {
-				mig_warn("--not-before '%s': not @SECONDS or "
-					 "YYYY-MM-DDTHH:MM:SSZ", optarg);
-				return MIG_EXIT_USAGE;
-			}
-			trust.has_not_before = true;
-			break;
-		case 'n': dry = true; break;
-		case 'v': migrecv_verbose = true; break;
-		case 'q': migrecv_quiet = true; break;
 		case 'h': usage(stdout); return mig_stdout_finish();
-		case 'V':
-			printf("mig-recv (migkit) %s\n", MIG_VERSION_STRING);
-			return mig_stdout_finish();
-		default:
-			fprintf(stderr, "Try 'mig-recv --help'.\n");
-			return MIG_EXIT_USAGE;
+		case 'V': return mig_print_version();
+		case ':':
+			return mig_usage_error("%s needs a value", argv[optind - 1]);
+		case '?':
+			if (optopt && optopt < 256)
+				return mig_usage_error("unknown option '-%c'", optopt);
+			return mig_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
+		if ((rc = take_option(c, optarg, a)) != MIG_GO_ON)
+			return rc;
 	}
-	if (from && !trust.signers.n && !trust.trust_unsigned) {
-		mig_warn("--from-stream starts what the stream describes: name "
-			 "the signer it must come from with --signer PUB (or "
-			 "give --trust-unsigned)\nTry 'mig-recv --help'.");
-		return MIG_EXIT_USAGE;
-	}
-	if (trust.has_not_before && !trust.signers.n) {
-		mig_warn("--not-before needs --signer: only a signed stream "
-			 "carries a time to trust\nTry 'mig-recv --help'.");
-		return MIG_EXIT_USAGE;
-	}
-	if (dry && mig_stdout_closed()) { /* the command line would be lost */
-		mig_warn("stdout: closed");
-		return MIG_EXIT_IO;
-	}
-	char **args = argv + optind;
-	size_t nargs = (size_t)(argc - optind);
-	pol.notes = dry || migrecv_verbose;
-	if (!from && (pol.emulator || pol.nallow)) {
-		mig_warn("--emulator and --allow are for --from-stream\n"
-			 "Try 'mig-recv --help'.");
-		return MIG_EXIT_USAGE;
-	}
-	if (!from) {
-		size_t i;
-		if (!nargs) {
-			mig_warn("no emulator given\nTry 'mig-recv --help'.");
-			return MIG_EXIT_USAGE;
-		}
-		for (i = 1; i + 1 < nargs; i++)
-			if (migrecv_opt_name(args[i]) &&
-			    !strcmp(migrecv_opt_name(args[i]), "incoming"))
-				break;
-		if (i + 1 >= nargs || strcmp(args[i + 1], "-") != 0) {
-			mig_warn("the emulator's arguments need '-incoming -' (where the "
-				 "stream goes)\nTry 'mig-recv --help'.");
-			return MIG_EXIT_USAGE;
-		}
-	}
+	a->args = argv + optind;
+	a->nargs = (size_t)(argc - optind);
+	return check_args(a);
+}
 
-	/* The stream: envelopes (META), then the raw QEMU stream. */
-	mig_pipe_grow(0);
-	int rc = 0;
-	struct mig_src *base = mig_src_fd(0, "stdin"), *src;
-	struct mig_envelopes env = { .trust = trust.signers.n ? &trust.signers : NULL };
+/* ---- The stream, the command line, the emulator ----------------------------- */
+
+/* What main's steps share, freed by recv_free. */
+struct recv {
+	struct mig_src *base, *src; /* stdin; the raw QEMU stream inside */
+	struct mig_envelopes env;
+	json_t *src_argv;           /* META qemu.argv */
+	struct argv av;             /* the emulator's command line */
+	char *sock;                 /* its QMP socket */
+};
+
+/* Not a raw QEMU stream: what it is instead, into *e. */
+static void not_qemu(const struct mig_detect *d, size_t nenv, struct mig_err *e)
+{
+	char what[128];
+
+	mig_detect_describe(d, what, sizeof what);
+	if (d->type == MIG_INPUT_EMPTY)
+		mig_err_set(e, MIG_EXIT_DATA, "the stream is empty%s",
+			    nenv ? " (inside its envelope)" : "");
+	else if (d->type == MIG_INPUT_LAYER && mig_kind_by_id(d->kind))
+		mig_err_set(e, MIG_EXIT_DATA, "input is %s, not a QEMU stream: "
+			    "peel it first (%s | mig-recv ...)", what,
+			    mig_kind_by_id(d->kind)->peeler);
+	else
+		mig_err_set(e, MIG_EXIT_DATA, "input is %s, not a QEMU stream",
+			    what);
+}
+
+/* The stream: its envelopes peeled and checked against --signer and
+ * --not-before, their META read, then a raw QEMU stream. */
+static int open_stream(struct recv *r, const struct recv_args *a)
+{
+	struct mig_err e = { 0 };
 	struct mig_detect d;
-	json_t *src_argv = NULL;
-	struct argv av = { 0 };
-	char *sock = NULL;
-	src = mig_envelopes_peel(base, &env, &d, &e);
-	/* what META was read is shown even when a later envelope is bad */
-	for (size_t i = 0; i < env.n; i++)
-		read_meta(env.layer[i], &src_argv);
-	if (!src || migrecv_trust_check(&env, &trust, &e) < 0)
-		goto bad_stream;
-	if (d.type != MIG_INPUT_QEMU) {
-		char what[128];
-		mig_detect_describe(&d, what, sizeof what);
-		if (d.type == MIG_INPUT_EMPTY)
-			mig_err_set(&e, MIG_EXIT_DATA, "the stream is empty%s",
-				    env.n ? " (inside its envelope)" : "");
-		else if (d.type == MIG_INPUT_LAYER && mig_kind_by_id(d.kind))
-			mig_err_set(&e, MIG_EXIT_DATA, "input is %s, not a QEMU "
-				    "stream: peel it first (%s | mig-recv ...)",
-				    what, mig_kind_by_id(d.kind)->peeler);
-		else
-			mig_err_set(&e, MIG_EXIT_DATA, "input is %s, not a QEMU "
-				    "stream", what);
-		goto bad_stream;
-	}
 
-	/* The emulator's command line. */
-	if (from) {
-		if (!src_argv || !json_is_array(src_argv)) {
-			mig_warn("stdin: the stream carries no emulator command line "
-				 "(META qemu.argv; the source must send it: mig-qemu "
-				 "--send-config)");
-			rc = MIG_EXIT_DATA;
-			goto out;
-		}
-		if ((rc = migrecv_from_stream(src_argv, args, nargs, &pol, &av)))
-			goto out;
-	} else {
-		for (size_t i = 0; i < nargs; i++) {
-			const char *o = migrecv_opt_name(args[i]);
-			if (o && !strcmp(o, "incoming") && i + 1 < nargs &&
-			    !strcmp(args[i + 1], "-")) {
-				i++;
-				continue;
-			}
-			migrecv_av_push(&av, args[i]);
-		}
+	r->env.trust = a->trust.signers.n ? &a->trust.signers : NULL;
+	r->base = mig_src_fd(0, "stdin");
+	r->src = mig_envelopes_peel(r->base, &r->env, &d, &e);
+	/* what META was read is shown even when a later envelope is bad */
+	for (size_t i = 0; i < r->env.n; i++)
+		read_meta(r->env.layer[i], &r->src_argv);
+	if (r->src && migrecv_trust_check(&r->env, &a->trust, &e) == 0) {
+		if (d.type == MIG_INPUT_QEMU)
+			return 0;
+		not_qemu(&d, r->env.n, &e);
 	}
-	/* a unix QMP socket of ours, unless ARGS have one */
-	for (size_t i = 1; i + 1 < av.n; i++) {
-		const char *o = migrecv_opt_name(av.v[i]);
+	mig_warn("stdin: %s", e.msg);
+	return e.code ? e.code : MIG_EXIT_DATA;
+}
+
+/* The emulator's command line: the stream's (--from-stream), or the
+ * arguments given, their "-incoming -" left out (mig-recv adds its own). */
+static int emulator_argv(struct recv *r, const struct recv_args *a)
+{
+	if (a->from) {
+		if (!r->src_argv || !json_is_array(r->src_argv)) {
+			mig_warn("stdin: the stream carries no emulator command "
+				 "line (META qemu.argv; the source must send it: "
+				 "mig-qemu --send-config)");
+			return MIG_EXIT_DATA;
+		}
+		return migrecv_from_stream(r->src_argv, a->args, a->nargs,
+					   &a->pol, &r->av);
+	}
+	for (size_t i = 0; i < a->nargs; i++) {
+		const char *o = migrecv_opt_name(a->args[i]);
+		if (o && !strcmp(o, "incoming") && i + 1 < a->nargs &&
+		    !strcmp(a->args[i + 1], "-")) {
+			i++;
+			continue;
+		}
+		migrecv_av_push(&r->av, a->args[i]);
+	}
+	return 0;
+}
+
+/* A unix QMP socket named in the emulator's arguments (malloc'd), or NULL. */
+static char *given_socket(const struct argv *av)
+{
+	char *sock;
+
+	for (size_t i = 1; i + 1 < av->n; i++) {
+		const char *o = migrecv_opt_name(av->v[i]);
 		if (o && (!strcmp(o, "qmp") || !strcmp(o, "qmp-pretty")) &&
-		    (sock = qmp_unix_path(av.v[i + 1])))
-			break;
+		    (sock = qmp_unix_path(av->v[i + 1])))
+			return sock;
 	}
-	if (!sock) {
-		char spec[PATH_MAX + 64];
-		if (qmp_path) {
-			sock = strdup(qmp_path);
-		} else {
-			const char *rd = getenv("XDG_RUNTIME_DIR");
-			if (!rd || access(rd, W_OK) != 0)
-				rd = getenv("TMPDIR");
-			if (!rd || !*rd)
-				rd = "/tmp";
-			if (asprintf(&sock, "%s/mig-recv.%ld.qmp", rd, (long)getpid()) < 0) {
-				sock = NULL;
-				rc = MIG_EXIT_SYS;
-				goto out;
-			}
-		}
-		if (!dry && sock_arm(sock) < 0) {
-			mig_warn("%s: name too long", sock);
-			rc = MIG_EXIT_USAGE;
-			goto out;
+	return NULL;
+}
+
+/* Our socket's path: --qmp, else in $XDG_RUNTIME_DIR, $TMPDIR or /tmp. */
+static char *own_socket(const char *qmp_path)
+{
+	const char *rd = getenv("XDG_RUNTIME_DIR");
+	char *sock;
+
+	if (qmp_path)
+		return strdup(qmp_path);
+	if (!rd || access(rd, W_OK) != 0)
+		rd = getenv("TMPDIR");
+	if (!rd || !*rd)
+		rd = "/tmp";
+	if (asprintf(&sock, "%s/mig-recv.%ld.qmp", rd, (long)getpid()) < 0)
+		return NULL;
+	return sock;
+}
+
+/* The QMP monitor mig-recv waits on: the one the arguments name, else a
+ * socket of ours (removed unless the VM runs on); then "-incoming fd:3". */
+static int add_monitor(struct recv *r, const struct recv_args *a)
+{
+	char fdspec[16];
+
+	if (!(r->sock = given_socket(&r->av))) {
+		char spec[PATH_MAX + 64], full[PATH_MAX + 128], *q = spec;
+		if (!(r->sock = own_socket(a->qmp_path)))
+			return MIG_EXIT_SYS;
+		if (!a->dry && sock_arm(r->sock) < 0) {
+			mig_warn("%s: name too long", r->sock);
+			return MIG_EXIT_USAGE;
 		}
 		/* QEMU doubles commas in values */
-		char *q = spec;
-		for (const char *p = sock; *p && q < spec + sizeof spec - 32; p++) {
+		for (const char *p = r->sock; *p && q < spec + sizeof spec - 32; p++) {
 			if (*p == ',')
 				*q++ = ',';
 			*q++ = *p;
 		}
 		*q = '\0';
-		migrecv_av_push(&av, "-qmp");
-		char full[PATH_MAX + 128];
+		migrecv_av_push(&r->av, "-qmp");
 		snprintf(full, sizeof full, "unix:%s,server=on,wait=off", spec);
-		migrecv_av_push(&av, full);
+		migrecv_av_push(&r->av, full);
 	}
-	char fdspec[16];
 	snprintf(fdspec, sizeof fdspec, "fd:%d", INCOMING_FD);
-	migrecv_av_push(&av, "-incoming");
-	migrecv_av_push(&av, fdspec);
-	if (dry) {
-		migrecv_print_quoted(stdout, av.v);
-		rc = mig_stdout_finish();
-		goto out;
-	}
-	if (migrecv_verbose) {
-		fprintf(stderr, "mig-recv: starting: ");
-		migrecv_print_quoted(stderr, av.v);
-	}
+	migrecv_av_push(&r->av, "-incoming");
+	migrecv_av_push(&r->av, fdspec);
+	return 0;
+}
 
-	/* Start it. */
-	struct emu em = { .ctl = -1, .report = -1 };
-	const char *b = strrchr(av.v[0], '/');
-	int logw;
-	em.name = b ? b + 1 : av.v[0];
-	if (log_path) {
-		logw = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		em.log = logw < 0 ? -1 : open(log_path, O_RDONLY | O_CLOEXEC);
-		if (em.log < 0) {
-			mig_warn("%s: %s", log_path, strerror(errno));
-			if (logw >= 0)
-				close(logw);
-			rc = MIG_EXIT_IO;
-			goto out;
-		}
-		em.log_start = lseek(logw, 0, SEEK_END);
-	} else {
-		const char *td = getenv("TMPDIR");
-		logw = em.log = open(td && *td ? td : "/tmp",
-				     O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (em.log < 0) {
-			mig_warn("cannot make a log file: %s", strerror(errno));
-			rc = MIG_EXIT_IO;
-			goto out;
-		}
+/* The command line quoted for a shell, without its newline (malloc'd). */
+static char *quoted(char **v)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+
+	if (!f)
+		return NULL;
+	migrecv_print_quoted(f, v);
+	if (fclose(f) != 0) {
+		free(s);
+		return NULL;
 	}
-	int feed[2];
+	if (len && s[len - 1] == '\n')
+		s[len - 1] = '\0';
+	return s;
+}
+
+/* The emulator's output: appended to --log FILE (shown from where it
+ * stood), or an unnamed file in $TMPDIR; *logw is its writing end. */
+static int open_log(struct emu *em, const char *log_path, int *logw)
+{
+	const char *td = getenv("TMPDIR");
+
+	if (!log_path) {
+		*logw = em->log = open(td && *td ? td : "/tmp",
+				       O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (em->log < 0) {
+			mig_warn("cannot make a log file: %s", strerror(errno));
+			return MIG_EXIT_IO;
+		}
+		return 0;
+	}
+	*logw = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	em->log = *logw < 0 ? -1 : open(log_path, O_RDONLY | O_CLOEXEC);
+	if (em->log < 0) {
+		mig_warn("%s: %s", log_path, strerror(errno));
+		if (*logw >= 0)
+			close(*logw);
+		return MIG_EXIT_IO;
+	}
+	em->log_start = lseek(*logw, 0, SEEK_END);
+	return 0;
+}
+
+/* The emulator started by its keeper, reading a pipe whose writing end
+ * is *feed_w; held by a pidfd while our socket is armed. */
+static int start_emulator(struct emu *em, char **av, int logw, int *feed_w)
+{
+	int feed[2], started;
+
 	if (pipe2(feed, O_CLOEXEC) < 0) {
 		mig_warn("pipe: %s", strerror(errno));
-		rc = MIG_EXIT_SYS;
-	} else {
-		mig_pipe_grow(feed[1]);
-		int started = migrecv_emu_start(&em, av.v, feed[0], feed[1], logw);
-		if (em.pid > 0 && sock_armed)
-			emu_pidfd = pidfd_open(em.pid, 0);
-		if (started < 0) {
-			close(feed[0]);
-			close(feed[1]);
-			rc = MIG_EXIT_SYS;
-		}
+		return MIG_EXIT_SYS;
 	}
+	mig_pipe_grow(feed[1]);
+	started = migrecv_emu_start(em, av, feed[0], feed[1], logw);
+	if (em->pid > 0 && sock_armed)
+		emu_pidfd = pidfd_open(em->pid, 0);
+	if (started < 0) {
+		close(feed[0]);
+		close(feed[1]);
+		return MIG_EXIT_SYS;
+	}
+	*feed_w = feed[1];
+	return 0;
+}
+
+/* Start the emulator, feed it the stream, wait for its verdict. */
+static int run_emulator(struct recv *r, const struct recv_args *a)
+{
+	struct emu em = { .ctl = -1, .report = -1 };
+	const char *b = strrchr(r->av.v[0], '/');
+	int logw, feed_w, rc;
+
+	em.name = b ? b + 1 : r->av.v[0];
+	if ((rc = open_log(&em, a->log_path, &logw)) != 0)
+		return rc;
+	rc = start_emulator(&em, r->av.v, logw, &feed_w);
 	if (logw != em.log)
 		close(logw);
 	if (rc == 0) {
-		struct feed f = { .fd = feed[1], .cap = HOLD_BACK, .src = src };
-		rc = migrecv_run(&em, &f, sock, timeout_s);
+		struct feed f = { .fd = feed_w, .cap = HOLD_BACK, .src = r->src };
+		rc = migrecv_run(&em, &f, r->sock, a->timeout_s);
 		free(f.ring);
 	}
 	close(em.log);
-	goto out;
+	return rc;
+}
 
-bad_stream:
-	mig_warn("stdin: %s", e.msg);
-	rc = e.code ? e.code : MIG_EXIT_DATA;
-out:
+/* Our socket kept only for a VM that runs on; the rest freed. */
+static void recv_free(struct recv *r, int rc)
+{
 	if (rc == MIG_EXIT_OK)
 		sock_armed = 0; /* the VM runs on: the socket is its monitor */
 	else
 		sock_remove_now(); /* the emulator is gone already */
 	if (emu_pidfd >= 0)
 		close(emu_pidfd);
-	migrecv_av_free(&av);
-	free(sock);
-	json_decref(src_argv);
-	mig_envelopes_free(&env);
-	mig_src_free(base);
+	migrecv_av_free(&r->av);
+	free(r->sock);
+	json_decref(r->src_argv);
+	mig_envelopes_free(&r->env);
+	mig_src_free(r->base);
+}
+
+int main(int argc, char **argv)
+{
+	struct recv_args a = { 0 };
+	struct recv r = { 0 };
+	int rc;
+
+	mig_progname = "mig-recv";
+	if (mig_stdfds_ensure(NULL) < 0) /* before anything is opened */
+		return MIG_EXIT_SYS;
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = parse_args(argc, argv, &a)) != MIG_GO_ON)
+		return rc;
+	mig_pipe_grow(0);
+	if ((rc = open_stream(&r, &a)) != 0 || (rc = emulator_argv(&r, &a)) != 0 ||
+	    (rc = add_monitor(&r, &a)) != 0)
+		goto out;
+	if (a.dry) {
+		migrecv_print_quoted(stdout, r.av.v);
+		rc = mig_stdout_finish();
+		goto out;
+	}
+	if (migrecv_verbose) {
+		char *cl = quoted(r.av.v);
+		mig_warn("starting: %s", cl ? cl : r.av.v[0]);
+		free(cl);
+	}
+	rc = run_emulator(&r, &a);
+out:
+	recv_free(&r, rc);
 	return rc;
 }

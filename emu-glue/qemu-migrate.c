@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,29 @@ static void fmt_bytes(uint64_t n, char *b, size_t len)
 	mig_format_bytes(n, b, len);
 }
 
+/* The progress line on a terminal, redrawn in place: "\rPROG: ...",
+ * the rest of the old line cleared, no newline; one write, as mig_warn's. */
+static void progress_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress_line(const char *fmt, ...)
+{
+	char line[512];
+	int n = snprintf(line, sizeof line, "\r%s: ", mig_progname), m;
+	va_list ap;
+
+	if (n < 0 || (size_t)n >= sizeof line)
+		return;
+	va_start(ap, fmt);
+	m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		return;
+	n = (size_t)(n + m) < sizeof line - 4 ? n + m : (int)sizeof line - 4;
+	memcpy(line + n, "\033[K", 3);
+	n += 3;
+	while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
+		;
+}
+
 static void show_progress(json_t *m, long t0, bool tty_line)
 {
 	json_t *ram = json_object_get(m, "ram");
@@ -141,10 +165,9 @@ static void show_progress(json_t *m, long t0, bool tty_line)
 		char a[32], b[32];
 		fmt_bytes(tr, a, sizeof a);
 		fmt_bytes(rem, b, sizeof b);
-		fprintf(stderr, "\rmig-qemu: %s, %s sent, %.0f Mbit/s, %s remaining, "
-			"expected downtime %ld ms, %.1f s\033[K", st ? st : "?",
-			a, mbps, b, dt, (double)el / 1000);
-		fflush(stderr);
+		progress_line("%s, %s sent, %.0f Mbit/s, %s remaining, expected "
+			      "downtime %ld ms, %.1f s", st ? st : "?", a, mbps, b, dt,
+			      (double)el / 1000);
 	}
 }
 

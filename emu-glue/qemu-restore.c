@@ -19,26 +19,21 @@
 
 #define MAX_STAGES 64
 
-/* -1 to go on, else the exit status: what restore's options allow. */
+/* MIG_GO_ON, else the exit status: what restore's options allow. */
 static int check_restore_options(const struct common *c)
 {
-	if (c->from_stream && !c->nsigners && !c->trust_unsigned) {
-		mig_warn("restore: --from-stream starts what the stream describes: "
-			 "name the signer it must come from with --signer PUB (or "
-			 "give --trust-unsigned)\nTry 'mig-qemu --help'.");
-		return MIG_EXIT_USAGE;
-	}
-	if (!c->from_stream && (c->emulator || c->nallows)) {
-		mig_warn("restore: --emulator and --allow are for --from-stream\n"
-			 "Try 'mig-qemu --help'.");
-		return MIG_EXIT_USAGE;
-	}
-	if (c->nmeta || c->sign) {
-		mig_warn("restore: --%s is for migrate and checkpoint\nTry "
-			 "'mig-qemu --help'.", c->nmeta ? "meta" : "sign");
-		return MIG_EXIT_USAGE;
-	}
-	return -1;
+	if (c->from_stream && !c->nsigners && !c->trust_unsigned)
+		return mig_usage_error("restore: --from-stream starts what the "
+				       "stream describes: name the signer it must "
+				       "come from with --signer PUB (or give "
+				       "--trust-unsigned)");
+	if (!c->from_stream && (c->emulator || c->nallows))
+		return mig_usage_error("restore: --emulator and --allow are for "
+				       "--from-stream");
+	if (c->nmeta || c->sign)
+		return mig_usage_error("restore: --%s is for migrate and "
+				       "checkpoint", c->nmeta ? "meta" : "sign");
+	return MIG_GO_ON;
 }
 
 /* mig-recv's command line: restore's options for it, then the emulator's
@@ -132,8 +127,7 @@ static int start_stages(int in, char **filters, int nf, char **rv,
 				execvp(rv[0], rv);
 			else
 				execl("/bin/sh", "sh", "-c", what, (char *)NULL);
-			fprintf(stderr, "mig-qemu: cannot run %s: %s\n", what,
-				strerror(errno));
+			mig_warn("cannot run %s: %s", what, strerror(errno));
 			_exit(127);
 		}
 		s->name[s->n] = last ? "mig-recv" : what;
@@ -165,28 +159,36 @@ static int wait_stages(const struct stages *s, int rc)
 	return rc;
 }
 
+/* restore's words: FILE [FILTER...] -- [EMULATOR ARGS...]; *dd is the
+ * index of "--" (argc without one, for --from-stream). */
+static int find_words(int argc, char **argv, const struct common *c, int *dd)
+{
+	*dd = -1;
+	for (int i = optind; i < argc && *dd < 0; i++)
+		if (!strcmp(argv[i], "--"))
+			*dd = i;
+	if (argc - optind < 1 || *dd == optind || (*dd < 0 && !c->from_stream))
+		return mig_usage_error("restore: need FILE [FILTER...] -- "
+				       "EMULATOR ARGS... (or --from-stream)");
+	if (*dd < 0)
+		*dd = argc;
+	return MIG_GO_ON;
+}
+
 int migqemu_cmd_restore(int argc, char **argv)
 {
 	struct common c = { 0 };
 	struct stages s = { .n = 0 };
 	char **rv = NULL;
-	int dd = -1, in = -1;
+	int dd, in;
 	int rc = migqemu_parse_common(argc, argv, &c);
 
-	if (rc < 0)
+	if (rc == MIG_GO_ON)
 		rc = check_restore_options(&c);
-	for (int i = optind; rc < 0 && i < argc && dd < 0; i++)
-		if (!strcmp(argv[i], "--"))
-			dd = i;
-	if (rc < 0 && (argc - optind < 1 || dd == optind || (dd < 0 && !c.from_stream))) {
-		mig_warn("restore: need FILE [FILTER...] -- EMULATOR ARGS... (or "
-			 "--from-stream)\nTry 'mig-qemu --help'.");
-		rc = MIG_EXIT_USAGE;
-	}
-	if (rc >= 0)
+	if (rc == MIG_GO_ON)
+		rc = find_words(argc, argv, &c, &dd);
+	if (rc != MIG_GO_ON)
 		goto out;
-	if (dd < 0)
-		dd = argc;
 	if ((in = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0) {
 		mig_warn("%s: %s", argv[optind], strerror(errno));
 		rc = MIG_EXIT_IO;

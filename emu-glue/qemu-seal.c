@@ -69,7 +69,7 @@ struct seal_args {
 	const char *mfile, *sign;
 };
 
-/* -1 to go on, else the exit status to leave with */
+/* MIG_GO_ON, else the exit status to leave with */
 static int parse_seal_args(int argc, char **argv, struct seal_args *a)
 {
 	enum { OPT_META = 256, OPT_META_FILE, OPT_SIGN };
@@ -88,7 +88,8 @@ static int parse_seal_args(int argc, char **argv, struct seal_args *a)
 	}
 	/* mig_progname stays "mig-qemu": the seal's messages keep the form
 	 * "mig-qemu: seal: ..." that the other subcommands' messages have */
-	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", lo, NULL)) != -1) {
 		switch (c) {
 		case OPT_META: a->metas[a->nm++] = optarg; break;
 		case OPT_META_FILE: a->mfile = optarg; break;
@@ -98,20 +99,23 @@ static int parse_seal_args(int argc, char **argv, struct seal_args *a)
 			       "[--meta-file FILE] [--sign KEY]\nWrap QEMU's raw "
 			       "stream in an envelope whose END is written only if "
 			       "the\nQEMU stream is complete. See mig-qemu(1).\n");
-			return 0;
+			return mig_stdout_finish();
+		case ':':
+			return mig_usage_error("seal: %s needs a value",
+					       argv[optind - 1]);
 		default:
-			return MIG_EXIT_USAGE;
+			return mig_usage_error("seal: unknown option '%s'",
+					       argv[optind - 1]);
 		}
 	}
-	if (optind != argc) {
-		mig_warn("seal: no arguments expected (got '%s')", argv[optind]);
-		return MIG_EXIT_USAGE;
-	}
+	if (optind != argc)
+		return mig_usage_error("seal: no arguments expected (got '%s')",
+				       argv[optind]);
 	if (isatty(1)) {
 		mig_warn("seal: refusing to write a stream to a terminal");
 		return MIG_EXIT_USAGE;
 	}
-	return -1;
+	return MIG_GO_ON;
 }
 
 /* The META of --meta-file, a KEY=VALUE a line. */
@@ -187,7 +191,7 @@ int migqemu_cmd_seal(int argc, char **argv)
 	void *st = NULL;
 	int rc = parse_seal_args(argc, argv, &a);
 
-	if (rc >= 0) {
+	if (rc != MIG_GO_ON) {
 		free(a.metas);
 		return rc;
 	}

@@ -253,6 +253,74 @@ static bool printable(const char *s)
 /* ------------------------------------------------------------------ */
 /* configuration section                                                */
 
+/* configuration/capabilities: be32 count, then u8 len + name each. */
+static int parse_capabilities(struct scan *s, uint64_t so)
+{
+    struct rdr *r = &s->r;
+    struct qs_info *o = s->out;
+
+    if (fill(r, 4, "configuration/capabilities", so))
+        return -1;
+    uint32_t n = get32(r);
+    if (n > MAX_CAPS)
+        return fail(r, "absurd capability count %u in the configuration at offset %llu",
+                    n, (ull)so);
+    for (uint32_t i = 0; i < n; i++) {
+        char cap[256];
+        if (fill(r, 1, "configuration/capabilities", so))
+            return -1;
+        uint8_t cl = get8(r);
+        if (fill(r, cl, "configuration/capabilities", so))
+            return -1;
+        getstr(r, cap, cl);
+        if (!strcmp(cap, "x-ignore-shared"))
+            s->ignore_shared = true;
+        size_t used = strlen(o->capabilities);
+        snprintf(o->capabilities + used, sizeof o->capabilities - used,
+                 "%s%s", used ? " " : "", cap);
+    }
+    return 0;
+}
+
+/* One configuration subsection (0x05, u8 len + name, be32 version,
+ * fields): target-page-bits, capabilities or uuid. */
+static int parse_config_sub(struct scan *s, uint64_t so)
+{
+    struct rdr *r = &s->r;
+    char name[256];
+
+    if (fill(r, 2, "configuration subsection", so))
+        return -1;
+    r->pos++;
+    uint8_t nl = get8(r);
+    if (fill(r, (size_t)nl + 4, "configuration subsection header", so))
+        return -1;
+    getstr(r, name, nl);
+    (void)get32(r);                             /* subsection version */
+
+    if (!strcmp(name, "configuration/target-page-bits")) {
+        if (fill(r, 4, "configuration/target-page-bits", so))
+            return -1;
+        uint32_t bits = get32(r);
+        if (bits < 9 || bits > 24)
+            return fail(r, "absurd target-page-bits %u in the configuration at offset %llu",
+                        bits, (ull)so);
+        s->out->page_size = (uint64_t)1 << bits;
+        return 0;
+    }
+    if (!strcmp(name, "configuration/capabilities"))
+        return parse_capabilities(s, so);
+    if (!strcmp(name, "configuration/uuid")) {
+        if (fill(r, 16, "configuration/uuid", so))
+            return -1;
+        r->pos += 16;
+        return 0;
+    }
+    return fail(r, "unknown configuration subsection '%s' at offset %llu",
+                printable(name) ? name : "?", (ull)so);
+}
+
+/* 0x07, be32 len + machine type, then subsections. */
 static int parse_config(struct scan *s)
 {
     struct rdr *r = &s->r;
@@ -281,53 +349,8 @@ static int parse_config(struct scan *s)
             return -1;
         if (r->buf[r->pos] != SEC_SUB)
             return 0;
-        if (fill(r, 2, "configuration subsection", so))
+        if (parse_config_sub(s, so))
             return -1;
-        r->pos++;
-        uint8_t nl = get8(r);
-        char name[256];
-        if (fill(r, (size_t)nl + 4, "configuration subsection header", so))
-            return -1;
-        getstr(r, name, nl);
-        (void)get32(r);                         /* subsection version */
-
-        if (!strcmp(name, "configuration/target-page-bits")) {
-            if (fill(r, 4, "configuration/target-page-bits", so))
-                return -1;
-            uint32_t bits = get32(r);
-            if (bits < 9 || bits > 24)
-                return fail(r, "absurd target-page-bits %u in the configuration at offset %llu",
-                            bits, (ull)so);
-            o->page_size = (uint64_t)1 << bits;
-        } else if (!strcmp(name, "configuration/capabilities")) {
-            if (fill(r, 4, "configuration/capabilities", so))
-                return -1;
-            uint32_t n = get32(r);
-            if (n > MAX_CAPS)
-                return fail(r, "absurd capability count %u in the configuration at offset %llu",
-                            n, (ull)so);
-            for (uint32_t i = 0; i < n; i++) {
-                char cap[256];
-                if (fill(r, 1, "configuration/capabilities", so))
-                    return -1;
-                uint8_t cl = get8(r);
-                if (fill(r, cl, "configuration/capabilities", so))
-                    return -1;
-                getstr(r, cap, cl);
-                if (!strcmp(cap, "x-ignore-shared"))
-                    s->ignore_shared = true;
-                size_t used = strlen(o->capabilities);
-                snprintf(o->capabilities + used, sizeof o->capabilities - used,
-                         "%s%s", used ? " " : "", cap);
-            }
-        } else if (!strcmp(name, "configuration/uuid")) {
-            if (fill(r, 16, "configuration/uuid", so))
-                return -1;
-            r->pos += 16;
-        } else {
-            return fail(r, "unknown configuration subsection '%s' at offset %llu",
-                        printable(name) ? name : "?", (ull)so);
-        }
     }
 }
 
@@ -444,6 +467,57 @@ static int record_block(struct scan *s, unsigned flags, uint64_t rec, size_t *bi
                 printable(id) ? id : "?", (ull)rec);
 }
 
+/* The payload of a ZERO, PAGE, XBZRLE or COMPRESS record (kind), counted
+ * for its block. */
+static int parse_page(struct scan *s, unsigned kind, unsigned flags,
+                      uint64_t addr, uint64_t rec)
+{
+    struct rdr *r = &s->r;
+    const uint64_t psz = s->out->page_size;
+    size_t bi;
+
+    if (kind & (kind - 1))
+        return fail(r, "conflicting ram flags 0x%x at offset %llu", flags, (ull)rec);
+    if (record_block(s, flags, rec, &bi))
+        return -1;
+    struct qs_ramblock *b = &s->out->blocks[bi];
+    if (addr >= b->size)
+        return fail(r, "page address 0x%llx beyond RAM block '%s' (size 0x%llx) at offset %llu",
+                    (ull)addr, b->id, (ull)b->size, (ull)rec);
+    if (kind == RF_ZERO) {
+        if (fill(r, 1, "zero page record", rec))
+            return -1;
+        r->pos++;                               /* fill byte, 0 since QEMU 2.x */
+        b->zero_pages++;
+    } else if (kind == RF_PAGE) {
+        if (skip(r, psz, "ram page", rec))
+            return -1;
+        b->normal_pages++;
+    } else if (kind == RF_XBZRLE) {
+        if (fill(r, 3, "XBZRLE page header", rec))
+            return -1;
+        uint8_t enc = get8(r);
+        uint16_t len = get16(r);
+        if (enc != XBZRLE_ENCODING || len > psz)
+            return fail(r, "bad XBZRLE page header (encoding %u, length %u) at offset %llu",
+                        enc, len, (ull)rec);
+        if (skip(r, len, "XBZRLE page", rec))
+            return -1;
+        b->other_pages++;
+    } else {
+        if (fill(r, 4, "compressed page header", rec))
+            return -1;
+        uint32_t len = get32(r);
+        if (len == 0 || len > 2 * psz)
+            return fail(r, "absurd compressed page length %u at offset %llu",
+                        len, (ull)rec);
+        if (skip(r, len, "compressed page", rec))
+            return -1;
+        b->other_pages++;
+    }
+    return 0;
+}
+
 /*
  * Records until EOS.  Each starts with be64 (address | flags), flags in
  * the bits below the page size:
@@ -459,8 +533,7 @@ static int record_block(struct scan *s, unsigned flags, uint64_t rec, size_t *bi
 static int parse_ram(struct scan *s)
 {
     struct rdr *r = &s->r;
-    struct qs_info *o = s->out;
-    const uint64_t psz = o->page_size;
+    const uint64_t psz = s->out->page_size;
 
     for (;;) {
         uint64_t rec = off(r);
@@ -484,60 +557,19 @@ static int parse_ram(struct scan *s)
 
         unsigned kind = flags & (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS);
         if (kind) {
-            size_t bi;
-            if (kind & (kind - 1))
-                return fail(r, "conflicting ram flags 0x%x at offset %llu", flags, (ull)rec);
-            if (record_block(s, flags, rec, &bi))
+            if (parse_page(s, kind, flags, addr, rec))
                 return -1;
-            struct qs_ramblock *b = &o->blocks[bi];
-            if (addr >= b->size)
-                return fail(r, "page address 0x%llx beyond RAM block '%s' (size 0x%llx) at offset %llu",
-                            (ull)addr, b->id, (ull)b->size, (ull)rec);
-            if (kind == RF_ZERO) {
-                if (fill(r, 1, "zero page record", rec))
-                    return -1;
-                r->pos++;                       /* fill byte, 0 since QEMU 2.x */
-                b->zero_pages++;
-            } else if (kind == RF_PAGE) {
-                if (skip(r, psz, "ram page", rec))
-                    return -1;
-                b->normal_pages++;
-            } else if (kind == RF_XBZRLE) {
-                if (fill(r, 3, "XBZRLE page header", rec))
-                    return -1;
-                uint8_t enc = get8(r);
-                uint16_t len = get16(r);
-                if (enc != XBZRLE_ENCODING || len > psz)
-                    return fail(r, "bad XBZRLE page header (encoding %u, length %u) at offset %llu",
-                                enc, len, (ull)rec);
-                if (skip(r, len, "XBZRLE page", rec))
-                    return -1;
-                b->other_pages++;
-            } else {
-                if (fill(r, 4, "compressed page header", rec))
-                    return -1;
-                uint32_t len = get32(r);
-                if (len == 0 || len > 2 * psz)
-                    return fail(r, "absurd compressed page length %u at offset %llu",
-                                len, (ull)rec);
-                if (skip(r, len, "compressed page", rec))
-                    return -1;
-                b->other_pages++;
-            }
             flags &= ~(kind | RF_CONTINUE);
         } else if (flags & RF_CONTINUE) {
             return fail(r, "ram flag CONTINUE without a page at offset %llu", (ull)rec);
         }
 
-        flags &= ~RF_MULTIFD_FLUSH;
-        if (flags & RF_EOS) {
-            flags &= ~RF_EOS;
-            if (flags)
-                return fail(r, "unknown ram flags 0x%x at offset %llu", flags, (ull)rec);
-            return 0;
-        }
+        bool eos = flags & RF_EOS;
+        flags &= ~(RF_MULTIFD_FLUSH | RF_EOS);
         if (flags)
             return fail(r, "unknown ram flags 0x%x at offset %llu", flags, (ull)rec);
+        if (eos)
+            return 0;
     }
 }
 
@@ -640,6 +672,124 @@ out:
     return rc;
 }
 
+/* The stream's last bytes, kept while the rest is consumed opaquely. */
+struct tail {
+    unsigned char *ring;   /* the last len bytes, in order once read */
+    size_t len;
+    uint64_t total;        /* the stream's length */
+    bool wrapped;          /* more than QS_TAIL_MAX bytes were consumed */
+};
+
+/* Consume the rest of the stream, keeping its last QS_TAIL_MAX bytes. */
+static int read_tail(struct scan *s, struct tail *t)
+{
+    struct rdr *r = &s->r;
+    const size_t cap = QS_TAIL_MAX;
+
+    if (!(t->ring = malloc(cap)))
+        return fail(r, "out of memory");
+    size_t w = r->len - r->pos;                 /* leftover of the read buffer */
+    memcpy(t->ring, r->buf + r->pos, w);
+    t->total = end_off(r);
+    for (;;) {
+        if (w == cap) {
+            w = 0;
+            t->wrapped = true;
+        }
+        r->base = t->total;                     /* for messages */
+        r->pos = r->len = 0;
+        long got = pull(r, t->ring + w, cap - w);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            break;
+        w += (size_t)got;
+        t->total += (uint64_t)got;
+    }
+    r->base = t->total;
+    s->out->bytes = t->total;
+    t->len = t->wrapped ? cap : w;
+    if (t->wrapped && rotate_left(t->ring, cap, w))
+        return fail(r, "out of memory");
+    return 0;
+}
+
+/* A trailer cut short: QEMU_VM_EOF, then a VMDESCRIPTION header whose
+ * length (len; 0 if the cut is inside it) runs past the end. */
+struct cut_trailer {
+    bool found;
+    uint64_t at, len;
+};
+
+/*
+ * Scan backwards for 0x06 + be32 N with exactly N bytes left, '{' first:
+ * true with *at its index in the tail; else false, with *cut set if a
+ * trailer seems cut short.
+ */
+static bool find_vmdesc(const struct tail *t, size_t *at, struct cut_trailer *cut)
+{
+    const unsigned char *T = t->ring;
+    const size_t L = t->len;
+    const uint64_t tbase = t->total - L;        /* stream offset of T[0] */
+
+    for (size_t i = L; i-- > 0;) {
+        if (T[i] != SEC_VMDESC)
+            continue;
+        bool after_eof = i > 0 && T[i - 1] == VM_EOF;
+        if (L - i < 6) {
+            if (after_eof && !cut->found)       /* cut inside the be32 length */
+                *cut = (struct cut_trailer){ true, tbase + i, 0 };
+            continue;
+        }
+        uint32_t n = be32(T + i + 1);
+        if (T[i + 5] != '{')
+            continue;
+        if ((uint64_t)n != L - i - 5) {
+            if (n > L - i - 5 && after_eof && !cut->found)  /* cut inside the JSON */
+                *cut = (struct cut_trailer){ true, tbase + i, n };
+            continue;
+        }
+        *at = i;
+        return true;
+    }
+    return false;
+}
+
+/* No whole trailer: a cut one, the end of a suppress-vmdesc machine's
+ * stream (QS_ALLOW_NO_VMDESC), or a cut inside device state. */
+static int no_vmdesc(struct scan *s, const struct tail *t,
+                     const struct cut_trailer *cut, uint64_t dev_start)
+{
+    struct rdr *r = &s->r;
+    const unsigned char *T = t->ring;
+    const size_t L = t->len;
+    const uint64_t total = t->total;
+
+    if (cut->found && cut->len)
+        return fail(r, "truncated: stream ends inside the VMDESCRIPTION JSON at offset %llu "
+                    "(%llu bytes announced at offset %llu, %llu present)",
+                    (ull)total, (ull)cut->len, (ull)cut->at, (ull)(total - cut->at - 5));
+    if (cut->found)
+        return fail(r, "truncated: stream ends inside the VMDESCRIPTION header at offset %llu "
+                    "(it starts at offset %llu)", (ull)total, (ull)cut->at);
+
+    /* Does the stream end with EOF right after a section? */
+    bool eof_end = L >= 1 && T[L - 1] == VM_EOF &&
+                   L >= 6 && T[L - 6] == SEC_FOOTER;
+    if (eof_end && (s->flags & QS_ALLOW_NO_VMDESC)) {
+        s->out->has_eof = true;
+        s->out->device_bytes = total - 1 - dev_start;
+        return 0;
+    }
+    if (eof_end)
+        return fail(r, "truncated: stream ends at offset %llu right after QEMU_VM_EOF, without the "
+                    "VMDESCRIPTION trailer that QEMU sends unless the machine suppresses it",
+                    (ull)total);
+    return fail(r, "truncated: stream ends inside device state at offset %llu "
+                "(no QEMU_VM_EOF and VMDESCRIPTION trailer found%s)", (ull)total,
+                t->wrapped ? " in the last 16 MiB" : "");
+}
+
 /*
  * Consume the rest of the stream opaquely, keeping its last QS_TAIL_MAX
  * bytes, then find "0x00 0x06 be32(N) {...N bytes" ending the stream.
@@ -647,112 +797,31 @@ out:
  */
 static int scan_tail(struct scan *s, uint64_t dev_start)
 {
-    struct rdr *r = &s->r;
     struct qs_info *o = s->out;
-    const size_t cap = QS_TAIL_MAX;
-    unsigned char *ring = malloc(cap);
-    if (!ring)
-        return fail(r, "out of memory");
-
-    size_t w = r->len - r->pos;                 /* leftover of the read buffer */
-    memcpy(ring, r->buf + r->pos, w);
-    uint64_t total = end_off(r);
-    bool wrapped = false;
+    struct tail t = { 0 };
+    struct cut_trailer cut = { 0 };
+    size_t i;
     int rc = -1;
 
-    for (;;) {
-        if (w == cap) {
-            w = 0;
-            wrapped = true;
-        }
-        r->base = total;                        /* for messages */
-        r->pos = r->len = 0;
-        long got = pull(r, ring + w, cap - w);
-        if (got < 0)
-            goto out;
-        if (got == 0)
-            break;
-        w += (size_t)got;
-        total += (uint64_t)got;
-    }
-    r->base = total;
-    o->bytes = total;
-
-    size_t L = wrapped ? cap : w;
-    if (wrapped && rotate_left(ring, cap, w)) {
-        fail(r, "out of memory");
+    if (read_tail(s, &t))
+        goto out;
+    if (!find_vmdesc(&t, &i, &cut)) {
+        rc = no_vmdesc(s, &t, &cut, dev_start);
         goto out;
     }
-    const unsigned char *T = ring;
-    uint64_t tbase = total - L;                 /* stream offset of T[0] */
-
-    /* Scan backwards for 0x06 + be32 N with exactly N bytes left, '{' first. */
-    bool partial = false;
-    uint64_t p_at = 0, p_len = 0;
-    for (size_t i = L; i-- > 0;) {
-        if (T[i] != SEC_VMDESC)
-            continue;
-        if (L - i < 6) {
-            if (i > 0 && T[i - 1] == VM_EOF && !partial) {
-                partial = true;                 /* cut inside the be32 length */
-                p_at = tbase + i;
-                p_len = 0;
-            }
-            continue;
-        }
-        uint32_t n = be32(T + i + 1);
-        if (T[i + 5] != '{')
-            continue;
-        if ((uint64_t)n != L - i - 5) {
-            if (n > L - i - 5 && i > 0 && T[i - 1] == VM_EOF && !partial) {
-                partial = true;                 /* cut inside the JSON */
-                p_at = tbase + i;
-                p_len = n;
-            }
-            continue;
-        }
-        uint64_t at = tbase + i;
-        if (i == 0 || T[i - 1] != VM_EOF) {
-            fail(r, "VMDESCRIPTION at offset %llu is not preceded by QEMU_VM_EOF", (ull)at);
-            goto out;
-        }
-        o->has_eof = true;
-        o->vmdesc_offset = at;
-        o->vmdesc_bytes = 5 + (uint64_t)n;
-        o->device_bytes = at - 1 - dev_start;
-        rc = parse_vmdesc(s, T + i + 5, n, at);
+    uint64_t at = t.total - t.len + i;
+    if (i == 0 || t.ring[i - 1] != VM_EOF) {
+        fail(&s->r, "VMDESCRIPTION at offset %llu is not preceded by QEMU_VM_EOF", (ull)at);
         goto out;
     }
-
-    if (partial) {
-        if (p_len)
-            fail(r, "truncated: stream ends inside the VMDESCRIPTION JSON at offset %llu "
-                 "(%llu bytes announced at offset %llu, %llu present)",
-                 (ull)total, (ull)p_len, (ull)p_at, (ull)(total - p_at - 5));
-        else
-            fail(r, "truncated: stream ends inside the VMDESCRIPTION header at offset %llu "
-                 "(it starts at offset %llu)", (ull)total, (ull)p_at);
-        goto out;
-    }
-
-    /* No trailer: does the stream end with EOF right after a section? */
-    bool eof_end = L >= 1 && T[L - 1] == VM_EOF &&
-                   L >= 6 && T[L - 6] == SEC_FOOTER;
-    if (eof_end && (s->flags & QS_ALLOW_NO_VMDESC)) {
-        o->has_eof = true;
-        o->device_bytes = total - 1 - dev_start;
-        rc = 0;
-    } else if (eof_end) {
-        fail(r, "truncated: stream ends at offset %llu right after QEMU_VM_EOF, without the "
-             "VMDESCRIPTION trailer that QEMU sends unless the machine suppresses it",
-             (ull)total);
-    } else {
-        fail(r, "truncated: stream ends inside device state at offset %llu "
-             "(no QEMU_VM_EOF and VMDESCRIPTION trailer found%s)", (ull)total,
-             wrapped ? " in the last 16 MiB" : "");
-    }
+    uint32_t n = be32(t.ring + i + 1);
+    o->has_eof = true;
+    o->vmdesc_offset = at;
+    o->vmdesc_bytes = 5 + (uint64_t)n;
+    o->device_bytes = at - 1 - dev_start;
+    rc = parse_vmdesc(s, t.ring + i + 5, n, at);
 out:
-    free(ring);
+    free(t.ring);
     return rc;
 }
 

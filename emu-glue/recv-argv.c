@@ -751,6 +751,37 @@ static int stream_words(json_t *src, char ***sv, size_t *n)
 	return 0;
 }
 
+/* -n and -v: which emulator the source ran, which this host runs, and why. */
+static void note_emulator(const char *ran, const struct emulator *em)
+{
+	char *r = shown(ran), *runs = shown(em->path);
+
+	mig_warn("stdin: the source ran %s; this host runs %s (%s)", r, runs,
+		 em->from);
+	free(r);
+	free(runs);
+}
+
+/* "-display none" unless a display was kept or is given, then the
+ * overrides, last ("-incoming -" is implied). */
+static void add_overrides(const struct opt *oo, size_t no, bool display,
+			  struct argv *out)
+{
+	for (size_t j = 0; j < no; j++)
+		display |= is_display(&oo[j]);
+	if (!display) {
+		migrecv_av_push(out, "-display");
+		migrecv_av_push(out, "none");
+	}
+	for (size_t j = 0; j < no; j++) {
+		if (oo[j].name && !strcmp(oo[j].name, "incoming"))
+			continue;
+		migrecv_av_push(out, oo[j].word);
+		if (oo[j].arg)
+			migrecv_av_push(out, oo[j].arg);
+	}
+}
+
 /*
  * The destination's command line from the source's (META qemu.argv) and
  * the user's overrides (mig-recv(1)). The stream describes the guest;
@@ -782,13 +813,8 @@ int migrecv_from_stream(json_t *src, char **over, size_t nover,
 	rc = MIG_EXIT_IO;
 	if (pick_emulator(over, nover, pol, &em, &used) < 0)
 		goto out;
-	if (pol->notes) {
-		char *ran = shown(sv[0]), *runs = shown(em.path);
-		mig_warn("stdin: the source ran %s; this host runs %s (%s)", ran,
-			 runs, em.from);
-		free(ran);
-		free(runs);
-	}
+	if (pol->notes)
+		note_emulator(sv[0], &em);
 	so = calloc(n + 1, sizeof *so);
 	oo = calloc(nover + 1, sizeof *oo);
 	if (!so || !oo) {
@@ -799,19 +825,7 @@ int migrecv_from_stream(json_t *src, char **over, size_t nover,
 	ns = split_opts(sv + 1, n - 1, so);
 	no = split_opts(over + used, nover - used, oo);
 	bool display = keep_stream_options(so, ns, oo, no, pol, out);
-	for (size_t j = 0; j < no; j++)
-		display |= is_display(&oo[j]);
-	if (!display) {
-		migrecv_av_push(out, "-display");
-		migrecv_av_push(out, "none");
-	}
-	for (size_t j = 0; j < no; j++) {
-		if (oo[j].name && !strcmp(oo[j].name, "incoming"))
-			continue; /* "-incoming -": implied */
-		migrecv_av_push(out, oo[j].word);
-		if (oo[j].arg)
-			migrecv_av_push(out, oo[j].arg);
-	}
+	add_overrides(oo, no, display, out);
 	rc = 0;
 out:
 	free(em.path);

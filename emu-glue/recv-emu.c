@@ -24,6 +24,88 @@
 #include "mig.h"
 #include "mig-recv.h"
 
+/* In the emulator's process: its session, /dev/null for stdin, the log
+ * for its output, the feed as INCOMING_FD and no other descriptor. The
+ * message if it cannot run goes to the log, shown with its name. */
+static void exec_emulator(int feed, int logfd, char **argv, pid_t keeper)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != keeper)
+		_exit(1);
+	setsid();
+	int null = open("/dev/null", O_RDONLY);
+	dup2(null, 0);
+	dup2(logfd, 1);
+	dup2(logfd, 2);
+	if (feed != INCOMING_FD) {
+		dup2(feed, INCOMING_FD);
+	} else {
+		int fl = fcntl(feed, F_GETFD);
+		fcntl(feed, F_SETFD, fl & ~FD_CLOEXEC);
+	}
+	for (int fd = INCOMING_FD + 1; fd < 1024; fd++)
+		close(fd);
+	signal(SIGPIPE, SIG_DFL);
+	execvp(argv[0], argv);
+	fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* The emulator's wait status to mig-recv; the keeper's work is done. */
+static void report_exit(int report, int st)
+{
+	int32_t s32 = st;
+
+	if (write(report, &s32, sizeof s32) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* mig-recv said 'D': the VM lives on without it. Only once the keeper
+ * no longer dies with mig-recv may mig-recv exit. */
+static void detach(int ctl, int report, pid_t q)
+{
+	int st;
+
+	prctl(PR_SET_PDEATHSIG, 0);
+	if (write(report, "A", 1) < 0) { /* it is gone: fine */ }
+	close(ctl);
+	close(report);
+	setsid();
+	while (waitpid(q, &st, 0) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+/* Wait for the emulator's end or mig-recv's word: 'D' detach, 'K' or
+ * EOF (mig-recv gone) kill. */
+static void keep(int ctl, int report, pid_t q)
+{
+	for (;;) {
+		struct pollfd pf = { ctl, POLLIN, 0 };
+		int r = poll(&pf, 1, 50);
+		int st;
+		char c = 0;
+		ssize_t n;
+
+		if (waitpid(q, &st, WNOHANG) == q)
+			report_exit(report, st);
+		if (r <= 0)
+			continue;
+		n = read(ctl, &c, 1);
+		if (n == 1 && c == 'D')
+			detach(ctl, report, q);
+		if (n <= 0 || c == 'K') {
+			kill(q, SIGKILL);
+			while (waitpid(q, &st, 0) < 0 && errno == EINTR)
+				;
+			report_exit(report, st);
+		}
+	}
+}
+
+/* The keeper: dies with mig-recv until told to detach; starts the
+ * emulator, reports its pid, then its wait status. */
 static void keeper_main(int ctl, int report, int feed, int logfd, char **argv,
 			pid_t parent)
 {
@@ -34,28 +116,8 @@ static void keeper_main(int ctl, int report, int feed, int logfd, char **argv,
 	signal(SIGPIPE, SIG_IGN);
 	pid_t me = getpid();
 	pid_t q = fork();
-	if (q == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != me)
-			_exit(1);
-		setsid();
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		if (feed != INCOMING_FD) {
-			dup2(feed, INCOMING_FD);
-		} else {
-			int fl = fcntl(feed, F_GETFD);
-			fcntl(feed, F_SETFD, fl & ~FD_CLOEXEC);
-		}
-		for (int fd = INCOMING_FD + 1; fd < 1024; fd++)
-			close(fd);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
+	if (q == 0)
+		exec_emulator(feed, logfd, argv, me);
 	int null = open("/dev/null", O_RDWR);
 	dup2(null, 0);
 	dup2(null, 1);
@@ -73,41 +135,7 @@ static void keeper_main(int ctl, int report, int feed, int logfd, char **argv,
 		kill(q, SIGKILL);
 		_exit(1);
 	}
-	for (;;) {
-		struct pollfd pf = { ctl, POLLIN, 0 };
-		int r = poll(&pf, 1, 50);
-		int st;
-		if (waitpid(q, &st, WNOHANG) == q) {
-			int32_t s32 = st;
-			if (write(report, &s32, sizeof s32) < 0)
-				_exit(1);
-			_exit(0);
-		}
-		if (r > 0) {
-			char c = 0;
-			ssize_t n = read(ctl, &c, 1);
-			if (n == 1 && c == 'D') {
-				prctl(PR_SET_PDEATHSIG, 0);
-				/* only now may mig-recv exit */
-				if (write(report, "A", 1) < 0) { /* it is gone: fine */ }
-				close(ctl);
-				close(report);
-				setsid();
-				while (waitpid(q, &st, 0) < 0 && errno == EINTR)
-					;
-				_exit(0);
-			}
-			if (n <= 0 || c == 'K') {
-				kill(q, SIGKILL);
-				while (waitpid(q, &st, 0) < 0 && errno == EINTR)
-					;
-				int32_t s32 = st;
-				if (write(report, &s32, sizeof s32) < 0)
-					_exit(1);
-				_exit(0);
-			}
-		}
-	}
+	keep(ctl, report, q);
 }
 
 int migrecv_emu_start(struct emu *em, char **argv, int feed_r, int feed_w,

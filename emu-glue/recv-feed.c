@@ -82,14 +82,27 @@ static long feed_pull(void *ctx, void *buf, size_t len)
 	return (long)n;
 }
 
-/* Fail: the emulator is killed before anything else, its words shown. */
-static int give_up(struct emu *em, struct feed *f, int code)
+/* One feeding under way: what migrecv_run's steps share. */
+struct run {
+	struct emu *em;
+	struct feed *f;
+	struct qmp *q; /* the emulator's monitor; NULL once closed */
+	const char *sock;
+	int timeout_s;
+};
+
+/* Fail: the monitor closed, the emulator killed before anything else,
+ * its words shown; the caller then says why. */
+static int give_up(struct run *r, int code)
 {
-	migrecv_emu_kill(em);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->fd = -1;
-	migrecv_show_log(em);
+	if (r->q)
+		qmp_close(r->q);
+	r->q = NULL;
+	migrecv_emu_kill(r->em);
+	if (r->f->fd >= 0)
+		close(r->f->fd);
+	r->f->fd = -1;
+	migrecv_show_log(r->em);
 	return code;
 }
 
@@ -106,39 +119,43 @@ static const char *exit_desc(int st, char *buf, size_t len)
 	return buf;
 }
 
-int migrecv_run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
+/* The emulator's monitor, once it listens; an emulator that ends first
+ * is said to have. */
+static int connect_monitor(struct run *r)
 {
 	char err[512], ex[64];
-	struct qmp *q;
-	struct qs_info qi = { 0 };
-	char qerr[512];
+	struct emu *em = r->em;
+	int code;
 
-	q = qmp_connect(sock, timeout_s * 1000, migrecv_emu_alive, em, err, sizeof err);
-	if (!q) {
-		migrecv_emu_alive(em);
-		if (em->exited) {
-			int code = give_up(em, f, MIG_EXIT_SYS);
-			mig_warn("%s %s at start-up", em->name,
-				 exit_desc(em->status, ex, sizeof ex));
-			return code;
-		}
-		int code = give_up(em, f, MIG_EXIT_SYS);
-		mig_warn("%s", err);
+	r->q = qmp_connect(r->sock, r->timeout_s * 1000, migrecv_emu_alive, em,
+			   err, sizeof err);
+	if (r->q) {
+		if (migrecv_verbose)
+			mig_warn("%s started (pid %ld), QMP %s; loading the stream",
+				 em->name, (long)em->pid, r->sock);
+		return 0;
+	}
+	migrecv_emu_alive(em);
+	if (em->exited) {
+		code = give_up(r, MIG_EXIT_SYS);
+		mig_warn("%s %s at start-up", em->name,
+			 exit_desc(em->status, ex, sizeof ex));
 		return code;
 	}
-	if (migrecv_verbose)
-		mig_warn("%s started (pid %ld), QMP %s; loading the stream", em->name,
-			 (long)em->pid, sock);
-	if (!(f->ring = malloc(f->cap))) {
-		qmp_close(q);
-		mig_warn("out of memory");
-		return give_up(em, f, MIG_EXIT_SYS);
-	}
+	code = give_up(r, MIG_EXIT_SYS);
+	mig_warn("%s", err);
+	return code;
+}
 
-	/* Relay, following the QEMU stream's structure, holding back its tail. */
-	int scanned = qs_scan(feed_pull, f, 0, &qi, qerr, sizeof qerr);
+/* Relay the stream, following the QEMU stream's structure, holding back
+ * its tail; what follows its end is refused. qs_scan's result. */
+static int relay(struct feed *f, char *qerr, size_t qlen)
+{
+	struct qs_info qi = { 0 };
 	const uint8_t *p;
 	size_t n;
+	int scanned = qs_scan(feed_pull, f, 0, &qi, qerr, qlen);
+
 	if (scanned == 0 && !f->write_failed) {
 		int r = mig_src_chunk(f->src, &p, &n, 1, &f->err);
 		if (r < 0)
@@ -151,101 +168,159 @@ int migrecv_run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
 		}
 	}
 	qs_info_free(&qi);
+	return scanned;
+}
+
+/* The whole stream to the emulator, its end only once verified. */
+static int feed_stream(struct run *r)
+{
+	char qerr[512], ex[64];
+	struct emu *em = r->em;
+	struct feed *f = r->f;
+	int scanned, code;
+
+	if (!(f->ring = malloc(f->cap))) {
+		mig_warn("out of memory");
+		return give_up(r, MIG_EXIT_SYS);
+	}
+	scanned = relay(f, qerr, sizeof qerr);
 	if (f->write_failed) {
-		qmp_close(q);
-		int code = give_up(em, f, MIG_EXIT_DATA);
+		code = give_up(r, MIG_EXIT_DATA);
 		mig_warn("%s stopped reading the stream (%s) and %s; stopped it",
 			 em->name, strerror(f->write_errno),
 			 exit_desc(em->status, ex, sizeof ex));
 		return code;
 	}
 	if (f->src_failed || scanned < 0) {
-		qmp_close(q);
-		int code = give_up(em, f, f->src_failed && f->err.code ? f->err.code : MIG_EXIT_DATA);
+		code = give_up(r, f->src_failed && f->err.code ? f->err.code
+							       : MIG_EXIT_DATA);
 		if (f->src_failed)
 			mig_warn("stdin: %s", f->err.msg);
 		else
 			mig_warn("stdin: QEMU stream: %s", qerr);
-		mig_warn("the stream is not complete: %s not given its end, stopped "
-			 "(pid %ld)", em->name, (long)em->pid);
+		mig_warn("the stream is not complete: %s not given its end, "
+			 "stopped (pid %ld)", em->name, (long)em->pid);
 		return code;
 	}
 	/* The end is verified: the emulator may have it. */
 	if (feed_flush(f) < 0) {
-		qmp_close(q);
-		int code = give_up(em, f, MIG_EXIT_DATA);
+		code = give_up(r, MIG_EXIT_DATA);
 		mig_warn("%s stopped reading the stream (%s); stopped it", em->name,
 			 strerror(f->write_errno));
 		return code;
 	}
 	close(f->fd);
 	f->fd = -1;
+	return 0;
+}
 
-	/* Wait for the emulator's verdict. */
-	long deadline = mig_now_ms() + timeout_s * 1000L;
-	const char *status = NULL;
-	json_t *ret = NULL;
+/* query-migrate until the emulator says completed or failed (*ret, its
+ * answer), at most --timeout after the stream's end. */
+static int await_verdict(struct run *r, json_t **ret)
+{
+	char err[512], ex[64];
+	struct emu *em = r->em;
+	long deadline = mig_now_ms() + r->timeout_s * 1000L;
+	const char *status;
+	int code;
+
 	for (;;) {
-		int r = qmp_exec(q, "query-migrate", NULL, &ret, 10000, err, sizeof err);
-		if (r != 0) {
-			qmp_close(q);
-			int code = give_up(em, f, MIG_EXIT_DATA);
+		if (qmp_exec(r->q, "query-migrate", NULL, ret, 10000, err,
+			     sizeof err) != 0) {
+			code = give_up(r, MIG_EXIT_DATA);
 			mig_warn("%s did not load the stream: %s%s%s", em->name,
 				 em->exited ? "it " : "", em->exited ?
 				 exit_desc(em->status, ex, sizeof ex) : err, "");
 			return code;
 		}
-		status = json_string_value(json_object_get(ret, "status"));
-		if (status && (!strcmp(status, "completed") || !strcmp(status, "failed")))
-			break;
-		json_decref(ret);
-		ret = NULL;
+		status = json_string_value(json_object_get(*ret, "status"));
+		if (status && (!strcmp(status, "completed") ||
+			       !strcmp(status, "failed")))
+			return 0;
+		json_decref(*ret);
+		*ret = NULL;
 		if (mig_now_ms() > deadline) {
-			qmp_close(q);
-			int code = give_up(em, f, MIG_EXIT_DATA);
+			code = give_up(r, MIG_EXIT_DATA);
 			mig_warn("%s had not loaded the stream %d s after its end "
-				 "(status %s); stopped it", em->name, timeout_s,
+				 "(status %s); stopped it", em->name, r->timeout_s,
 				 status ? status : "none");
 			return code;
 		}
-		if (qmp_poll_events(q, 20) < 0 && !migrecv_emu_alive(em))
+		if (qmp_poll_events(r->q, 20) < 0 && !migrecv_emu_alive(em))
 			continue; /* query-migrate reports the loss */
 	}
-	if (strcmp(status, "completed") != 0) {
-		const char *desc = json_string_value(json_object_get(ret, "error-desc"));
-		char d2[512];
-		snprintf(d2, sizeof d2, "%s", desc ? desc : "");
-		json_decref(ret);
-		qmp_close(q);
-		int code = give_up(em, f, MIG_EXIT_DATA);
-		mig_warn("%s failed to load the stream%s%s; stopped it", em->name,
-			 *d2 ? ": " : "", d2);
-		return code;
-	}
-	json_decref(ret);
-	ret = NULL;
-	const char *run_state = "unknown";
-	char rs[64] = "";
-	if (qmp_exec(q, "query-status", NULL, &ret, 10000, err, sizeof err) == 0) {
+}
+
+/* The verdict: completed, or the emulator stopped with QEMU's reason. */
+static int check_loaded(struct run *r, json_t *ret)
+{
+	const char *status = json_string_value(json_object_get(ret, "status"));
+	const char *desc = json_string_value(json_object_get(ret, "error-desc"));
+	char d2[512];
+	int code;
+
+	if (!strcmp(status, "completed"))
+		return 0;
+	snprintf(d2, sizeof d2, "%s", desc ? desc : "");
+	code = give_up(r, MIG_EXIT_DATA);
+	mig_warn("%s failed to load the stream%s%s; stopped it", r->em->name,
+		 *d2 ? ": " : "", d2);
+	return code;
+}
+
+/* The VM's run state, for the last word ("unknown" if QMP cannot say). */
+static void run_state(struct run *r, char *rs, size_t len)
+{
+	char err[512];
+	json_t *ret = NULL;
+
+	snprintf(rs, len, "unknown");
+	if (qmp_exec(r->q, "query-status", NULL, &ret, 10000, err, sizeof err) == 0) {
 		const char *s = json_string_value(json_object_get(ret, "status"));
-		snprintf(rs, sizeof rs, "%s", s ? s : "unknown");
-		run_state = rs;
+		snprintf(rs, len, "%s", s ? s : "unknown");
 	}
 	json_decref(ret);
-	qmp_close(q);
-	/* Let go: the VM is no longer ours to stop. */
-	char ack = 0;
+}
+
+/* Let go: the VM is no longer ours to stop. */
+static int let_go(struct run *r)
+{
+	struct emu *em = r->em;
 	struct pollfd pf = { em->report, POLLIN, 0 };
+	char ack = 0;
+
 	if (write(em->ctl, "D", 1) != 1 || poll(&pf, 1, 10000) != 1 ||
 	    read(em->report, &ack, 1) != 1 || ack != 'A') {
-		int code = give_up(em, f, MIG_EXIT_SYS);
+		int code = give_up(r, MIG_EXIT_SYS);
 		mig_warn("lost the keeper of %s", em->name);
 		return code;
 	}
 	close(em->ctl);
 	close(em->report);
+	return 0;
+}
+
+int migrecv_run(struct emu *em, struct feed *f, const char *sock, int timeout_s)
+{
+	struct run r = { .em = em, .f = f, .sock = sock, .timeout_s = timeout_s };
+	json_t *verdict = NULL;
+	char rs[64];
+	int rc;
+
+	if ((rc = connect_monitor(&r)) != 0 || (rc = feed_stream(&r)) != 0 ||
+	    (rc = await_verdict(&r, &verdict)) != 0)
+		return rc;
+	rc = check_loaded(&r, verdict);
+	json_decref(verdict);
+	if (rc != 0)
+		return rc;
+	run_state(&r, rs, sizeof rs);
+	qmp_close(r.q);
+	r.q = NULL;
+	if ((rc = let_go(&r)) != 0)
+		return rc;
 	if (!migrecv_quiet)
 		mig_warn("%s loaded the stream and is %s (pid %ld, QMP %s)", em->name,
-			 run_state, (long)em->pid, sock);
+			 rs, (long)em->pid, sock);
 	return MIG_EXIT_OK;
 }

@@ -269,7 +269,31 @@ kill_stage_case() {
 	output=$stderr assert_output --partial "need '-incoming -'"
 	run -0 mig-recv --version
 	assert_output "mig-recv (migkit) 0.1.0"
+	# usage errors: one message each, in one write, with the way to help
+	run -2 --separate-stderr mig-recv --bogus qemu-system-x86_64 -incoming -
+	output=$stderr assert_output "mig-recv: unknown option '--bogus'
+Try 'mig-recv --help'."
+	run -2 --separate-stderr mig-recv -x qemu-system-x86_64 -incoming -
+	output=$stderr assert_output "mig-recv: unknown option '-x'
+Try 'mig-recv --help'."
+	run -2 --separate-stderr mig-recv --qmp
+	output=$stderr assert_output "mig-recv: --qmp needs a value
+Try 'mig-recv --help'."
+	run -2 --separate-stderr mig-recv --timeout 0 qemu-system-x86_64 -incoming -
+	output=$stderr assert_output "mig-recv: --timeout '0': not a number of seconds
+Try 'mig-recv --help'."
+	run -2 --separate-stderr mig-qemu
+	output=$stderr assert_output "mig-qemu: no command given (migrate, checkpoint, restore, seal)
+Try 'mig-qemu --help'."
 	run -2 --separate-stderr mig-qemu bogus
+	output=$stderr assert_output "mig-qemu: unknown command 'bogus' (migrate, checkpoint, restore, seal)
+Try 'mig-qemu --help'."
+	run -2 --separate-stderr mig-qemu seal --bogus
+	output=$stderr assert_output "mig-qemu: seal: unknown option '--bogus'
+Try 'mig-qemu --help'."
+	run -2 --separate-stderr mig-qemu migrate --bandwidth lots q 'cat'
+	output=$stderr assert_output "mig-qemu: --bandwidth 'lots': not a size
+Try 'mig-qemu --help'."
 	run -0 mig-qemu --version
 	assert_output "mig-qemu (migkit) 0.1.0"
 }
