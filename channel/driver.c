@@ -197,11 +197,7 @@ static int common_option(struct run *r, int c, char **argv)
 	case OPT_MEMORY: return memory_option(r, optarg);
 	case OPT_FRAME_SIZE: return frame_size_option(r, optarg);
 	case '?':
-		if (optopt && optopt < 256)
-			return mig_usage_error("unknown or incomplete option '-%c'",
-					       optopt);
-		return mig_usage_error("unknown or incomplete option '%s'",
-				       argv[optind - 1]);
+		return mig_unknown_option(argv);
 	}
 	return NOT_COMMON;
 }

@@ -1,5 +1,6 @@
 /* error.c - error values and the program's messages. */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,4 +84,12 @@ int mig_print_version(void)
 {
 	printf("%s (migkit) %s\n", mig_progname, MIG_VERSION_STRING);
 	return mig_stdout_finish();
+}
+
+int mig_unknown_option(char **argv)
+{
+	if (optopt && optopt < 256)
+		return mig_usage_error("unknown or incomplete option '-%c'", optopt);
+	return mig_usage_error("unknown or incomplete option '%s'",
+			       argv[optind - 1]);
 }

@@ -97,6 +97,9 @@ void mig_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The one way every command speaks about its command line: "PROG: what"
  * and "Try 'PROG --help'." in one message; returns MIG_EXIT_USAGE. */
 int mig_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* getopt's '?' (with opterr 0): the option it stopped at, as a usage
+ * error (argv is the one getopt was given); returns MIG_EXIT_USAGE. */
+int mig_unknown_option(char **argv);
 /* -V: "PROG (migkit) VERSION" on stdout; returns mig_stdout_finish(). */
 int mig_print_version(void);
 

@@ -424,18 +424,6 @@ static void usage(FILE *out)
 		"verified (a layer needs a key).\n");
 }
 
-/* getopt's '?' (opterr is 0): the option it stopped at, in the words and
- * the one write of every migkit command (channel/driver.c says the same;
- * channel has no helper for it yet). */
-static int unknown_option(char **argv)
-{
-	if (optopt && optopt < 256)
-		return mig_usage_error("unknown or incomplete option '-%c'",
-				       optopt);
-	return mig_usage_error("unknown or incomplete option '%s'",
-			       argv[optind - 1]);
-}
-
 /* What the command line asks for besides the signers */
 struct request {
 	const char *file; /* NULL: stdin */
@@ -470,7 +458,7 @@ static int parse_args(struct info *in, struct request *rq, int argc,
 			break;
 		case 'h': usage(stdout); return mig_stdout_finish();
 		case 'V': return mig_print_version();
-		default: return unknown_option(argv);
+		default: return mig_unknown_option(argv);
 		}
 	}
 	if (argc - optind > 1) {

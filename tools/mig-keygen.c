@@ -246,18 +246,6 @@ struct request {
 	const char *out, *pair, *pubof, *spair;
 };
 
-/* getopt's '?' (opterr is 0): the option it stopped at, in the words of
- * every migkit command (channel/driver.c says the same; channel has no
- * helper for it yet). */
-static int unknown_option(char **argv)
-{
-	if (optopt && optopt < 256)
-		return mig_usage_error("unknown or incomplete option '-%c'",
-				       optopt);
-	return mig_usage_error("unknown or incomplete option '%s'",
-			       argv[optind - 1]);
-}
-
 /* MIG_GO_ON, or the exit status to leave with. */
 static int parse_args(struct request *rq, int argc, char **argv)
 {
@@ -285,7 +273,7 @@ static int parse_args(struct request *rq, int argc, char **argv)
 		case 'q': quiet = true; break;
 		case 'h': usage(stdout); return mig_stdout_finish();
 		case 'V': return mig_print_version();
-		default: return unknown_option(argv);
+		default: return mig_unknown_option(argv);
 		}
 	}
 	if (optind < argc)

@@ -486,18 +486,6 @@ static void usage(FILE *out)
 		"3 I/O error.\nSee mig-tee(1).\n");
 }
 
-/* getopt's '?' (opterr is 0): the option it stopped at, in the words and
- * the one write of every migkit command (channel/driver.c says the same;
- * channel has no helper for it yet). */
-static int unknown_option(char **argv)
-{
-	if (optopt && optopt < 256)
-		return mig_usage_error("unknown or incomplete option '-%c'",
-				       optopt);
-	return mig_usage_error("unknown or incomplete option '%s'",
-			       argv[optind - 1]);
-}
-
 /* --meta KEY=VALUE, checked now (the envelope is written later). Returns
  * 0, or -1 with a message. */
 static int add_meta(struct tee *t, const char *arg)
@@ -565,7 +553,7 @@ static int parse_args(struct tee *t, int argc, char **argv)
 			if (add_meta(t, optarg) < 0)
 				return MIG_EXIT_USAGE;
 			break;
-		default: return unknown_option(argv);
+		default: return mig_unknown_option(argv);
 		}
 	}
 	return take_file(t, argc, argv);
@@ -580,17 +568,9 @@ static int open_envelope(struct tee *t, struct mig_err *e)
 	if (!(t->env = mig_sink_open(t->fd, &mig_filter_envelope, t->env_st,
 				     CHUNK, 1, e)))
 		return -1;
-	for (size_t i = 0; i < t->nmeta; i++) {
-		char *kv = strdup(t->meta[i]), *eq;
-		if (!kv)
-			return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-		eq = strchr(kv, '=');
-		*eq = '\0';
-		int r = mig_sink_meta(t->env, kv, eq + 1, e);
-		free(kv);
-		if (r < 0)
+	for (size_t i = 0; i < t->nmeta; i++)
+		if (mig_sink_meta_line(t->env, t->meta[i], e) < 0)
 			return -1;
-	}
 	return 0;
 }
 

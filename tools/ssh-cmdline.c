@@ -132,19 +132,6 @@ static int add_option(struct cmdline *c, const char *arg)
 	return 0;
 }
 
-/* getopt's '?' (opterr is 0): the option it stopped at, in the words and
- * the one write of every migkit command (channel/driver.c says the same;
- * channel has no helper for it yet). */
-static int unknown_option(char **argv)
-{
-	if (optopt && optopt < 256)
-		mig_usage_error("unknown or incomplete option '-%c'", optopt);
-	else
-		mig_usage_error("unknown or incomplete option '%s'",
-				argv[optind - 1]);
-	return EXIT_OWN;
-}
-
 /* --help and --version: 0, or EXIT_OWN if stdout took no text. */
 static int said(int status)
 {
@@ -201,7 +188,7 @@ static int parse_options(struct cmdline *c, int argc, char **argv)
 		case 'v': c->verbose++; break;
 		case 'h': usage(stdout); return said(mig_stdout_finish());
 		case 'V': return said(mig_print_version());
-		default: return unknown_option(argv);
+		default: return (mig_unknown_option(argv), EXIT_OWN);
 		}
 	}
 	return r < 0 ? EXIT_OWN : MIG_GO_ON;
