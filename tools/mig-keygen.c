@@ -154,24 +154,40 @@ static int make_symmetric(const char *path, struct mig_err *e)
 	return rc;
 }
 
+/* A pair's public half is NAME.pub (malloc'd); it is checked before the
+ * secret is written, so that no secret is left without it. */
+static char *pub_name(const char *name, struct mig_err *e)
+{
+	size_t len = strlen(name) + 5;
+	char *pub = malloc(len);
+
+	if (!pub) {
+		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		return NULL;
+	}
+	snprintf(pub, len, "%s.pub", name);
+	if (!force && access(pub, F_OK) == 0) {
+		mig_err_set(e, MIG_EXIT_USAGE, "%s exists: not overwriting it "
+			    "(use -f)", pub);
+		free(pub);
+		return NULL;
+	}
+	return pub;
+}
+
 static int make_pair(const char *name, struct mig_err *e)
 {
 	uint8_t pk[crypto_box_PUBLICKEYBYTES], *sk = sodium_malloc(crypto_box_SECRETKEYBYTES);
 	struct mig_key id = { 0 }, rcpt;
-	size_t nl = strlen(name);
-	char *pub = malloc(nl + 5);
+	char *pub = NULL;
 	int rc = -1;
 
-	if (!sk || !pub) {
+	if (!sk) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
 	}
-	snprintf(pub, nl + 5, "%s.pub", name);
-	if (!force && access(pub, F_OK) == 0) {
-		mig_err_set(e, MIG_EXIT_USAGE, "%s exists: not overwriting it "
-			    "(use -f)", pub);
+	if (!(pub = pub_name(name, e)))
 		goto out;
-	}
 	crypto_box_keypair(pk, sk);
 	if (mig_key_make(&id, MIG_KEY_IDENTITY, sk, e) < 0)
 		goto out;
@@ -195,20 +211,15 @@ static int make_sign_pair(const char *name, struct mig_err *e)
 {
 	char *secret = sodium_malloc(MIG_KEY_TEXT_MAX), pub_text[MIG_KEY_TEXT_MAX];
 	char id[MIG_SIGNER_ID_HEX];
-	size_t nl = strlen(name);
-	char *pub = malloc(nl + 5);
+	char *pub = NULL;
 	int rc = -1;
 
-	if (!secret || !pub) {
+	if (!secret) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
 	}
-	snprintf(pub, nl + 5, "%s.pub", name);
-	if (!force && access(pub, F_OK) == 0) {
-		mig_err_set(e, MIG_EXIT_USAGE, "%s exists: not overwriting it "
-			    "(use -f)", pub);
+	if (!(pub = pub_name(name, e)))
 		goto out;
-	}
 	if (mig_signing_pair_text(secret, MIG_KEY_TEXT_MAX, pub_text,
 				  sizeof pub_text, id, e) < 0 ||
 	    write_file(name, secret, strlen(secret), 0600, e) < 0)
