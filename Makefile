@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # migkit - small Unix filters that carry a VM's migration stream.
 # make | make check | make install PREFIX=... DESTDIR=... | make demo | make bench
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * aead.c - the throughput of the AEADs mig-encrypt could use, libsodium's
  * and OpenSSL's (which mig-encrypt seals its frames with), on one core, sealing 1 MiB frames (the default frame size) with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * codec.c - the codecs mig-compress could use, on one core, compressing
  * a file (a real QEMU stream) in independent frames: output size and

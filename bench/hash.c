@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * hash.c - the throughput of the hashes mig-checksum could use, on one
  * core, over 1 MiB frames (the default frame size), median of runs.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # bench/lib.bash - shared by the benchmark scripts: timing, medians, tables.
 #   BENCH_RUNS     runs per measurement; the median is reported (default 5)

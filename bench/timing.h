@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * timing.h - what the benchmark programs share: a monotonic clock, and the
  * median of runs, so that one run slowed by something else on the machine

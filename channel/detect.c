@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* detect.c - the layer kinds, and telling what a stream is from its start. */
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * envelope.c - the envelope layer (kind 4): META around any stream, and
  * the mark that the stream is complete (mig-qemu seal, mig-tee --meta).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * envelopes.c - peeling the envelopes a stream starts with.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* error.c - error values and the program's messages. */
 #include <errno.h>
 #include <getopt.h>

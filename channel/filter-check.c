@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * filter-check.c - a filter's struct against the protocol in mig.h, so a
  * member left out is a message at start, not a NULL call mid-stream.

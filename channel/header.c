@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* header.c - the layer header: build it, and read and check it. */
 #include <string.h>
 #include <xxhash.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* header.h - the layer header (private to the channel library). */
 #ifndef MIG_HEADER_H
 #define MIG_HEADER_H

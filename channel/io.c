@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* io.c - writing to descriptors that may be pipes, slow, or closed. */
 #include <errno.h>
 #include <fcntl.h>

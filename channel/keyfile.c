@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * keyfile.c - migkit's key files, read and written in one place: the keys
  * of mig-encrypt (filters/keyfile.c) and the signing keys of signed

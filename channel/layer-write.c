@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * layer-write.c - writing one layer: header, frames, END.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* main.c - the main() of a filter command, built once per filter with
  * -DMIG_FILTER_NAME=name (see the Makefile). */
 #include "mig.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* meta.c - KEY=VALUE metadata, as carried in META frames. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pool.c - a fixed set of threads running frame jobs in FIFO order. */
 #include <pthread.h>
 #include <stdlib.h>

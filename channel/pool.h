@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pool.h - worker threads for frames in flight (private). */
 #ifndef MIG_POOL_H
 #define MIG_POOL_H

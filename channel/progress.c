@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* progress.c - bytes and rate on stderr, for people watching a pipeline. */
 #include <stdio.h>
 #include <time.h>

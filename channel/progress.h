@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* progress.h - --progress reporting on stderr (private). */
 #ifndef MIG_PROGRESS_H
 #define MIG_PROGRESS_H

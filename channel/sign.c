@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sign.c - what a signed envelope signs (channel/envelope.c): a running
  * hash of the stream, signed with a context string that says which part

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sign.h - the signing primitives behind signed envelopes (sign.c,
  * signing-key.c): a digest of what was written so far, signed with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * signing-key.c - the Ed25519 keys of signed envelopes: a writer's signing
  * key (a seed, kept in locked memory), the signers a reader trusts, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* source-private.h - what a kind of source implements (not installed). */
 #ifndef MIG_SOURCE_PRIVATE_H
 #define MIG_SOURCE_PRIVATE_H

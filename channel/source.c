@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* source.c - reading a stream in chunks, whatever produces it. */
 #include <errno.h>
 #include <poll.h>

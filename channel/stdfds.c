@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * stdfds.c - standard descriptors that were closed when we started.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * tagged.c - the tagged-frame transform (checksum and envelope layers).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * tagged.h - the tagged-frame transform shared by the checksum (kind 1)
  * and envelope (kind 4) layers: every frame is its plain payload plus

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* units.c - sizes as people write and read them. */
 #include <errno.h>
 #include <stdio.h>

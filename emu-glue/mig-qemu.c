@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-qemu - the sending end: drive a QEMU migration over QMP through a
  * migkit pipeline, and say whether it really succeeded.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-qemu.h - what the parts of mig-qemu share (not installed): the
  * options common to its commands, the strings it builds for the shell

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-recv - the receiving end of a migration: start the emulator, feed it
  * the stream from standard input, and get out of the way once it has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-recv.h - what the parts of mig-recv share (not installed): the
  * emulator's command line (recv-argv.c), the emulator and its keeper

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-migrate.c - one migration driven over QMP, for migrate and
  * checkpoint: the META, the exec: command QEMU runs (see mig-qemu.c), the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-restore.c - `mig-qemu restore`: FILE | FILTER... | mig-recv, run
  * and waited for here, every stage's exit status checked. Apart because it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-seal.c - `mig-qemu seal`, the first stage of the pipeline QEMU
  * runs: QEMU's raw stream into an envelope, with META, whose END is

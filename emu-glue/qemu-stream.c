@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-stream: one-pass, pull-based reader of QEMU's migration stream
  * (savevm format v3).  See qemu-stream.h for what is parsed and how.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-stream: a one-pass, pull-based reader of QEMU's raw migration
  * stream (savevm format version 3, as written by QEMU 7.2 to "exec:",

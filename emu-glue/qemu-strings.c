@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-strings.c - the strings mig-qemu builds for the shell: a growing
  * string with single quotes, a pipeline's stages named for messages, and

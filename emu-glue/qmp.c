@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* qmp.c - a small QMP client on jansson (see qmp.h). */
 #include <errno.h>
 #include <poll.h>

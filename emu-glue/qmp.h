@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qmp.h - a small QMP client (QEMU Machine Protocol) on jansson, shared by
  * mig-recv and mig-qemu: connect to a unix socket, negotiate, run

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recv-argv.c - the emulator's command line: growing argument vectors,
  * QEMU's options told apart, the destination's command line made from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recv-emu.c - the emulator and its keeper: starting it, asking whether it
  * still runs, killing it, showing its log.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recv-feed.c - feeding the emulator: the stream relayed through a ring
  * that holds back its tail until its end is verified, then QEMU's verdict

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recv-trust.c - whom mig-recv believes: the signers named with --signer,
  * and how old a stream they signed may be (--not-before).

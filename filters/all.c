@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * all.c - every filter this build has, for tools that open any layer
  * (mig-info). The Makefile's FILTERS list is passed in as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* all.h - the filters built into this program. */
 #ifndef MIG_FILTERS_ALL_H
 #define MIG_FILTERS_ALL_H

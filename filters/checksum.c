@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * checksum.c - mig-checksum: detect any change to a stream.
  *

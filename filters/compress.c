@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * compress.c - mig-compress / mig-decompress: make a stream smaller, fast.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * encrypt.c - mig-encrypt / mig-decrypt: authenticated encryption of a
  * stream (layer kind 3, mig-stream(5)).

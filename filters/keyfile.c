@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * keyfile.c - the keys of mig-encrypt and mig-decrypt: a symmetric key,
  * an X25519 identity, or its recipient; made, named by a key id, read from

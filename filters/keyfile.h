@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * keyfile.h - the keys of mig-encrypt and mig-decrypt (filters/keyfile.c),
  * shared with mig-keygen: a symmetric key, an X25519 identity and its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # The build: make install puts commands, man pages, header and library
 # where PREFIX and DESTDIR say.
 

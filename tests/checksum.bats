@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-checksum: the command, its options, and failing closed on real
 # QEMU streams.
 

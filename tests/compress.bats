@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-compress / mig-decompress: the commands, their options, round trips
 # of real QEMU streams in every codec, failing closed, and VMs restored
 # through them.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-encrypt / mig-decrypt / mig-keygen: round trips of a real QEMU
 # stream in every key mode, a VM checkpointed and restored through them,
 # and every tampering and key case refused with an exact message, exit

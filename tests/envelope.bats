@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-envelope: META around a stream, peeled by every decoder.
 
 setup_file() {

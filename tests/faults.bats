@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Fault injection (issue 8): real QEMU, a real sshd, the full pipeline
 #   mig-qemu seal | mig-tee CKPT | mig-compress | mig-encrypt -k K |
 #     mig-ssh HOST 'mig-decrypt -k K | mig-decompress | mig-recv QEMU ... -incoming -'

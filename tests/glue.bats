@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # emu-glue: mig-qemu and mig-recv drive real QEMU migrations end to end,
 # over a private OpenSSH server on 127.0.0.1 (tests/lib/sshd.bash).
 # shellcheck disable=SC2016,SC2154

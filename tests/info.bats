@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-info: describing (and thereby verifying) streams.
 
 setup_file() {

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Load (issue 8): several VMs migrated at once, each through its own full
 # pipeline over the same sshd:
 #   mig-qemu migrate SRC "mig-compress | mig-encrypt -k K |

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Tests against a real QEMU: migkit's filters carry real migration streams.
 #
 # Needs $MIG_BIN/mig-checksum (default: build/bin under the repository).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-recv --from-stream and mig-qemu restore --from-stream: the stream
 # describes the guest, the destination decides what runs on its host.
 # Streams forged with META qemu.argv around a real QEMU stream, signed by

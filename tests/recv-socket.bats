@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-recv's own QMP socket (TMPDIR/mig-recv.PID.qmp when the emulator's
 # arguments name none) does not outlive an emulator that does not live on:
 # removed after a failure and when a signal ends mig-recv (issue 13; the

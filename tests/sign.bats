@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Signed envelopes: a writer signs what it writes (mig-keygen --sign-pair,
 # mig-envelope --sign, mig-qemu --sign); a reader names the signers it
 # trusts, and refuses anything else before it uses a byte of configuration.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-ssh against a real OpenSSH server started for this file on 127.0.0.1
 # (tests/lib/sshd.bash): data, exit statuses, host keys (revoked ones too),
 # identities, configuration, closed standard descriptors, failures

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Closed standard descriptors, every command but mig-ssh (tests/ssh.bats)
 # x descriptors 0, 1 and 2. Every command opens /dev/null on a closed one
 # before it opens anything (channel/stdfds.c), so:

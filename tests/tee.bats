@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # mig-tee: checkpoints that are never silently incomplete.
 
 setup_file() {

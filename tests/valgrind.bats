@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Every command under valgrind's memcheck: no leak, no invalid access, on
 # good input and on bad (the error paths free what they took too).
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-info - describe a stream: every layer it can open without a key
  * (kind, parameters, META, frames, sizes), then the raw QEMU stream

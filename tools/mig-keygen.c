@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-keygen - make the keys of mig-encrypt: a symmetric key file (-o),
  * or an X25519 key pair (--pair NAME: NAME is the secret identity,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-ssh - carry a stream to another host and run the receiving side
  * there, like `ssh HOST COMMAND`, on libssh.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-ssh.h - what the parts of mig-ssh share (not installed): the command
  * line as parsed, the state of a transfer, and the steps main() runs in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-tee - pass a stream on unchanged and keep a checkpoint of it that is
  * never mistaken for a complete one.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ssh-auth.c - who is at each end: the server's host key checked against
  * the revoked keys (RevokedHostKeys, @revoked in known_hosts) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ssh-cmdline.c - mig-ssh's command line: its options, -o's ssh_config(5)
  * keywords checked and normalised, [USER@]HOST and the remote command.

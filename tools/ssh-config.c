@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ssh-config.c - the libssh session's options: our default ciphers, the -o
  * options, the configuration files, user, port and -i identities, and how

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ssh-strict.c - the ssh_config(5) keywords mig-ssh applies itself, read
  * from the configuration files when -o does not give them:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ssh-transfer.c - the transfer: stdin to the remote command's stdin, then
  * EOF; its stdout and stderr back on ours; its exit status or signal kept

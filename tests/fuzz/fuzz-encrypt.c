@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz-encrypt.c - mig-decrypt's decoder on arbitrary input, with a fixed
  * test key (a key file made at start, 0600 as the filter requires). The
  * seeds are streams encrypted under it (tests/fuzz/make-seeds). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz-layer.c - one filter's decoder (FUZZ_FILTER, set by the build) on
  * arbitrary input, one thread and several. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz-meta.c - KEY=VALUE parsing of META frames. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz-qemu-stream.c - the raw QEMU stream reader (mig-info, mig-tee). */
 
 #include "fuzz.h"

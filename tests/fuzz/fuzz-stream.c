@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz-stream.c - what mig-info and the decoders meet: detection, the
  * envelopes peeled as the decoders and mig-recv peel them, then every
  * layer this build can open, nested, then the QEMU stream. */

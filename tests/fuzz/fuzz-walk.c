@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz-walk.c - following a layer's framing without decoding (mig-tee). */
 #include "fuzz.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* fuzz.h - shared by the fuzz targets: the first input byte picks the
  * chunk size the source hands bytes out in, so chunk boundaries are
  * fuzzed too. Each target defines LLVMFuzzerTestOneInput. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* standalone.c - runs a fuzz target over files, without libFuzzer: how
  * `make check` replays the seed corpus and every crash ever found. */
 #include <stdio.h>

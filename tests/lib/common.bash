@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # tests/lib/common.bash - what every bats file of migkit loads first.
 bats_require_minimum_version 1.5.0

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # tests/lib/migrate.bash - what the migration tests (glue, faults, load)
 # share: source and destination VMs for mig-qemu / mig-recv, a stage

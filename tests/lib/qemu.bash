@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # tests/lib/qemu.bash - drive real QEMU VMs from bats tests and scripts.
 #

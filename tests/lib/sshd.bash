@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # tests/lib/sshd.bash - a private OpenSSH server on 127.0.0.1 for the tests
 # (and bench/ssh): its own host and user keys, a free port, a known_hosts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mig-xor.c - a layer filter written outside migkit, against the
  * installed mig.h and libmigchan only (tests/build.bats builds it with

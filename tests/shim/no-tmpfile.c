@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * no-tmpfile.c - an LD_PRELOAD shim for the tests: open() and openat()
  * with O_TMPFILE fail with EOPNOTSUPP, as they do on a filesystem that

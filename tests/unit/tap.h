@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* tap.h - a minimal TAP producer for the C unit tests. */
 #ifndef MIG_TAP_H
 #define MIG_TAP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test-channel.c - unit tests of libmigchan: the format, framing, limits
  * and each error path, plus the checksum filter and the test vectors.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test-compress.c - unit tests of the compress filter's callbacks: what a
  * bats test cannot easily craft, such as a frame that would decompress to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Unit test of emu-glue/qemu-stream.c against a real QEMU migration
  * stream (argv[1]), e.g. made from a paused q35 VM migrated once with

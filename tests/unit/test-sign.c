@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test-sign.c - signed envelopes against someone who can rewrite a
  * stream: every change below recomputes the XXH3 checks (frame tags,
