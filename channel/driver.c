@@ -362,9 +362,7 @@ static int encode(struct run *r, struct mig_src *in)
 {
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
-	size_t fs = r->frame_size     ? r->frame_size
-		    : r->f->frame_size ? r->f->frame_size
-				       : MIG_FRAME_DATA_DEFAULT;
+	size_t fs;
 	struct mig_sink *k = NULL;
 	struct mig_layer_totals t;
 	struct mig_detect d;
@@ -382,8 +380,9 @@ static int encode(struct run *r, struct mig_src *in)
 		}
 		mig_watch_init(watch);
 	}
-	if (!(k = mig_sink_open(1, r->f, r->st, fs, r->threads, &e)))
+	if (!(k = mig_sink_open(1, r->f, r->st, r->frame_size, r->threads, &e)))
 		goto fail;
+	fs = mig_sink_frame_size(k);
 	for (size_t i = 0; i < r->nmeta; i++)
 		if (mig_sink_meta_line(k, r->meta[i], &e) < 0) {
 			mig_err_prefix(&e, "--meta ");

@@ -168,13 +168,13 @@ static int verify_now(struct envelope *v, const char *context,
 
 /* ---- Encoding -------------------------------------------------------------- */
 
-static int env_encode_init(void *st, size_t frame_size, uint8_t *p, size_t *len,
-			   struct mig_err *e)
+static int env_encode_init(void *st, struct mig_encode_args *a,
+			   uint8_t *p, size_t *len, struct mig_err *e)
 {
 	struct envelope *v = st;
 	uint8_t *at = p;
 
-	if (mig_tagged_encode_init(v->tagged, frame_size, p, len, e) < 0)
+	if (mig_tagged_encode_init(v->tagged, a, p, len, e) < 0)
 		return -1;
 	if (!v->key)
 		return 0;

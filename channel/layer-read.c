@@ -65,6 +65,12 @@ int mig_layer_open(struct mig_src *s, struct mig_err *e)
 		return -1;
 	if (l->f->decode_init(l->st, l->params, l->params_len, e) < 0)
 		return mig_err_prefix(e, "layer header: ");
+	/* frames that depend on the ones before: one at a time */
+	if (l->pool && l->f->max_threads && l->f->max_threads(l->st) == 1) {
+		mig_pool_free(l->pool);
+		l->pool = NULL;
+		l->nslots = 1;
+	}
 	/* contexts are made from st once it knows the layer's parameters */
 	for (size_t i = 0; l->f->frame_ctx_create && i < l->nslots; i++)
 		if (!(l->slots[i].ctx = l->f->frame_ctx_create(l->st, e)))

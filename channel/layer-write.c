@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "header.h"
 #include "pool.h"
@@ -129,12 +130,26 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 	k->fd = fd;
 	k->f = f;
 	k->st = st;
-	k->frame_size = frame_size ? frame_size : MIG_FRAME_DATA_DEFAULT;
-	if (k->frame_size > MIG_FRAME_DATA_MAX) {
-		mig_err_set(e, MIG_EXIT_USAGE, "frame size over %u bytes",
+	/* the parameters first: they may choose the frame size, and say how
+	 * many frames go at once */
+	struct stat out;
+	struct mig_encode_args a = {
+		.frame_size = frame_size      ? frame_size
+			      : f->frame_size ? f->frame_size
+					      : MIG_FRAME_DATA_DEFAULT,
+		.frame_size_given = frame_size != 0, .threads = threads,
+		.output_is_file = fstat(fd, &out) == 0 && S_ISREG(out.st_mode),
+	};
+	if (f->encode_init(st, &a, params, &plen, e) < 0)
+		goto fail;
+	k->frame_size = a.frame_size;
+	if (k->frame_size == 0 || k->frame_size > MIG_FRAME_DATA_MAX) {
+		mig_err_set(e, MIG_EXIT_USAGE, "frame size not from 1 to %u bytes",
 			    MIG_FRAME_DATA_MAX);
 		goto fail;
 	}
+	if (f->max_threads && f->max_threads(st) > 0 && threads > f->max_threads(st))
+		threads = f->max_threads(st);
 	if (f->frame_ctx_create && threads > 1)
 		k->pool = mig_pool_new(threads);
 	/* two slots a thread: one being encoded, one being filled or written */
@@ -146,8 +161,6 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto fail;
 	}
-	if (f->encode_init(st, k->frame_size, params, &plen, e) < 0)
-		goto fail;
 	for (size_t i = 0; i < k->nslots; i++) {
 		struct slot *s = &k->slots[i];
 		s->f = f;
@@ -257,6 +270,11 @@ int mig_sink_end(struct mig_sink *k, struct mig_err *e)
 		return -1;
 	return emit_now(k, MIG_FRAME_END, p, MIG_END_TOTALS + tlen,
 			k->scratch_cap - (MIG_END_TOTALS + tlen), e);
+}
+
+size_t mig_sink_frame_size(const struct mig_sink *k)
+{
+	return k->frame_size;
 }
 
 void mig_sink_totals(const struct mig_sink *k, struct mig_layer_totals *t)

@@ -274,11 +274,17 @@ struct mig_option {
  *
  *  1. create() makes the filter's state st; set_option() is called for
  *     each of its options on the command line (options: NULL for none).
- *  2. Encoding: encode_init(st, frame_size, params) writes the layer's
- *     parameters (at most MIG_PARAMS_MAX bytes) into the header; frame_size
- *     is the most inner bytes a DATA frame will carry.
+ *  2. Encoding: encode_init(st, args, params) writes the layer's
+ *     parameters (at most MIG_PARAMS_MAX bytes) into the header; args say
+ *     the most inner bytes a DATA frame will carry (which the filter may
+ *     change, where the user did not give it), the threads asked for (-T)
+ *     and whether the output is a regular file.
  *     Decoding: decode_init(st, params) reads them and refuses what it
  *     cannot decode; nothing of the layer is output before it returns 0.
+ *     After either, max_threads(st), if the filter has it, may limit how
+ *     many frames are worked on at once: 1 for a layer whose frames depend
+ *     on the ones before (a compression stream spanning frames); the
+ *     filter may then use threads of its own.
  *  3. Every frame -- DATA, META and END alike, so a layer protects (or
  *     hides) all of its frames the same way -- passes through encode() or
  *     decode(), given a frame context: st itself, or, for a filter with
@@ -308,6 +314,14 @@ struct mig_option {
  * the library calls anything. Callbacks return 0, or -1 after
  * mig_err_set().
  */
+/* What encode_init is told of the layer it starts. */
+struct mig_encode_args {
+	size_t frame_size;     /* the most inner bytes of a DATA frame */
+	bool frame_size_given; /* by the user: the filter must keep it */
+	int threads;           /* -T */
+	bool output_is_file;   /* a regular file (a checkpoint), not a pipe */
+};
+
 struct mig_filter {
 	const char *name;         /* command is mig-NAME */
 	const char *decode_name;  /* optional alias that decodes: mig-ALIAS */
@@ -332,9 +346,11 @@ struct mig_filter {
 	/* independent frames (3.) */
 	void *(*frame_ctx_create)(void *st, struct mig_err *e);
 	void (*frame_ctx_destroy)(void *ctx);
+	/* after init (2.): the most frames at once; NULL or 0: any */
+	int (*max_threads)(const void *st);
 
-	int (*encode_init)(void *st, size_t frame_size, uint8_t *params,
-			   size_t *params_len, struct mig_err *e);
+	int (*encode_init)(void *st, struct mig_encode_args *args,
+			   uint8_t *params, size_t *params_len, struct mig_err *e);
 	int (*encode)(void *ctx, struct mig_frame *in, size_t tailroom,
 		      const uint8_t **out, size_t *out_len, uint8_t *flags,
 		      struct mig_err *e);
@@ -522,7 +538,8 @@ void mig_envelopes_free(struct mig_envelopes *env);
 
 /*
  * Write one layer: header, META frames, DATA frames, END. Frames hold at
- * most frame_size inner bytes (0: the default); with threads > 1 and a
+ * most frame_size inner bytes (0: the filter's choice, else its default,
+ * else 1 MiB; mig_sink_frame_size() tells which); with threads > 1 and a
  * filter with frame contexts, they are encoded on that many threads and
  * written in order.
  */
@@ -530,6 +547,7 @@ struct mig_sink;
 struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 			       size_t frame_size, int threads,
 			       struct mig_err *e);
+size_t mig_sink_frame_size(const struct mig_sink *k);
 int mig_sink_meta(struct mig_sink *k, const char *key, const char *value,
 		  struct mig_err *e);
 /* The same from "KEY=VALUE" (--meta, a line of a META file): the one place

@@ -62,10 +62,10 @@ void mig_tagged_destroy(void *st)
 	free(c);
 }
 
-int mig_tagged_encode_init(void *st, size_t frame_size, uint8_t *params,
-			   size_t *len, struct mig_err *e)
+int mig_tagged_encode_init(void *st, struct mig_encode_args *a,
+			   uint8_t *params, size_t *len, struct mig_err *e)
 {
-	(void)st, (void)frame_size, (void)e;
+	(void)st, (void)a, (void)e;
 	params[0] = HASH_XXH3;
 	*len = 1;
 	return 0;

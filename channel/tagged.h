@@ -22,8 +22,8 @@ int mig_frame_tag_check(uint64_t want, uint64_t got, const char *what,
 
 void *mig_tagged_create(void);
 void mig_tagged_destroy(void *st);
-int mig_tagged_encode_init(void *st, size_t frame_size, uint8_t *params,
-			   size_t *len, struct mig_err *e);
+int mig_tagged_encode_init(void *st, struct mig_encode_args *a,
+			   uint8_t *params, size_t *len, struct mig_err *e);
 int mig_tagged_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 		      const uint8_t **out, size_t *out_len, uint8_t *flags,
 		      struct mig_err *e);

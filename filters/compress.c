@@ -20,6 +20,18 @@
  *
  * zlib mode writes the zlib format (RFC 1950) with libdeflate, which is
  * about twice as fast as zlib itself at level 1 (README, bench/compress).
+ *
+ * zstd-long, the default, is the exception to independent frames: one
+ * zstd stream runs through the DATA frames, each frame a flushed piece of
+ * it, with long-distance matching over a 128 MiB window, so a page that
+ * repeats anywhere in the last 128 MiB costs a few bytes (a migration
+ * stream is full of them: 45 % smaller than independent frames on the
+ * bench stream). Its threads are zstd's own workers; the layer's frames go
+ * one at a time (max_threads), and a decoder follows the stream in order,
+ * still checking each frame's tag before a byte of it is written. Where
+ * the output is not a file, its level adapts to the link: up while the
+ * encoder waits more than it works (a slow link leaves CPU to spare), down
+ * while it is the one that makes the pipeline wait, as zstd --adapt does.
  */
 #include <errno.h>
 #include <limits.h>
@@ -47,6 +59,19 @@
 #define DEFAULT_FRAME_SIZE (1u << 20)
 #define LZ4_HC_MIN 3 /* as the lz4 command: lower levels are the fast mode */
 
+#define LONG_WINDOW_LOG 27 /* 128 MiB: zstd --long's, and the bound a decoder takes */
+#define LONG_FRAME_SIZE (4u << 20) /* a flush every 4 MiB: zstd's jobs run in parallel within */
+#define ADAPT_MAX 9 /* above it zstd with long matching falls below 100 MB/s a core */
+#define ADAPT_PERIOD 0.25 /* seconds between two looks at the encoder's load */
+
+/* The level of an adaptive encoder, and what it measured since it last
+ * looked: the seconds spent compressing against the seconds that passed. */
+struct adapt {
+	bool on;
+	int min, max;
+	double since, busy;
+};
+
 /* A frame context: one codec's state and one output buffer. */
 struct fctx {
 	const struct codec *codec;
@@ -56,21 +81,32 @@ struct fctx {
 	void *state; /* the codec's: made by its open, freed by its close */
 	uint8_t *buf;
 	size_t cap;
+	struct adapt adapt;
+};
+
+/* What a codec's state is opened for. */
+struct codec_args {
+	int level;
+	bool decoding;
+	int threads;    /* zstd-long's workers */
+	int window_log; /* zstd-long */
 };
 
 /*
  * A codec is one row of the table below and four functions: open (the
- * state for compressing or for decompressing at level), close, squeeze
- * (compress n bytes into x->buf, at most cap bytes: *clen 0 if they do not
- * fit) and expand (decompress into x->buf, at most limit bytes, refusing
- * more). Its number is written in the layer's parameters (mig-stream(5)).
+ * state for compressing or for decompressing), close, squeeze (compress n
+ * bytes into x->buf, at most cap bytes: *clen 0 if they do not fit) and
+ * expand (decompress into x->buf, at most limit bytes, refusing more).
+ * Its number is written in the layer's parameters (mig-stream(5)). A
+ * stream codec's frames depend on the ones before (one at a time).
  */
 struct codec {
 	uint8_t id;
 	const char *name;
 	int min, max, def; /* levels */
 	const char *levels;
-	void *(*open)(int level, bool decoding);
+	bool stream;
+	void *(*open)(const struct codec_args *a);
 	void (*close)(void *state, bool decoding);
 	int (*squeeze)(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
 		       size_t *clen, struct mig_err *e);
@@ -80,12 +116,12 @@ struct codec {
 
 /* ---- zstd ------------------------------------------------------------------ */
 
-static void *zstd_open(int level, bool decoding)
+static void *zstd_open(const struct codec_args *a)
 {
-	if (decoding)
+	if (a->decoding)
 		return ZSTD_createDCtx();
 	ZSTD_CCtx *z = ZSTD_createCCtx();
-	if (z && (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level)) ||
+	if (z && (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, a->level)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0)))) {
 		ZSTD_freeCCtx(z);
 		return NULL;
@@ -143,11 +179,11 @@ static int zstd_expand(struct fctx *x, const uint8_t *body, size_t blen,
 
 /* ---- zlib (RFC 1950), written and read by libdeflate ------------------------ */
 
-static void *zlib_open(int level, bool decoding)
+static void *zlib_open(const struct codec_args *a)
 {
-	if (decoding)
+	if (a->decoding)
 		return libdeflate_alloc_decompressor();
-	return libdeflate_alloc_compressor(level);
+	return libdeflate_alloc_compressor(a->level);
 }
 
 static void zlib_close(void *state, bool decoding)
@@ -187,12 +223,12 @@ static int zlib_expand(struct fctx *x, const uint8_t *body, size_t blen,
 /* ---- lz4 (blocks; levels from LZ4_HC_MIN are LZ4 HC) ------------------------ */
 
 /* Decompressing needs no state: a byte stands for "none needed". */
-static void *lz4_open(int level, bool decoding)
+static void *lz4_open(const struct codec_args *a)
 {
-	if (decoding)
+	if (a->decoding)
 		return malloc(1);
-	return malloc((size_t)(level < LZ4_HC_MIN ? LZ4_sizeofState()
-						  : LZ4_sizeofStateHC()));
+	return malloc((size_t)(a->level < LZ4_HC_MIN ? LZ4_sizeofState()
+						     : LZ4_sizeofStateHC()));
 }
 
 static void lz4_close(void *state, bool decoding)
@@ -232,14 +268,96 @@ static int lz4_expand(struct fctx *x, const uint8_t *body, size_t blen,
 	return 0;
 }
 
+/* ---- zstd-long: one zstd stream through the frames ---------------------------- */
+
+static void *zlong_open(const struct codec_args *a)
+{
+	if (a->decoding) {
+		ZSTD_DCtx *d = ZSTD_createDCtx();
+		if (d && ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax,
+							     a->window_log))) {
+			ZSTD_freeDCtx(d);
+			return NULL;
+		}
+		return d;
+	}
+	/* one worker at least: only then may the level change mid-stream */
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+	int w = a->threads > 1 ? a->threads : 1;
+	if (z && (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, a->level)) ||
+		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0)) ||
+		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_enableLongDistanceMatching, 1)) ||
+		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, a->window_log)) ||
+		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, w)))) {
+		ZSTD_freeCCtx(z);
+		return NULL;
+	}
+	return z;
+}
+
+/* The frame's bytes into the stream, flushed: the piece a decoder can
+ * decode on its own once it has the pieces before. Never "does not fit":
+ * cap is zstd's bound. */
+static int zlong_squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
+			 size_t *clen, struct mig_err *e)
+{
+	ZSTD_inBuffer in = { p, n, 0 };
+	ZSTD_outBuffer out = { x->buf, cap, 0 };
+	size_t left;
+
+	do {
+		left = ZSTD_compressStream2(x->state, &out, &in, ZSTD_e_flush);
+		if (ZSTD_isError(left))
+			return mig_err_set(e, MIG_EXIT_SYS, "zstd: %s",
+					   ZSTD_getErrorName(left));
+	} while (left != 0 && out.pos < out.size);
+	if (left != 0)
+		return mig_err_set(e, MIG_EXIT_SYS, "zstd: a flushed frame over "
+				   "its bound");
+	*clen = out.pos;
+	return 0;
+}
+
+/* A frame's piece of the stream, decoded to at most limit bytes: all of
+ * it comes out once all of the piece went in (the encoder flushed). */
+static int zlong_expand(struct fctx *x, const uint8_t *body, size_t blen,
+			size_t limit, size_t *plen, struct mig_err *e)
+{
+	ZSTD_inBuffer in = { body, blen, 0 };
+	ZSTD_outBuffer out = { x->buf, limit, 0 };
+	uint8_t extra;
+
+	while (in.pos < in.size) {
+		size_t r = ZSTD_decompressStream(x->state, &out, &in);
+		if (ZSTD_isError(r))
+			return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s",
+					   ZSTD_getErrorName(r));
+		if (out.pos == out.size && in.pos < in.size)
+			break;
+	}
+	/* what is left in the decoder, if anything, is over the limit */
+	ZSTD_outBuffer more = { &extra, 1, 0 };
+	ZSTD_inBuffer rest = { body + in.pos, blen - in.pos, 0 };
+	size_t r = ZSTD_decompressStream(x->state, &more, &rest);
+	if (!ZSTD_isError(r) && (more.pos || rest.pos < rest.size))
+		return mig_err_set(e, MIG_EXIT_DATA, "frame decodes to more than "
+				   "the limit of %zu bytes", limit);
+	if (ZSTD_isError(r))
+		return mig_err_set(e, MIG_EXIT_DATA, "zstd: %s", ZSTD_getErrorName(r));
+	*plen = out.pos;
+	return 0;
+}
+
 /* ---- The table --------------------------------------------------------------- */
 
 static const struct codec codecs[] = {
-	{ 1, "zstd", -7, 19, 1, "1 to 19, or -7 to -1 for faster ones",
+	{ 4, "zstd-long", -7, 19, 1, "1 to 19, or -7 to -1 for faster ones", true,
+	  zlong_open, zstd_close, zlong_squeeze, zlong_expand },
+	{ 1, "zstd", -7, 19, 1, "1 to 19, or -7 to -1 for faster ones", false,
 	  zstd_open, zstd_close, zstd_squeeze, zstd_expand },
-	{ 2, "zlib", 1, 9, 1, "1 to 9",
+	{ 2, "zlib", 1, 9, 1, "1 to 9", false,
 	  zlib_open, zlib_close, zlib_squeeze, zlib_expand },
-	{ 3, "lz4", 1, 12, 1, "1 to 12",
+	{ 3, "lz4", 1, 12, 1, "1 to 12", false,
 	  lz4_open, lz4_close, lz4_squeeze, lz4_expand },
 };
 #define NCODECS (sizeof codecs / sizeof codecs[0])
@@ -280,6 +398,9 @@ struct compress {
 	bool level_set;
 	bool decoding;
 	size_t frame_size; /* most plain bytes of a DATA frame */
+	int threads;       /* -T: zstd-long's workers */
+	int window_log;    /* zstd-long */
+	int adapt;         /* --adapt 1, --no-adapt 0, -1: where output is no file */
 };
 
 /* A compressed frame's tag covers its body too, so that every flipped
@@ -295,9 +416,10 @@ static void *compress_create(void)
 	struct compress *c = calloc(1, sizeof *c);
 
 	if (c) {
-		c->codec = &codecs[0]; /* zstd */
+		c->codec = &codecs[0]; /* zstd-long */
 		c->level = c->codec->def;
 		c->frame_size = DEFAULT_FRAME_SIZE;
+		c->adapt = -1;
 	}
 	return c;
 }
@@ -323,6 +445,10 @@ static int compress_set_option(void *st, const struct mig_option *opt,
 {
 	struct compress *c = st;
 
+	if (!strcmp(opt->long_name, "adapt") || !strcmp(opt->long_name, "no-adapt")) {
+		c->adapt = !strcmp(opt->long_name, "adapt");
+		return 0;
+	}
 	if (opt->short_name == 'a') {
 		const struct codec *k = codec_by_name(arg);
 		if (!k) {
@@ -349,20 +475,34 @@ static int compress_set_option(void *st, const struct mig_option *opt,
 	return check_level(c, e);
 }
 
-static int compress_encode_init(void *st, size_t frame_size, uint8_t *params,
-				size_t *len, struct mig_err *e)
+static int compress_encode_init(void *st, struct mig_encode_args *a,
+				uint8_t *params, size_t *len, struct mig_err *e)
 {
 	struct compress *c = st;
 
-	(void)e;
 	c->decoding = false;
-	c->frame_size = frame_size;
+	if (c->codec->stream && !a->frame_size_given)
+		a->frame_size = LONG_FRAME_SIZE;
+	c->frame_size = a->frame_size;
+	c->threads = a->threads;
+	if (c->adapt == 1 && !c->codec->stream)
+		return mig_err_set(e, MIG_EXIT_USAGE, "--adapt is for zstd-long");
+	if (c->adapt == -1) /* a pipe to a link adapts; a checkpoint file does not */
+		c->adapt = c->codec->stream && !a->output_is_file && !c->level_set;
+	c->window_log = c->codec->stream ? LONG_WINDOW_LOG : 0;
 	params[0] = c->codec->id;
 	params[1] = (uint8_t)(int8_t)c->level;
-	mig_put_le16(params + 2, 0);
+	params[2] = (uint8_t)c->window_log;
+	params[3] = c->adapt > 0; /* informational: a decoder needs neither */
 	mig_put_le32(params + 4, (uint32_t)c->frame_size);
 	*len = PARAMS_LEN;
 	return 0;
+}
+
+/* A stream codec's frames go one at a time. */
+static int compress_max_threads(const void *st)
+{
+	return ((const struct compress *)st)->codec->stream ? 1 : 0;
 }
 
 static int compress_decode_init(void *st, const uint8_t *params, size_t len,
@@ -378,9 +518,15 @@ static int compress_decode_init(void *st, const uint8_t *params, size_t len,
 	if (!(c->codec = codec_by_id(params[0])))
 		return mig_err_set(e, MIG_EXIT_DATA, "unknown codec %u",
 				   params[0]);
-	if (mig_get_le16(params + 2) != 0)
+	if (!c->codec->stream && mig_get_le16(params + 2) != 0)
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "reserved parameter bytes are not zero");
+	if (c->codec->stream && (params[2] < 10 || params[2] > LONG_WINDOW_LOG ||
+				 params[3] > 1))
+		return mig_err_set(e, MIG_EXIT_DATA, "zstd-long window 2^%u is not "
+				   "from 2^10 to 2^%u (or adapt byte %u)", params[2],
+				   LONG_WINDOW_LOG, params[3]);
+	c->window_log = params[2];
 	uint32_t fs = mig_get_le32(params + 4);
 	if (fs == 0 || fs > MIG_FRAME_DATA_MAX)
 		return mig_err_set(e, MIG_EXIT_DATA,
@@ -416,16 +562,57 @@ static void *compress_ctx_create(void *st, struct mig_err *e)
 	x->frame_size = c->frame_size;
 	/* the largest plain payload: a DATA frame, or a META frame */
 	x->cap = c->frame_size > META_PLAIN_MAX ? c->frame_size : META_PLAIN_MAX;
-	if (!c->decoding)
-		x->cap += TAG_LEN; /* compressed bytes (< plain) and the tag */
-	if (!(x->buf = malloc(x->cap)) ||
-	    !(x->state = x->codec->open(c->level, c->decoding)))
+	if (!c->decoding) /* compressed bytes and the tag; a stream's may grow */
+		x->cap = (c->codec->stream ? ZSTD_compressBound(x->cap) : x->cap) + TAG_LEN;
+	struct codec_args a = { c->level, c->decoding, c->threads, c->window_log };
+	if (!(x->buf = malloc(x->cap)) || !(x->state = x->codec->open(&a)))
 		goto oom;
+	x->adapt = (struct adapt){ c->adapt > 0, c->level, ADAPT_MAX, mig_now(), 0 };
 	return x;
 oom:
 	compress_ctx_destroy(x);
 	mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 	return NULL;
+}
+
+/* After a frame that took busy seconds to compress: every ADAPT_PERIOD,
+ * one level up while compressing took under half the time (the encoder
+ * waited for input or output: a slow link, spare CPU), one down while it
+ * took nearly all of it (the encoder is what the pipeline waits for). */
+static void adapt_level(struct fctx *x, double busy)
+{
+	struct adapt *a = &x->adapt;
+	double now = mig_now(), load;
+	int level = x->level;
+
+	a->busy += busy;
+	if (now - a->since < ADAPT_PERIOD)
+		return;
+	load = a->busy / (now - a->since);
+	if (load < 0.5 && level < a->max)
+		level++;
+	else if (load > 0.9 && level > a->min)
+		level--;
+	a->since = now;
+	a->busy = 0;
+	if (level != x->level &&
+	    !ZSTD_isError(ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel,
+						 level)))
+		x->level = level;
+}
+
+/* A DATA frame of a stream codec: always its piece of the stream, however
+ * large (the decoder's window must hold every byte). */
+static int encode_stream(struct fctx *x, const struct mig_frame *in,
+			 size_t *clen, struct mig_err *e)
+{
+	double t0 = mig_now();
+
+	if (x->codec->squeeze(x, in->data, in->len, x->cap - TAG_LEN, clen, e) < 0)
+		return -1;
+	if (x->adapt.on)
+		adapt_level(x, mig_now() - t0);
+	return 0;
 }
 
 static int compress_encode(void *ctx, struct mig_frame *in, size_t tailroom,
@@ -437,10 +624,20 @@ static int compress_encode(void *ctx, struct mig_frame *in, size_t tailroom,
 	uint64_t tag = mig_frame_tag(in, plain, in->len);
 	size_t clen = 0;
 
+	if (x->codec->stream) {
+		/* DATA into the stream; META and END stored, outside it */
+		if (in->type == MIG_FRAME_DATA && encode_stream(x, in, &clen, e) < 0)
+			return -1;
+		if (in->type == MIG_FRAME_DATA) {
+			mig_put_le64(x->buf + clen, body_tag(x->buf, clen, tag));
+			*out = x->buf;
+			*out_len = clen + TAG_LEN;
+			return 0;
+		}
 	/* a few bytes never shrink: a frame header alone is more; and a
 	 * frame must shrink to be kept compressed (cap n - 1) */
-	if (in->len > 16 && in->len <= x->cap - TAG_LEN &&
-	    x->codec->squeeze(x, plain, in->len, in->len - 1, &clen, e) < 0)
+	} else if (in->len > 16 && in->len <= x->cap - TAG_LEN &&
+		   x->codec->squeeze(x, plain, in->len, in->len - 1, &clen, e) < 0)
 		return -1;
 	if (clen > 0) {
 		mig_put_le64(x->buf + clen, body_tag(x->buf, clen, tag));
@@ -479,6 +676,9 @@ static int compress_decode(void *ctx, const struct mig_frame *in,
 		return mig_err_set(e, MIG_EXIT_DATA,
 				   "frame too short to hold its content check");
 	n = in->len - TAG_LEN;
+	if ((in->flags & FLAG_STORED) && x->codec->stream && in->type == MIG_FRAME_DATA)
+		return mig_err_set(e, MIG_EXIT_DATA, "a stored DATA frame in a "
+				   "zstd-long layer (its DATA is one stream)");
 	if (in->flags & FLAG_STORED) {
 		if (n > limit)
 			return mig_err_set(e, MIG_EXIT_DATA,
@@ -519,14 +719,23 @@ static void compress_describe(const uint8_t *params, size_t len, char *buf,
 		snprintf(size, sizeof size, "%uK", fs >> 10);
 	else
 		snprintf(size, sizeof size, "%u", fs);
-	snprintf(buf, buflen, "codec=%s level=%d frame-size=%s", k->name,
-		 (int8_t)params[1], size);
+	snprintf(buf, buflen, "codec=%s level=%d%s frame-size=%s%s", k->name,
+		 (int8_t)params[1], k->stream && params[3] ? " (adaptive)" : "",
+		 size, k->stream ? " window=" : "");
+	if (k->stream)
+		mig_format_bytes(1ull << params[2], buf + strlen(buf),
+				 buflen - strlen(buf));
 }
 
 static const struct mig_option compress_options[] = {
-	{ "algo", 'a', "ALGO", "zstd (default), zlib or lz4", MIG_OPT_ENCODE },
+	{ "algo", 'a', "ALGO", "zstd-long (default), zstd, zlib or lz4",
+	  MIG_OPT_ENCODE },
 	{ "level", 'l', "N", "level: zstd -7..19, zlib 1..9, lz4 1..12 "
 			     "(default 1)", MIG_OPT_ENCODE },
+	{ "adapt", 0, NULL, "zstd-long: the level follows the link (default "
+	  "where the output is not a file)", MIG_OPT_ENCODE },
+	{ "no-adapt", 0, NULL, "zstd-long: keep the level -l gives",
+	  MIG_OPT_ENCODE },
 	{ NULL, 0, NULL, NULL, MIG_OPT_BOTH },
 };
 
@@ -534,8 +743,8 @@ MIG_FILTER(compress) {
 	.name = "compress",
 	.decode_name = "decompress",
 	.kind = MIG_KIND_COMPRESS,
-	.summary = "Compress a stream in a compress layer (zstd, zlib or lz4), "
-		   "or decompress one (-d).",
+	.summary = "Compress a stream in a compress layer (zstd-long, zstd, zlib "
+		   "or lz4), or decompress one (-d).",
 	.max_overhead = TAG_LEN,
 	.frame_size = DEFAULT_FRAME_SIZE,
 	.frame_flags = FLAG_STORED, /* on any frame: META and END too */
@@ -545,6 +754,7 @@ MIG_FILTER(compress) {
 	.set_option = compress_set_option,
 	.frame_ctx_create = compress_ctx_create,
 	.frame_ctx_destroy = compress_ctx_destroy,
+	.max_threads = compress_max_threads,
 	.encode_init = compress_encode_init,
 	.encode = compress_encode,
 	.decode_init = compress_decode_init,

@@ -448,15 +448,15 @@ static int key_part_write(struct enc *c, int mode, uint8_t *p, size_t *n,
 }
 
 /* END is sealed like every frame: the layer has no trailer. */
-static int enc_encode_init(void *st, size_t frame_size, uint8_t *p, size_t *len,
-			   struct mig_err *e)
+static int enc_encode_init(void *st, struct mig_encode_args *args,
+			   uint8_t *p, size_t *len, struct mig_err *e)
 {
 	struct enc *c = st;
 	struct secrets *s = c->s;
 	size_t n = FIXED_BYTES;
 	int mode, sources = c->have_key + c->have_pass + (c->nrcpt > 0);
 
-	(void)frame_size;
+	(void)args;
 
 	mig_locked_tell();
 	if (c->nident)

@@ -35,12 +35,21 @@ mz_frame_offset() {
 }
 mz_frame_len() { od -An -tu4 -j $(($2 + 4)) -N4 "$1" | tr -d ' '; }
 mz_frame_flags() { od -An -tx1 -j $(($2 + 1)) -N1 "$1" | tr -d ' '; }
+# After a change to FILE's parameters: its header check again, XXH3-64 of
+# the 20 bytes before it, little-endian (xxhsum prints it big-endian).
+fix_header_check() {
+	local h i
+	h=$(head -c 20 "$1" | xxhsum -H3 - | awk '{ print $NF }')
+	for ((i = 7; i >= 0; i--)); do
+		printf "\\x${h:$((2 * i)):2}"
+	done | dd of="$1" bs=1 seek=20 conv=notrunc status=none
+}
 
 @test "--help prints the usage, with the codec options" {
 	run -0 mig-compress --help
 	assert_line --index 0 "usage: mig-compress [options] [FILE]"
 	assert_line --index 2 "       mig-decompress"
-	assert_output --partial "-a, --algo ALGO      zstd (default), zlib or lz4"
+	assert_output --partial "-a, --algo ALGO      zstd-long (default), zstd, zlib or lz4"
 	assert_output --partial "-T, --threads N"
 }
 
@@ -67,11 +76,11 @@ Try 'mig-decrypt --help'."
 
 @test "usage errors: bad codec, bad level (whatever the order), -T 0" {
 	run -2 --separate-stderr mig-compress -a bz2
-	output=$stderr assert_output "mig-compress: -a: unknown codec 'bz2' (zstd, zlib or lz4)"
+	output=$stderr assert_output "mig-compress: -a: unknown codec 'bz2' (zstd-long, zstd, zlib or lz4)"
 	run -2 --separate-stderr mig-compress -l 20
-	output=$stderr assert_output "mig-compress: -l: '20' is not a level of zstd (1 to 19, or -7 to -1 for faster ones)"
+	output=$stderr assert_output "mig-compress: -l: '20' is not a level of zstd-long (1 to 19, or -7 to -1 for faster ones)"
 	run -2 --separate-stderr mig-compress -l 0
-	output=$stderr assert_output "mig-compress: -l: '0' is not a level of zstd (1 to 19, or -7 to -1 for faster ones)"
+	output=$stderr assert_output "mig-compress: -l: '0' is not a level of zstd-long (1 to 19, or -7 to -1 for faster ones)"
 	run -2 --separate-stderr mig-compress -l 15 -a lz4
 	output=$stderr assert_output "mig-compress: -l: '15' is not a level of lz4 (1 to 12)"
 	run -2 --separate-stderr mig-compress --algo zlib --level 10
@@ -95,9 +104,13 @@ Try 'mig-decrypt --help'."
 }
 
 @test "the layer is kind 2; its parameters record codec, level and frame size" {
+	# zstd-long (4), level 1, window 2^27, not adaptive into a file, 4 MiB
 	printf 'x' | mig-compress > z
 	run -0 od -An -tx1 -w20 -N20 z
-	assert_output " 89 4d 49 47 01 02 00 00 08 00 00 00 01 01 00 00 00 00 10 00"
+	assert_output " 89 4d 49 47 01 02 00 00 08 00 00 00 04 01 1b 00 00 00 40 00"
+	printf 'x' | mig-compress -a zstd > z
+	run -0 od -An -tx1 -j12 -N8 z
+	assert_output " 01 01 00 00 00 00 10 00"
 	printf 'x' | mig-compress -a zlib -l 6 --frame-size 64K > z
 	run -0 od -An -tx1 -j12 -N8 z
 	assert_output " 02 06 00 00 00 00 01 00"
@@ -107,7 +120,7 @@ Try 'mig-decrypt --help'."
 }
 
 @test "the encoder matches the test vector byte for byte, and it decodes" {
-	printf 'hello\n%.0s' 1 2 3 4 5 6 | mig-compress --meta vm=demo --frame-size 30 > out
+	printf 'hello\n%.0s' 1 2 3 4 5 6 | mig-compress -a zstd --meta vm=demo --frame-size 30 > out
 	cmp out "$REPO/tests/vectors/compress-hello-zstd.mig"
 	run -0 mig-decompress "$REPO/tests/vectors/compress-hello-zstd.mig"
 	assert_output "$(printf 'hello\n%.0s' 1 2 3 4 5 6)"
@@ -124,9 +137,9 @@ Try 'mig-decrypt --help'."
 }
 
 @test "-T 1, 2 and 4 write the same bytes, and decode on 1, 2 and 4 threads" {
-	mig-compress -T 1 < "$STREAM" > z1
+	mig-compress -a zstd -T 1 < "$STREAM" > z1
 	for t in 2 4; do
-		mig-compress -T "$t" < "$STREAM" | cmp - z1
+		mig-compress -a zstd -T "$t" < "$STREAM" | cmp - z1
 	done
 	for t in 1 2 4; do
 		mig-decompress -T "$t" < z1 | cmp - "$STREAM"
@@ -155,7 +168,7 @@ Try 'mig-decrypt --help'."
 }
 
 @test "a flipped byte in a frame's tag: exit 1, the exact message, output a prefix" {
-	mig-compress < "$STREAM" > z
+	mig-compress -a zstd < "$STREAM" > z
 	at=$(mz_frame_offset z 5)
 	flip_byte z $((at + 8 + $(mz_frame_len z "$at") - 3))
 	run -1 --separate-stderr bash -c 'mig-decompress < z > out'
@@ -182,7 +195,7 @@ Try 'mig-decrypt --help'."
 }
 
 @test "a corrupt header or frame flags are refused" {
-	mig-compress < "$STREAM" > z
+	mig-compress -a zstd < "$STREAM" > z
 	cp z bad
 	flip_byte bad 14
 	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
@@ -201,7 +214,7 @@ Try 'mig-decrypt --help'."
 }
 
 @test "a dropped frame is refused at that frame" {
-	mig-compress < "$STREAM" > z
+	mig-compress -a zstd < "$STREAM" > z
 	a=$(mz_frame_offset z 3); b=$(mz_frame_offset z 4)
 	{ head -c "$a" z; tail -c +$((b + 1)) z; } > dropped
 	run -1 --separate-stderr bash -c 'mig-decompress < dropped > out'
@@ -211,7 +224,7 @@ Try 'mig-decrypt --help'."
 }
 
 @test "a repeated frame is refused" {
-	mig-compress < "$STREAM" > z
+	mig-compress -a zstd < "$STREAM" > z
 	a=$(mz_frame_offset z 3); b=$(mz_frame_offset z 4)
 	{ head -c "$b" z; tail -c +$((a + 1)) z; } > dup
 	run -1 --separate-stderr bash -c 'mig-decompress -T 4 < dup > out'
@@ -351,7 +364,7 @@ Try 'mig-decrypt --help'."
 @test "--memory bounds a decoder's frames in flight, whatever frame size the stream declares" {
 	# 64 frames of 16 MiB of zeros: about 35 kB that decode to 1 GiB; at
 	# -T 64 they took 1 GiB of memory, and the 2 GiB case 2.1 GB (issue 13)
-	head -c 1G /dev/zero | mig-compress --frame-size 16M > z16
+	head -c 1G /dev/zero | mig-compress -a zstd --frame-size 16M > z16
 	[ "$(stat -c %s z16)" -lt 100000 ]
 	run -0 --separate-stderr bash -c 'set -o pipefail
 		/usr/bin/time -f %M -o rss mig-decompress -T 64 --memory 64M -v < z16 |
@@ -371,7 +384,7 @@ Try 'mig-decrypt --help'."
 	(( rss < 1024 * 1024 )) || fail "peak RSS $rss KiB over the default 1 GiB"
 	# a 1 MiB-frame stream at -T 2 fits the default: nothing said
 	head -c 4M /dev/urandom > r
-	mig-compress < r > r.mz
+	mig-compress -a zstd < r > r.mz
 	run -0 --separate-stderr bash -c 'mig-decompress -T 2 -v < r.mz | cmp - r'
 	output=$stderr refute_output --partial "decoding on"
 }
@@ -390,4 +403,88 @@ Try 'mig-decrypt --help'."
 	mig-compress < r > r.mz
 	mig-decompress --memory 1G < r.mz | cmp - r
 	mig-decrypt --help | grep -q -- "--memory SIZE"
+}
+
+# zstd-long, the default: one zstd stream through the DATA frames
+# (mig-stream(5)), long-distance matching over 128 MiB, frames one at a time.
+
+@test "zstd-long: a real stream round-trips, much smaller than independent frames" {
+	mig-compress < "$STREAM" > long
+	mig-compress -a zstd < "$STREAM" > indep
+	mig-decompress < long | cmp - "$STREAM"
+	# the test stream's RAM repeats itself far apart: long matching finds it
+	[ "$(stat -c %s long)" -lt $(($(stat -c %s indep) * 9 / 10)) ] ||
+		fail "zstd-long $(stat -c %s long) bytes, zstd $(stat -c %s indep)"
+	run -0 mig-info long
+	assert_line --index 1 "layer 1: compress (codec=zstd-long level=1 frame-size=4M window=128.0 MiB)"
+}
+
+@test "zstd-long: -T 1, 2 and 4 write the same bytes (zstd's workers), and decode" {
+	mig-compress --no-adapt -T 1 < "$STREAM" > z1
+	for t in 2 4; do
+		mig-compress --no-adapt -T "$t" < "$STREAM" | cmp - z1
+	done
+	mig-decompress -T 4 < z1 | cmp - "$STREAM"
+}
+
+@test "zstd-long: --adapt where the output is a pipe, not into a file; its bytes decode" {
+	printf 'x' | mig-compress | od -An -tx1 -j15 -N1 | grep -qx ' 01'
+	printf 'x' | mig-compress > f
+	run -0 od -An -tx1 -j15 -N1 f
+	assert_output " 00"
+	printf 'x' | mig-compress -l 3 | od -An -tx1 -j15 -N1 | grep -qx ' 00'
+	mig-compress --adapt < "$STREAM" > a
+	run -0 mig-info a
+	assert_line --index 1 --regexp '^layer 1: compress \(codec=zstd-long level=1 \(adaptive\) '
+	mig-decompress < a | cmp - "$STREAM"
+	run -2 --separate-stderr mig-compress -a lz4 --adapt < /dev/null
+	output=$stderr assert_output --partial "--adapt is for zstd-long"
+}
+
+@test "zstd-long: a changed byte in any frame, a dropped, repeated or stored frame, a cut: refused, output a prefix" {
+	mig-compress --no-adapt < "$STREAM" > z
+	local n at len
+	n=$(($(stat -c %s "$STREAM") / (4 << 20)))
+	at=$(mz_frame_offset z 2)
+	len=$(mz_frame_len z "$at")
+	for pos in 3 $((len / 2)) $((len - 4)); do
+		cp z bad
+		flip_byte bad $((at + 8 + pos))
+		run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+		output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 2 \(offset $at\): "
+		[ "$(stat -c %s out)" -eq $((2 * (4 << 20))) ]
+		assert_prefix out "$STREAM"
+	done
+	# dropped: the next frame's piece does not follow; its tag fails
+	a=$(mz_frame_offset z 1); b=$(mz_frame_offset z 2)
+	{ head -c "$a" z; tail -c +$((b + 1)) z; } > dropped
+	run -1 --separate-stderr bash -c 'mig-decompress < dropped > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 1 \(offset $a\): "
+	assert_prefix out "$STREAM"
+	# repeated
+	{ head -c "$b" z; tail -c +$((a + 1)) z; } > dup
+	run -1 --separate-stderr bash -c 'mig-decompress < dup > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 2 \(offset $b\): "
+	assert_prefix out "$STREAM"
+	# a DATA frame marked stored
+	cp z bad
+	printf '\x01' | dd of=bad bs=1 seek=$((at + 1)) conv=notrunc status=none
+	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+	output=$stderr assert_output "mig-decompress: stdin: frame 2 (offset $at): a stored DATA frame in a zstd-long layer (its DATA is one stream)"
+	# cut
+	head -c $((b + 100)) z > cut
+	run -1 --separate-stderr bash -c 'mig-decompress < cut > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: truncated: "
+	assert_prefix out "$STREAM"
+	[ "$n" -gt 2 ]
+}
+
+@test "zstd-long: a window over 2^27 or a stray parameter byte is refused at the header" {
+	printf 'x' | mig-compress > z
+	cp z bad
+	printf '\x1c' | dd of=bad bs=1 seek=14 conv=notrunc status=none
+	fix_header_check bad
+	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+	output=$stderr assert_output "mig-decompress: stdin: layer header: zstd-long window 2^28 is not from 2^10 to 2^27 (or adapt byte 0)"
+	[ ! -s out ]
 }

@@ -14,10 +14,10 @@
 static void *xor_create(void) { return malloc(1); }
 static void xor_destroy(void *st) { free(st); }
 
-static int xor_encode_init(void *st, size_t frame_size, uint8_t *params,
-			   size_t *len, struct mig_err *e)
+static int xor_encode_init(void *st, struct mig_encode_args *a,
+			   uint8_t *params, size_t *len, struct mig_err *e)
 {
-	(void)st, (void)frame_size, (void)params, (void)e;
+	(void)st, (void)a, (void)params, (void)e;
 	*len = 0;
 	return 0;
 }

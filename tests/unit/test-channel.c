@@ -29,10 +29,10 @@ static const struct mig_filter *const CK = &mig_filter_checksum;
 
 static void *id_create(void) { return malloc(1); }
 static void id_destroy(void *st) { free(st); }
-static int id_init(void *st, size_t frame_size, uint8_t *p, size_t *len,
-		   struct mig_err *e)
+static int id_init(void *st, struct mig_encode_args *a, uint8_t *p,
+		   size_t *len, struct mig_err *e)
 {
-	(void)st, (void)frame_size, (void)p, (void)e;
+	(void)st, (void)a, (void)p, (void)e;
 	*len = 0;
 	return 0;
 }

@@ -43,7 +43,8 @@ static int encode1(const char *a, size_t fs, uint8_t type, uint64_t index,
 	out->plen = sizeof out->params;
 	if (F->set_option(st, opt('a'), a, &e) < 0)
 		goto done;
-	if (F->encode_init(st, fs, out->params, &out->plen, &e) < 0 ||
+	struct mig_encode_args ea = { .frame_size = fs, .threads = 1 };
+	if (F->encode_init(st, &ea, out->params, &out->plen, &e) < 0 ||
 	    !(ctx = F->frame_ctx_create(st, &e)))
 		goto done;
 	struct mig_frame fr = { .type = type, .index = index, .data = buf, .len = n };
