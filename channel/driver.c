@@ -491,7 +491,9 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 	}
 	mig_pipe_grow(fd);
 	mig_pipe_grow(1);
-	if (!(in = mig_src_fd(fd, r.input_name))) {
+	if ((in = mig_src_fd(fd, r.input_name)))
+		mig_src_fd_watch(in, 1);
+	if (!in) {
 		fprintf(stderr, "%s: out of memory\n", mig_progname);
 		rc = MIG_EXIT_SYS;
 		goto out;

@@ -181,6 +181,10 @@ void mig_pipe_grow(int fd);
 struct mig_src;
 
 struct mig_src *mig_src_fd(int fd, const char *name);
+/* While a fd source waits for input, watch out (a pipe or socket the
+ * command writes to): if its reader goes, the source fails with "write to
+ * stdout: Broken pipe" (MIG_EXIT_IO) at once, not at the next write. */
+void mig_src_fd_watch(struct mig_src *s, int out);
 /* Bytes in memory (not copied), handed out in chunks of at most `chunk`
  * bytes (0: all at once) -- small chunks test boundaries. */
 struct mig_src *mig_src_mem(const void *p, size_t len, size_t chunk,

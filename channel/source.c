@@ -2,6 +2,7 @@
 /* source.c - reading a stream in chunks, whatever produces it. */
 #include <errno.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -175,24 +176,49 @@ void mig_src_free(struct mig_src *s)
 struct fd_src {
 	struct mig_src base;
 	int fd;
+	int watch; /* the output whose reader's end is watched, or -1 */
 	uint8_t *buf;
 };
+
+/* Wait for input, or for the reader of f->watch to go: a stage whose
+ * downstream died must fail at once, not at its next write, which a
+ * compressor may make only megabytes later: QEMU must get EPIPE while it
+ * is still sending, so that the migration fails and the source runs on. */
+static int wait_input(const struct fd_src *f, struct mig_err *e)
+{
+	struct pollfd p[2] = { { .fd = f->fd, .events = POLLIN },
+			       { .fd = f->watch, .events = 0 } };
+
+	for (;;) {
+		if (poll(p, f->watch >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return mig_err_set(e, MIG_EXIT_IO, "poll: %s", strerror(errno));
+		}
+		if (f->watch >= 0 && (p[1].revents & (POLLERR | POLLHUP)) &&
+		    !(p[0].revents & POLLIN))
+			return mig_err_set(e, MIG_EXIT_IO, "write to stdout: %s",
+					   strerror(EPIPE));
+		return 0;
+	}
+}
 
 static long fd_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e)
 {
 	struct fd_src *f = (struct fd_src *)s;
 
 	for (;;) {
+		if (f->watch >= 0 && wait_input(f, e) < 0)
+			return -1;
 		ssize_t n = read(f->fd, buf, len);
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN) {
-			/* a non-blocking descriptor from our spawner */
-			struct pollfd p = { .fd = f->fd, .events = POLLIN };
-			if (poll(&p, 1, -1) >= 0 || errno == EINTR)
-				continue;
+		if (errno == EAGAIN) { /* non-blocking, from our spawner */
+			if (wait_input(f, e) < 0)
+				return -1;
+			continue;
 		}
 		return mig_err_set(e, MIG_EXIT_IO, "read: %s", strerror(errno));
 	}
@@ -243,7 +269,17 @@ struct mig_src *mig_src_fd(int fd, const char *name)
 		return NULL;
 	mig_src_init(&f->base, &fd_ops, name);
 	f->fd = fd;
+	f->watch = -1;
 	return &f->base;
+}
+
+void mig_src_fd_watch(struct mig_src *s, int out)
+{
+	struct stat st;
+
+	/* only a pipe or a socket has a reader that can go */
+	if (fstat(out, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		((struct fd_src *)s)->watch = out;
 }
 
 /* ---- Memory ------------------------------------------------------------------ */

@@ -227,3 +227,21 @@ check_all() { # C
 		[ "$output" = "$c (migkit) 0.1.0" ] || fail "$c -V says '$output'"
 	done
 }
+
+# A stage whose reader went fails at once, while its own input is idle:
+# not at its next write, which a compressor may make only megabytes later.
+# So EPIPE climbs a dead pipeline to QEMU while it still sends, and the
+# migration fails with the source running (tests/faults.bats).
+@test "every filter fails at once (exit 3) when its reader goes while its input is idle" {
+	local c
+	for c in mig-checksum mig-compress mig-envelope; do
+		# the input stalls for 3 s after 100 bytes; the reader takes 1 byte
+		run -0 --separate-stderr bash -c "{ head -c 100 /dev/urandom; sleep 3; } |
+			{ s=\$EPOCHREALTIME; $c; echo \$? > rc; echo \"\$EPOCHREALTIME - \$s\" | bc > took; } |
+			head -c 1 > /dev/null"
+		[ "$(cat rc)" = 3 ] || fail "$c exited $(cat rc)"
+		output=$stderr assert_output "$c: stdin: write to stdout: Broken pipe"
+		# before its input ended: the old way took the whole 3 s
+		[ "$(echo "$(cat took) < 1.5" | bc)" = 1 ] || fail "$c took $(cat took) s"
+	done
+}
