@@ -30,7 +30,8 @@
 #   guest_build [DIR]           make the initrd (scripts/make-guest) in DIR
 #                               (default $VM_DIR/guest, once per shell);
 #                               sets and exports GUEST_KERNEL, GUEST_INITRD
-#   guest_probe_accel           decide GUEST_ACCEL (boots a guest with no fill)
+#   guest_probe_accel           decide GUEST_ACCEL once (for setup_file: a
+#                               guest with no fill tried under KVM, if any)
 #   guest_append [ARGS...]      print the kernel command line with ARGS
 #   guest_start NAME MIB [ARGS...] [-- QEMU ARGS...]
 #                               boot a guest of MIB MiB with kernel ARGS
@@ -57,7 +58,7 @@
 #                               the same as the array GUEST_DEST_ARGV
 #   guest_times NAME            print "boot S fill S" (host seconds)
 #
-# Tunables: GUEST_ACCEL, GUEST_KERNEL, GUEST_KVM_TIMEOUT (s, default 15),
+# Tunables: GUEST_ACCEL, GUEST_KERNEL, GUEST_KVM_TIMEOUT (s, default 10),
 # GUEST_UP_TIMEOUT (s, 60), GUEST_READY_TIMEOUT (s, 300), GUEST_CPU.
 #
 # Measured here (2 vCPUs, nested KVM, so TCG): boot to UP about 3 s, a
@@ -174,27 +175,24 @@ _guest_try() {
 	_vm_now_ms >>"$VM_DIR/$name.times"
 }
 
-# _guest_decide NAME MIB ARGS...: boot NAME with KVM if it can, else TCG;
-# set GUEST_ACCEL and GUEST_ACCEL_WHY.
+# _guest_decide NAME MIB ARGS...: boot NAME under KVM if /dev/kvm works;
+# set GUEST_ACCEL (kvm if the kernel came up, else tcg) and GUEST_ACCEL_WHY.
+# Returns 0 only with NAME running under KVM.
 _guest_decide() {
 	local name=$1 mib=$2; shift 2
-	local tmo=${GUEST_KVM_TIMEOUT:-15} err=$VM_DIR/$name.kvm-try
-	if [[ $(qemu_accel) == kvm ]]; then
-		# Not in $(...): the VM and its QMP session belong to this shell.
-		if _guest_try "$name" "$mib" kvm "$tmo" "$@" 2>"$err"; then
-			GUEST_ACCEL=kvm GUEST_ACCEL_WHY="the kernel boots under KVM"
-			export GUEST_ACCEL GUEST_ACCEL_WHY
-			return 0
-		fi
-		vm_stop "$name" 2>/dev/null || true
-		GUEST_ACCEL_WHY="KVM did not boot the kernel: $(head -n 1 "$err")"
-	else
-		GUEST_ACCEL_WHY="no usable /dev/kvm"
-	fi
-	GUEST_ACCEL=tcg
+	local tmo=${GUEST_KVM_TIMEOUT:-10} err=$VM_DIR/$name.kvm-try
+	GUEST_ACCEL=tcg GUEST_ACCEL_WHY="no usable /dev/kvm"
 	export GUEST_ACCEL GUEST_ACCEL_WHY
+	[[ $(qemu_accel) == kvm ]] || return 1
+	# Not in $(...): the VM and its QMP session belong to this shell.
+	if _guest_try "$name" "$mib" kvm "$tmo" "$@" 2>"$err"; then
+		GUEST_ACCEL=kvm GUEST_ACCEL_WHY="the kernel boots under KVM"
+		return 0
+	fi
+	vm_stop "$name" 2>/dev/null || true
+	GUEST_ACCEL_WHY="KVM did not boot the kernel: $(head -n 1 "$err" | sed 's/; console:$//')"
 	_vm_err "guest: using TCG ($GUEST_ACCEL_WHY)"
-	_guest_try "$name" "$mib" tcg "${GUEST_UP_TIMEOUT:-60}" "$@"
+	return 1
 }
 
 guest_start() {
@@ -204,16 +202,17 @@ guest_start() {
 	_vm_dir_init || return 1
 	guest_build || return 1
 	if [[ -z ${GUEST_ACCEL:-} ]]; then
-		_guest_decide "$name" "$mib" "$@"
-		return
+		_guest_decide "$name" "$mib" "$@" && return 0
 	fi
 	_guest_try "$name" "$mib" "$GUEST_ACCEL" "${GUEST_UP_TIMEOUT:-60}" "$@"
 }
 
 guest_probe_accel() {
 	[[ -n ${GUEST_ACCEL:-} ]] && return 0
-	guest_start probe 128 mig.time=60 || return 1
-	vm_stop probe
+	_vm_dir_init || return 1
+	guest_build || return 1
+	if _guest_decide probe 128 mig.time=60; then vm_stop probe; fi
+	return 0
 }
 
 guest_wait_ready() {
