@@ -5,7 +5,7 @@
 # it beats on at the destination from where it was; a checkpoint of it
 # paused restores to identical RAM and runs on.  Under TCG where KVM does
 # not boot the kernel (the accelerator is printed).
-# shellcheck disable=SC2154
+# shellcheck disable=SC2154,SC2086 # $WORK: kernel arguments, split on purpose
 
 MIB=256
 FILL=64
