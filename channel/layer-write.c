@@ -41,6 +41,7 @@ struct mig_sink {
 	struct slot *slots;
 	size_t nslots;
 	uint64_t filled, written; /* slots handed to the filter, and written */
+	double output_wait; /* seconds spent writing frames: the back-pressure */
 };
 
 static void encode_job(struct mig_job *j)
@@ -70,8 +71,10 @@ static int write_frame(struct mig_sink *k, struct slot *s, struct mig_err *e)
 	h[1] = s->flags;
 	mig_put_le16(h + 2, 0);
 	mig_put_le32(h + 4, (uint32_t)s->outlen);
+	double t0 = mig_now();
 	if (mig_writev_all(k->fd, h, sizeof h, s->out, s->outlen, e) < 0)
 		return -1;
+	k->output_wait += mig_now() - t0;
 	k->t.encoded += sizeof h + s->outlen;
 	return 0;
 }
@@ -139,6 +142,7 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 					      : MIG_FRAME_DATA_DEFAULT,
 		.frame_size_given = frame_size != 0, .threads = threads,
 		.output_is_file = fstat(fd, &out) == 0 && S_ISREG(out.st_mode),
+		.output_wait = &k->output_wait,
 	};
 	if (f->encode_init(st, &a, params, &plen, e) < 0)
 		goto fail;

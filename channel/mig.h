@@ -324,6 +324,9 @@ struct mig_encode_args {
 	bool frame_size_given; /* by the user: the filter must keep it */
 	int threads;           /* -T */
 	bool output_is_file;   /* a regular file (a checkpoint), not a pipe */
+	/* seconds the layer's writes have taken so far, kept up to date by
+	 * the library: time blocked on a full pipe is the link's back-pressure */
+	const double *output_wait;
 };
 
 struct mig_filter {

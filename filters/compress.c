@@ -29,9 +29,9 @@
  * bench stream). Its threads are zstd's own workers; the layer's frames go
  * one at a time (max_threads), and a decoder follows the stream in order,
  * still checking each frame's tag before a byte of it is written. Where
- * the output is not a file, its level adapts to the link: up while the
- * encoder waits more than it works (a slow link leaves CPU to spare), down
- * while it is the one that makes the pipeline wait, as zstd --adapt does.
+ * the output is not a file, its level adapts to the link, as zstd --adapt
+ * does: up while writing the output waits (a slow link leaves CPU to
+ * spare), down while it does not (the compressor sets the pace).
  */
 #include <errno.h>
 #include <limits.h>
@@ -64,12 +64,14 @@
 #define ADAPT_MAX 9 /* above it zstd with long matching falls below 100 MB/s a core */
 #define ADAPT_PERIOD 0.25 /* seconds between two looks at the encoder's load */
 
-/* The level of an adaptive encoder, and what it measured since it last
- * looked: the seconds spent compressing against the seconds that passed. */
+/* The level of an adaptive encoder: where it may go, the levels it used,
+ * and what it measured when it last looked (the clock, and the seconds
+ * the layer's writes had waited by then). */
 struct adapt {
 	bool on;
-	int min, max;
-	double since, busy;
+	int min, max, low, high;
+	const double *output_wait;
+	double since, waited;
 };
 
 /* A frame context: one codec's state and one output buffer. */
@@ -401,6 +403,7 @@ struct compress {
 	int threads;       /* -T: zstd-long's workers */
 	int window_log;    /* zstd-long */
 	int adapt;         /* --adapt 1, --no-adapt 0, -1: where output is no file */
+	const double *output_wait; /* the library's: see mig_encode_args */
 };
 
 /* A compressed frame's tag covers its body too, so that every flipped
@@ -485,6 +488,7 @@ static int compress_encode_init(void *st, struct mig_encode_args *a,
 		a->frame_size = LONG_FRAME_SIZE;
 	c->frame_size = a->frame_size;
 	c->threads = a->threads;
+	c->output_wait = a->output_wait;
 	if (c->adapt == 1 && !c->codec->stream)
 		return mig_err_set(e, MIG_EXIT_USAGE, "--adapt is for zstd-long");
 	if (c->adapt == -1) /* a pipe to a link adapts; a checkpoint file does not */
@@ -543,6 +547,9 @@ static void compress_ctx_destroy(void *ctx)
 
 	if (!x)
 		return;
+	if (x->adapt.on && mig_verbose) /* -v: what the link made of it */
+		mig_warn("zstd-long levels %d to %d, adapted to the output",
+			 x->adapt.low, x->adapt.high);
 	if (x->state)
 		x->codec->close(x->state, x->decoding);
 	free(x->buf);
@@ -567,7 +574,11 @@ static void *compress_ctx_create(void *st, struct mig_err *e)
 	struct codec_args a = { c->level, c->decoding, c->threads, c->window_log };
 	if (!(x->buf = malloc(x->cap)) || !(x->state = x->codec->open(&a)))
 		goto oom;
-	x->adapt = (struct adapt){ c->adapt > 0, c->level, ADAPT_MAX, mig_now(), 0 };
+	x->adapt = (struct adapt){ .on = c->adapt > 0 && c->output_wait,
+				   .min = c->level, .max = ADAPT_MAX,
+				   .low = c->level, .high = c->level,
+				   .output_wait = c->output_wait, .since = mig_now(),
+				   .waited = c->output_wait ? *c->output_wait : 0 };
 	return x;
 oom:
 	compress_ctx_destroy(x);
@@ -575,30 +586,33 @@ oom:
 	return NULL;
 }
 
-/* After a frame that took busy seconds to compress: every ADAPT_PERIOD,
- * one level up while compressing took under half the time (the encoder
- * waited for input or output: a slow link, spare CPU), one down while it
- * took nearly all of it (the encoder is what the pipeline waits for). */
-static void adapt_level(struct fctx *x, double busy)
+/* Every ADAPT_PERIOD: one level up while writing the output waited for a
+ * quarter of the time or more (the link is slower than the compressor, so
+ * CPU spent on ratio is time won on the wire), one down while it hardly
+ * waited (the compressor, or the stages after it, set the pace). Waiting
+ * for input says nothing of the link, and moves nothing. */
+static void adapt_level(struct fctx *x)
 {
 	struct adapt *a = &x->adapt;
-	double now = mig_now(), load;
+	double now = mig_now(), wait;
 	int level = x->level;
 
-	a->busy += busy;
 	if (now - a->since < ADAPT_PERIOD)
 		return;
-	load = a->busy / (now - a->since);
-	if (load < 0.5 && level < a->max)
+	wait = (*a->output_wait - a->waited) / (now - a->since);
+	if (wait > 0.25 && level < a->max)
 		level++;
-	else if (load > 0.9 && level > a->min)
+	else if (wait < 0.02 && level > a->min)
 		level--;
 	a->since = now;
-	a->busy = 0;
+	a->waited = *a->output_wait;
 	if (level != x->level &&
 	    !ZSTD_isError(ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel,
-						 level)))
+						 level))) {
 		x->level = level;
+		a->low = level < a->low ? level : a->low;
+		a->high = level > a->high ? level : a->high;
+	}
 }
 
 /* A DATA frame of a stream codec: always its piece of the stream, however
@@ -606,12 +620,10 @@ static void adapt_level(struct fctx *x, double busy)
 static int encode_stream(struct fctx *x, const struct mig_frame *in,
 			 size_t *clen, struct mig_err *e)
 {
-	double t0 = mig_now();
-
 	if (x->codec->squeeze(x, in->data, in->len, x->cap - TAG_LEN, clen, e) < 0)
 		return -1;
 	if (x->adapt.on)
-		adapt_level(x, mig_now() - t0);
+		adapt_level(x);
 	return 0;
 }
 
