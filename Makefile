@@ -128,7 +128,7 @@ OBJS_tee = $(B)/emu-glue/qemu-stream.o
 LIBS_tee = $(LIBS_JSON)
 # mig-ssh's steps, one file each (tools/mig-ssh.h)
 OBJS_ssh = $(addprefix $(B)/tools/,ssh-cmdline.o ssh-strict.o ssh-config.o \
-	ssh-auth.o ssh-transfer.o)
+	ssh-auth.o ssh-transfer.o ssh-prefetch.o)
 LIBS_ssh = -lssh
 # mig-keygen writes the key files that the filters read, through the same
 # code (filters/keyfile.c, channel/keyfile.c): libsodium, nothing else.

@@ -330,6 +330,7 @@ static int decode(struct run *r, struct mig_src *in)
 					    &e)))
 		goto fail;
 	mig_progress_start(&pr, r->progress);
+	mig_progress_first_out(&pr, out);
 	for (;;) {
 		const uint8_t *p;
 		size_t n;
@@ -389,6 +390,8 @@ static int encode(struct run *r, struct mig_src *in)
 			goto fail;
 		}
 	mig_progress_start(&pr, r->progress);
+	mig_sink_totals(k, &t);
+	mig_progress_first_out(&pr, t.encoded); /* the header, META: now */
 	for (;;) {
 		uint8_t *buf = mig_sink_buffer(k, &e);
 		if (!buf)
@@ -498,6 +501,8 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 		rc = MIG_EXIT_SYS;
 		goto out;
 	}
+	if (r.progress) /* before anything reads it */
+		mig_progress_first_in(fd);
 	rc = r.decode ? decode(&r, in) : encode(&r, in);
 out:
 	mig_src_free(in);

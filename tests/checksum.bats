@@ -206,12 +206,57 @@ setup() {
 	# a pause in the input, so that a report comes before the last one
 	run -0 on_tty '(head -c 3000000 "$STREAM"; sleep 1.5; tail -c +3000001 "$STREAM") |
 		mig-checksum --progress > /dev/null'
-	[ "${#lines[@]}" -eq 1 ] || fail "more than one line: $output"
+	# the first bytes in and out, a line each, then the one line
+	[ "${#lines[@]}" -eq 3 ] || fail "not three lines: $output"
 	# each report starts with a carriage return; all but the last end by
 	# clearing the rest of the line (ESC [K)
 	local cr=$'\r' esc=$'\e' report='mig-checksum: [0-9.]+ [KMG]?i?B in, [0-9.]+ [KMG]?i?B out, [^,]*/s, [0-9.]+ s'
+	local first="^${cr}mig-checksum: first byte in after [0-9]+\\.[0-9]{2} s$esc\\[K\$"
+	[[ ${lines[0]} =~ $first ]] || fail "first byte in: $(printf %q "${lines[0]}")"
+	[[ ${lines[1]} =~ ${first/in/out} ]] || fail "first byte out: $(printf %q "${lines[1]}")"
 	local re="^($cr$report$esc\\[K)+$cr$report\$"
-	[[ $output =~ $re ]] || fail "not in place: $(printf %q "$output")"
+	[[ ${lines[2]} =~ $re ]] || fail "not in place: $(printf %q "${lines[2]}")"
+}
+
+# The seconds of "PROG: first byte DIR after S s", the one such line of
+# $stderr (fails unless there is exactly one).
+first_byte_s() { # PROG DIR
+	local re="^$1: first byte $2 after ([0-9]+\\.[0-9]{2}) s\$" l n=0 s=
+	while IFS= read -r l; do
+		[[ $l =~ $re ]] && { n=$((n + 1)); s=${BASH_REMATCH[1]}; }
+	done <<< "$stderr"
+	[ "$n" -eq 1 ] || { echo "$n lines 'first byte $2' in: $stderr" >&2; return 1; }
+	echo "$s"
+}
+
+@test "--progress says once when the first byte came in and went out, counted from the start" {
+	# the input starts 0.5 s after the pipeline: both times say so (less
+	# the filter's own start, which a sanitizer build makes slower)
+	run -0 --separate-stderr bash -c '(sleep 0.5; cat "$STREAM") | mig-checksum --progress > out'
+	cmp out <(mig-checksum < "$STREAM")
+	tin=$(first_byte_s mig-checksum in)
+	tout=$(first_byte_s mig-checksum out)
+	awk -v i="$tin" -v o="$tout" 'BEGIN { exit !(i >= 0.4 && i < 30 && o >= i) }' ||
+		fail "in after $tin s, out after $tout s"
+	# the reports come before the last bytes-and-rate line
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --index 0 "mig-checksum: first byte in after $tin s"
+	assert_line --index 1 "mig-checksum: first byte out after $tout s"
+	assert_line --index -1 --regexp "^mig-checksum: [0-9.]+ MiB in, "
+	# decoding: the output waits for a verified frame, never before the input
+	run -0 --separate-stderr bash -c 'mig-checksum -d --progress < out > /dev/null'
+	tin=$(first_byte_s mig-checksum in)
+	tout=$(first_byte_s mig-checksum out)
+	awk -v i="$tin" -v o="$tout" 'BEGIN { exit !(o >= i) }' || fail "in $tin, out $tout"
+	# an empty input has no first byte in; the encoder still writes its
+	# header out
+	run -0 --separate-stderr bash -c ': | mig-checksum --progress > /dev/null'
+	lines=("${stderr_lines[@]}")
+	output=$stderr assert_line --regexp "^mig-checksum: first byte out after [0-9]+\\.[0-9]{2} s$"
+	output=$stderr refute_line --partial "first byte in"
+	# and without --progress, nothing
+	run -0 --separate-stderr bash -c 'mig-checksum < "$STREAM" > /dev/null'
+	[ -z "$stderr" ]
 }
 
 @test "encoders refuse to write a stream to a terminal (exit 2)" {

@@ -274,11 +274,13 @@ Try 'mig-ssh --help'."
 
 @test "a server killed mid-stream: non-zero, never success" {
 	mkfifo in
-	mig-ssh -F "$SSH_CFG" sshd-test "cat > /dev/null" < in > out 2> err &
+	mig-ssh -F "$SSH_CFG" sshd-test "echo started; cat > /dev/null" < in > out 2> err &
 	pid=$!
 	exec 5> in
 	head -c 8M "$STREAM" >&5
-	wait_for 10 eval '[ -n "$(sshd_sessions)" ]'
+	# the command runs (stdin is read ahead while connecting: the 8 MiB
+	# went in before), and the stream is under way
+	wait_for 10 grep -q started out
 	for p in $(sshd_sessions); do kill -KILL "$p"; done
 	# stdin stays open: only the cut can end it
 	head -c 8M "$STREAM" >&5 2>/dev/null || true
@@ -444,6 +446,131 @@ Try 'mig-ssh --help'."
 	run -255 --separate-stderr mig-ssh -F "$SSH_CFG" -o RevokedHostKeys="$PWD/krl" sshd-test "touch '$PWD/ran'" < /dev/null
 	output=$stderr assert_output "mig-ssh: sshd-test: host key verification failed: the revoked keys file $PWD/krl is a key revocation list (KRL), which mig-ssh cannot read: give RevokedHostKeys a list of public keys"
 	[ ! -e ran ]
+}
+
+# ---- stdin read ahead while connecting ---------------------------------------
+
+# The server's listener stopped: a new connection waits in the key exchange
+# (the kernel accepts it) until sshd_resume; teardown resumes it anyway.
+sshd_pause() {
+	SSHD_LISTENER=$(cat "$SSHD_PIDFILE")
+	echo "$SSHD_LISTENER" >> "$BATS_TEST_TMPDIR/stopped"
+	kill -STOP "$SSHD_LISTENER"
+}
+sshd_resume() { kill -CONT "$SSHD_LISTENER"; }
+
+wchar() { awk '/^wchar:/ { print $2 }' "/proc/$1/io"; }
+
+# True when fd 5 (the test's own end of the FIFO "in") holds no byte.
+fifo_drained() {
+	perl -e 'open(my $f, "<&=", 5) or die "fd 5: $!";
+		my $n = pack("i", 0); ioctl($f, 0x541B, $n) or die "FIONREAD: $!";
+		exit(unpack("i", $n) != 0)'
+}
+
+READ_AHEAD=$((64 << 20)) # PREFETCH_MAX in tools/mig-ssh.h
+PIPE=65536                # a new FIFO's capacity
+
+# With the server paused, start mig-ssh ARGS... reading the FIFO "in" and
+# dd writing FILE into it 4 KiB at a time (SIGPIPE ignored, so a closed
+# reader is EPIPE); wait until dd blocks on a full pipe with mig-ssh
+# holding exactly READ_AHEAD bytes. Sets MPID (timeout's, around
+# mig-ssh), DPID.
+start_read_ahead() { # FILE ARGS...
+	local file=$1 pid
+	shift
+	mkfifo in
+	timeout 60 mig-ssh "$@" < in > out 2> err &
+	MPID=$!
+	bash -c 'trap "" PIPE; exec dd if="$1" of=in bs=4k status=none' dd "$file" 2> dd.err &
+	DPID=$!
+	wait_for 30 eval '[ "$(wchar $DPID)" -ge $((READ_AHEAD + PIPE)) ]' ||
+		fail "mig-ssh read $(($(wchar $DPID) - PIPE)) bytes ahead: $(cat err)"
+	# bounded: no more is taken, and the memory shows it
+	[ "$(wchar $DPID)" -eq $((READ_AHEAD + PIPE)) ] || fail "wrote $(wchar $DPID)"
+	local hwm
+	pid=$(pgrep -P "$MPID" mig-ssh) || fail "no mig-ssh"
+	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+	[ "$hwm" -lt $(((READ_AHEAD >> 10) + 32768)) ] || fail "mig-ssh used $hwm kB"
+}
+
+@test "stdin is read ahead while connecting, at most 64 MiB, then sent first and byte-exact" {
+	cat "$STREAM" "$STREAM" "$STREAM" | head -c 100M > big
+	sshd_pause
+	start_read_ahead big -v -F "$SSH_CFG" sshd-test 'sha256sum'
+	sshd_resume
+	rc=0
+	wait "$MPID" || rc=$?
+	[ "$rc" -eq 0 ] || fail "exit status $rc: $(cat err)"
+	wait "$DPID"
+	[ ! -s dd.err ]
+	run -0 cat out
+	assert_output "$(sha256sum < big)"
+	run -0 cat err
+	assert_line --regexp "^mig-ssh: sshd-test: command started after [0-9]+\.[0-9]{2} s; $READ_AHEAD bytes of stdin read meanwhile$"
+	assert_line "mig-ssh: sshd-test: $((100 << 20)) bytes sent, 68 received, exit status 0"
+	assert_no_bad_packets
+}
+
+@test "a small input is read ahead whole, its end too, and arrives byte-exact" {
+	sshd_pause
+	mkfifo in
+	exec 5<> in
+	printf 'a small stream\n' >&5
+	timeout 30 mig-ssh -v -F "$SSH_CFG" sshd-test 'cat; echo END' < in 5>&- > out 2> err &
+	MPID=$!
+	wait_for 20 fifo_drained || fail "not read ahead"
+	exec 5>&-
+	sshd_resume
+	wait "$MPID" || fail "exit status $?: $(cat err)"
+	run -0 cat out
+	assert_output $'a small stream\nEND'
+	run -0 cat err
+	# its end is seen at once, unless the set-up is faster than a thread
+	assert_line --regexp "^mig-ssh: sshd-test: command started after [0-9]+\.[0-9]{2} s; 15 bytes of stdin read meanwhile(, all of it)?$"
+}
+
+@test "an empty input read ahead is an empty stream; a file is not read ahead" {
+	run -0 --separate-stderr timeout 30 bash -c ': | mig-ssh -v -F "$SSH_CFG" sshd-test "wc -c; echo END"'
+	assert_output $'0\nEND'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp "^mig-ssh: sshd-test: command started after [0-9]+\.[0-9]{2} s; 0 bytes of stdin read meanwhile(, all of it)?$"
+	# a file makes nobody wait, and its offset is shared: left alone
+	run -0 --separate-stderr mig-ssh -v -F "$SSH_CFG" sshd-test 'sha256sum' < "$STREAM"
+	assert_output "$(sha256sum < "$STREAM")"
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp "^mig-ssh: sshd-test: command started after [0-9]+\.[0-9]{2} s; stdin not read meanwhile \(not a pipe\)$"
+}
+
+@test "a refused host key or failed login with 64 MiB read ahead: 255, the same message, the remote never ran, the writer gets EPIPE" {
+	: > known
+	local -a refused=(-o UserKnownHostsFile="$PWD/known" -i "$SSH_ID")
+	local -a denied=(-o UserKnownHostsFile="$SSH_KNOWN" -i "$BATS_FILE_TMPDIR/stranger")
+	local msg_refused="^mig-ssh: 127\.0\.0\.1: host key verification failed: no host key is known for \[127\.0\.0\.1\]:$SSHD_PORT and StrictHostKeyChecking is yes \(ED25519 key SHA256:[A-Za-z0-9+/]{43}\)$"
+	local msg_denied="^mig-ssh: 127\.0\.0\.1: authentication as $SSHD_USER failed: permission denied \(publickey\): no key from the agent, -i or the default identities was accepted$"
+	for how in refused denied; do
+		rm -f in out err dd.err ran
+		local -n opts=$how msg=msg_$how
+		sshd_pause
+		# a writer that never ends: only mig-ssh's exit can stop it
+		start_read_ahead /dev/zero "${NOCFG[@]}" "${opts[@]}" -p "$SSHD_PORT" \
+			127.0.0.1 "touch '$PWD/ran'; cat > /dev/null"
+		sshd_resume
+		rc=0
+		wait "$MPID" || rc=$?
+		[ "$rc" -eq 255 ] || fail "$how: exit status $rc: $(cat err)"
+		run -0 cat err
+		assert_output --regexp "$msg"
+		rc=0
+		wait "$DPID" || rc=$?
+		[ "$rc" -eq 1 ] || fail "$how: dd's exit status $rc"
+		run -0 cat dd.err
+		assert_output --partial "Broken pipe"
+		[ ! -e ran ] || fail "$how: the remote command ran"
+		[ ! -s out ]
+	done
+	[ ! -s known ]
+	assert_no_bad_packets
 }
 
 # ---- closed standard descriptors ---------------------------------------------

@@ -51,6 +51,8 @@ struct run {
 	struct ssh_callbacks_struct cb;
 	struct ssh_channel_callbacks_struct chcb;
 	bool connected; /* ssh_connect() succeeded: disconnect at the end */
+	struct prefetch pre; /* stdin read during the set-up */
+	double start;        /* when the set-up began (mig_now()) */
 };
 
 /* The session, its callbacks and options set, not yet connected. */
@@ -133,6 +135,20 @@ static int start_command(struct run *r, const struct cmdline *c)
 	return 0;
 }
 
+/* -v: how long the set-up took and how much of stdin came meanwhile */
+static void say_started(const struct run *r)
+{
+	double t = mig_now() - r->start;
+
+	if (!r->pre.started)
+		migssh_say("command started after %.2f s; stdin not read "
+			"meanwhile (not a pipe)", t);
+	else
+		migssh_say("command started after %.2f s; %llu bytes of stdin "
+			"read meanwhile%s", t, (unsigned long long)r->pre.bytes,
+			r->pre.eof ? ", all of it" : "");
+}
+
 /* The buffers, then stdin to the command and its output back. */
 static int transfer(struct run *r)
 {
@@ -183,6 +199,7 @@ static int remote_status(const struct run *r, const struct cmdline *c)
 
 static void end_session(struct run *r)
 {
+	migssh_prefetch_free(&r->pre);
 	free(r->x.in);
 	free(r->x.out);
 	if (r->x.ch) {
@@ -204,16 +221,28 @@ static int run_remote(const struct cmdline *c, const bool closed[3])
 	 * the messages */
 	struct run r = { .x = { .in_eof = closed[0], .out_closed = closed[1],
 				.alive_interval = c->alive_interval,
-				.alive_count = c->alive_count } };
+				.alive_count = c->alive_count },
+			 .start = mig_now() };
 	int rc = EXIT_OWN;
 
+	/* the stream is read meanwhile, and sent only by transfer(), once
+	 * the host is verified, we are logged in and the command runs */
+	if (!closed[0]) {
+		migssh_prefetch_start(&r.pre);
+		r.x.pre = &r.pre;
+	}
 	ssh_init();
 	if (open_session(&r, c) < 0 || connect_host(&r, c) < 0 ||
 	    migssh_verify_host(r.x.s, c) < 0 || migssh_authenticate(r.x.s) < 0)
 		goto out;
 	if (c->verbose)
 		say_connected(r.x.s, c);
-	if (start_command(&r, c) < 0 || transfer(&r) < 0)
+	if (start_command(&r, c) < 0)
+		goto out;
+	migssh_prefetch_stop(&r.pre);
+	if (c->verbose)
+		say_started(&r);
+	if (transfer(&r) < 0)
 		goto out;
 	rc = remote_status(&r, c);
 out:

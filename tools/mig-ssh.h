@@ -3,11 +3,13 @@
  * mig-ssh.h - what the parts of mig-ssh share (not installed): the command
  * line as parsed, the state of a transfer, and the steps main() runs in
  * order, one file each: ssh-cmdline.c, ssh-strict.c, ssh-config.c,
- * ssh-auth.c, ssh-transfer.c.
+ * ssh-auth.c, ssh-transfer.c; and ssh-prefetch.c, which reads stdin while
+ * the others connect.
  */
 #ifndef MIGKIT_MIG_SSH_H
 #define MIGKIT_MIG_SSH_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +20,15 @@
 #define BUF_SIZE (1u << 20)
 #define MAX_IDENTITIES 32
 #define MAX_OPTIONS 64
+/* How much of stdin is read ahead while the connection is set up
+ * (tools/ssh-prefetch.c). The set-up takes a handful of round trips: 0.1 s
+ * on loopback, about half a second over a link with 100 ms of latency.
+ * The stages before mig-ssh (QEMU through the filters) produce a few
+ * hundred MB/s, so 64 MiB keeps them going for most of that time while
+ * memory stays bounded; once it is full they block on the pipe, as QEMU's
+ * migration thread does whenever the link is slower than it is. */
+#define PREFETCH_MAX (64u << 20)
+#define PREFETCH_CHUNKS (PREFETCH_MAX / BUF_SIZE)
 
 enum strict { STRICT_UNSET, STRICT_YES, STRICT_ACCEPT_NEW, STRICT_NO };
 
@@ -44,8 +55,23 @@ struct exit_info {
 	char signal[32];
 };
 
+/* stdin read ahead: chunks of BUF_SIZE bytes, filled in order by the
+ * thread until migssh_prefetch_stop(), then handed to the transfer */
+struct prefetch {
+	pthread_t thread;
+	bool started, running; /* started: stdin is a pipe, read ahead */
+	int stop[2];        /* a byte on stop[1] ends the reading */
+	uint8_t *chunk[PREFETCH_CHUNKS];
+	size_t len[PREFETCH_CHUNKS];
+	size_t nchunks, next; /* chunks filled, the next one to hand over */
+	uint64_t bytes;     /* read ahead in all */
+	bool eof;           /* stdin ended while reading ahead */
+	int err;            /* errno of a read that failed, 0: none */
+};
+
 struct xfer {
 	ssh_session s;
+	struct prefetch *pre; /* sent before anything read from stdin */
 	ssh_channel ch;
 	uint8_t *in, *out;
 	size_t in_off, in_len;
@@ -89,6 +115,14 @@ int migssh_no_passphrase(const char *prompt, char *buf, size_t len, int echo,
 			 int verify, void *userdata);
 int migssh_verify_host(ssh_session s, const struct cmdline *c);
 int migssh_authenticate(ssh_session s);
+
+/* ssh-prefetch.c: stdin read by a thread during the set-up; stop before
+ * the transfer, which takes the chunks; free drops what is left. */
+void migssh_prefetch_start(struct prefetch *p);
+void migssh_prefetch_stop(struct prefetch *p);
+bool migssh_prefetch_pending(const struct prefetch *p);
+uint8_t *migssh_prefetch_take(struct prefetch *p, size_t *len);
+void migssh_prefetch_free(struct prefetch *p);
 
 /* ssh-transfer.c: stdin to the remote command, its output back. */
 void migssh_on_exit_status(ssh_session s, ssh_channel ch, int status, void *u);

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,11 +67,41 @@ static void input_cut_short(struct xfer *x)
 	x->in_eof = x->eof_sent = x->cut_short = true;
 }
 
-/* A piece of stdin when the buffer is empty and stdin has one. */
+/* What was read ahead during the set-up, in its order: a chunk becomes
+ * the buffer; then stdin's end, or the read error met, as if read now. */
+static int take_prefetched(struct xfer *x, bool *progress)
+{
+	struct prefetch *p = x->pre;
+	size_t len;
+	uint8_t *c = migssh_prefetch_take(p, &len);
+
+	*progress = true;
+	if (c) {
+		free(x->in);
+		x->in = c;
+		x->in_off = 0;
+		x->in_len = len;
+	} else if (p->err) {
+		migssh_say("read from stdin: %s", strerror(p->err));
+		return -1;
+	} else
+		x->in_eof = true;
+	return 0;
+}
+
+static bool prefetched(const struct xfer *x)
+{
+	return x->pre && migssh_prefetch_pending(x->pre);
+}
+
+/* A piece of stdin when the buffer is empty and stdin has one, what was
+ * read ahead first. */
 static int read_stdin(struct xfer *x, bool *progress)
 {
 	if (x->in_len != 0 || x->in_eof)
 		return 0;
+	if (prefetched(x))
+		return take_prefetched(x, progress);
 	ssize_t n = read(0, x->in, BUF_SIZE);
 	if (n < 0 && errno != EINTR && errno != EAGAIN) {
 		migssh_say("read from stdin: %s", strerror(errno));
@@ -160,7 +191,7 @@ static int receive(struct xfer *x, int is_err, bool *progress)
  * Returns 0, or -1 with a message. */
 static int step(struct xfer *x, bool stdin_ready, bool *progress)
 {
-	if ((stdin_ready && read_stdin(x, progress) < 0) ||
+	if (((stdin_ready || prefetched(x)) && read_stdin(x, progress) < 0) ||
 	    send_input(x, progress) < 0 || send_eof(x, progress) < 0)
 		return -1;
 	/* Read only as much as we write at once: our buffer is empty
