@@ -488,3 +488,20 @@ Try 'mig-decrypt --help'."
 	output=$stderr assert_output "mig-decompress: stdin: layer header: zstd-long window 2^28 is not from 2^10 to 2^27 (or adapt byte 0)"
 	[ ! -s out ]
 }
+
+@test "zstd-long --adapt: a slow reader raises the level, a fast one keeps it; -v says so" {
+	head -c $((48 << 20)) "$STREAM" > part
+	# a reader of at most about 10 MB/s (bounded: 2000 pieces): writing
+	# waits, the level climbs
+	run -0 --separate-stderr bash -c 'mig-compress -v --adapt < part | {
+		for ((n = 0; n < 2000; n++)); do
+			[ "$(dd bs=131072 count=1 iflag=fullblock status=none | wc -c)" -gt 0 ] || break
+			sleep 0.0125
+		done; cat > /dev/null; }'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp '^mig-compress: zstd-long levels 1 to [2-9], adapted to the output$'
+	# into /dev/null nothing waits: level 1 throughout
+	run -0 --separate-stderr bash -c 'mig-compress -v --adapt < part > /dev/null'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"
+}
