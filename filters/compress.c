@@ -26,8 +26,9 @@
  * it, with long-distance matching over a 128 MiB window, so a page that
  * repeats anywhere in the last 128 MiB costs a few bytes (a migration
  * stream is full of them: 45 % smaller than independent frames on the
- * bench stream). Its threads are zstd's own workers; the layer's frames go
- * one at a time (max_threads), and a decoder follows the stream in order,
+ * bench stream). It runs on one zstd worker whatever -T (more were
+ * slower); the layer's frames go one at a time (max_threads), and a
+ * decoder follows the stream in order,
  * still checking each frame's tag before a byte of it is written. Where
  * the output is not a file, its level adapts to the link, as zstd --adapt
  * does: up while writing the output waits (a slow link leaves CPU to
@@ -90,7 +91,6 @@ struct fctx {
 struct codec_args {
 	int level;
 	bool decoding;
-	int threads;    /* zstd-long's workers */
 	int window_log; /* zstd-long */
 };
 
@@ -283,9 +283,13 @@ static void *zlong_open(const struct codec_args *a)
 		}
 		return d;
 	}
-	/* one worker at least: only then may the level change mid-stream */
+	/* one worker, whatever -T: only in zstd's threaded mode may the level
+	 * change mid-stream, and more workers were slower (bench/compress:
+	 * 2.41 s at 2 against 2.02 s at 1): with a flush every frame and long
+	 * matching, which zstd runs serially, they only wait for each other,
+	 * and the pipeline's other stages want the second core */
 	ZSTD_CCtx *z = ZSTD_createCCtx();
-	int w = a->threads > 1 ? a->threads : 1;
+	int w = 1;
 	if (z && (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, a->level)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_enableLongDistanceMatching, 1)) ||
@@ -400,7 +404,6 @@ struct compress {
 	bool level_set;
 	bool decoding;
 	size_t frame_size; /* most plain bytes of a DATA frame */
-	int threads;       /* -T: zstd-long's workers */
 	int window_log;    /* zstd-long */
 	int adapt;         /* --adapt 1, --no-adapt 0, -1: where output is no file */
 	const double *output_wait; /* the library's: see mig_encode_args */
@@ -487,7 +490,6 @@ static int compress_encode_init(void *st, struct mig_encode_args *a,
 	if (c->codec->stream && !a->frame_size_given)
 		a->frame_size = LONG_FRAME_SIZE;
 	c->frame_size = a->frame_size;
-	c->threads = a->threads;
 	c->output_wait = a->output_wait;
 	if (c->adapt == 1 && !c->codec->stream)
 		return mig_err_set(e, MIG_EXIT_USAGE, "--adapt is for zstd-long");
@@ -571,7 +573,7 @@ static void *compress_ctx_create(void *st, struct mig_err *e)
 	x->cap = c->frame_size > META_PLAIN_MAX ? c->frame_size : META_PLAIN_MAX;
 	if (!c->decoding) /* compressed bytes and the tag; a stream's may grow */
 		x->cap = (c->codec->stream ? ZSTD_compressBound(x->cap) : x->cap) + TAG_LEN;
-	struct codec_args a = { c->level, c->decoding, c->threads, c->window_log };
+	struct codec_args a = { c->level, c->decoding, c->window_log };
 	if (!(x->buf = malloc(x->cap)) || !(x->state = x->codec->open(&a)))
 		goto oom;
 	x->adapt = (struct adapt){ .on = c->adapt > 0 && c->output_wait,
