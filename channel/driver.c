@@ -494,7 +494,11 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 	}
 	mig_pipe_grow(fd);
 	mig_pipe_grow(1);
-	if ((in = mig_src_fd(fd, r.input_name)))
+	/* an encoder fails at once when its reader goes: the sending side
+	 * must pass the failure back to QEMU while it still sends. Not a
+	 * decoder: its reader (QEMU loading) may close once its own stream
+	 * is whole, with only the layer's END still to come */
+	if ((in = mig_src_fd(fd, r.input_name)) && !r.decode)
 		mig_src_fd_watch(in, 1);
 	if (!in) {
 		fprintf(stderr, "%s: out of memory\n", mig_progname);

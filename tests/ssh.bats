@@ -468,7 +468,7 @@ fifo_drained() {
 		exit(unpack("i", $n) != 0)'
 }
 
-READ_AHEAD=$((64 << 20)) # PREFETCH_MAX in tools/mig-ssh.h
+READ_AHEAD=$((4 << 20)) # PREFETCH_MAX in tools/mig-ssh.h
 PIPE=65536                # a new FIFO's capacity
 
 # With the server paused, start mig-ssh ARGS... reading the FIFO "in" and
@@ -494,7 +494,7 @@ start_read_ahead() { # FILE ARGS...
 	[ "$hwm" -lt $(((READ_AHEAD >> 10) + 32768)) ] || fail "mig-ssh used $hwm kB"
 }
 
-@test "stdin is read ahead while connecting, at most 64 MiB, then sent first and byte-exact" {
+@test "stdin is read ahead while connecting, at most 4 MiB, then sent first and byte-exact" {
 	cat "$STREAM" "$STREAM" "$STREAM" | head -c 100M > big
 	sshd_pause
 	start_read_ahead big -v -F "$SSH_CFG" sshd-test 'sha256sum'
@@ -542,7 +542,7 @@ start_read_ahead() { # FILE ARGS...
 	assert_line --regexp "^mig-ssh: sshd-test: command started after [0-9]+\.[0-9]{2} s; stdin not read meanwhile \(not a pipe\)$"
 }
 
-@test "a refused host key or failed login with 64 MiB read ahead: 255, the same message, the remote never ran, the writer gets EPIPE" {
+@test "a refused host key or failed login with 4 MiB read ahead: 255, the same message, the remote never ran, the writer gets EPIPE" {
 	: > known
 	local -a refused=(-o UserKnownHostsFile="$PWD/known" -i "$SSH_ID")
 	local -a denied=(-o UserKnownHostsFile="$SSH_KNOWN" -i "$BATS_FILE_TMPDIR/stranger")

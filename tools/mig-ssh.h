@@ -27,7 +27,11 @@
  * hundred MB/s, so 64 MiB keeps them going for most of that time while
  * memory stays bounded; once it is full they block on the pipe, as QEMU's
  * migration thread does whenever the link is slower than it is. */
-#define PREFETCH_MAX (64u << 20)
+/* 4 MiB: a QEMU whose stream is all taken completes whatever the
+ * pipeline's fate, so what is read ahead before the destination could
+ * refuse must stay small (SECURITY.md); it still keeps the stages before
+ * mig-ssh busy for the first part of a set-up */
+#define PREFETCH_MAX (4u << 20)
 #define PREFETCH_CHUNKS (PREFETCH_MAX / BUF_SIZE)
 
 enum strict { STRICT_UNSET, STRICT_YES, STRICT_ACCEPT_NEW, STRICT_NO };
