@@ -198,14 +198,16 @@ kill_once() { # VICTIM WHAT...
 	kill_case ssh "stage 5 ($T/stage ssh $SSH" ") failed: exit status 137"
 }
 
+# The stage after the one killed refuses what it got: truncated, or, when
+# the kill came before a whole frame had passed (4 MiB frames), empty.
 @test "kill the remote mig-decrypt at a random point" {
 	kill_case dec "stage 5 ($T/stage ssh $SSH" ") failed: exit status" \
-		"mig-decompress: stdin: truncated"
+		"mig-decompress: stdin: "
 }
 
 @test "kill the remote mig-decompress at a random point" {
 	kill_case decomp "stage 5 ($T/stage ssh $SSH" ") failed: exit status" \
-		"mig-recv: stdin: truncated"
+		"mig-recv: stdin: "
 }
 
 @test "kill the remote mig-recv at a random point" {

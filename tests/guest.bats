@@ -100,7 +100,7 @@ nonzero_pages() { # FILE
 	run -1 guest_start bad 128 mig.fill=lots
 	assert_output --partial "guest 'bad': MIGGUEST ERROR mig.fill: not a whole number: 'lots'"
 	wait_for_gone() { ! vm_alive bad; }
-	local deadline=$((SECONDS + 20))
+	local deadline=$((SECONDS + 60))
 	until wait_for_gone; do
 		[ "$SECONDS" -lt "$deadline" ] || fail "QEMU still running after poweroff"
 		sleep 0.1
