@@ -13,10 +13,13 @@
  * what they took, and the form of every message. The standard descriptors
  * are made safe (channel/stdfds.c) before anything is opened.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
@@ -77,6 +80,17 @@ static int connect_host(struct run *r, const struct cmdline *c)
 
 	if (ssh_connect(r->x.s) == SSH_OK) {
 		r->connected = true;
+		/* libssh leaves the socket blocking once connected and, when
+		 * poll() says POLLOUT, sends all it has buffered in one send():
+		 * on a link that went down with the socket buffer part full,
+		 * that send() waited for TCP to give up (4 minutes here), with
+		 * no keepalive able to run. Non-blocking, the send() takes what
+		 * fits and libssh keeps the rest for the next POLLOUT. */
+		int fl = fcntl(ssh_get_fd(r->x.s), F_GETFL);
+		if (fl < 0 || fcntl(ssh_get_fd(r->x.s), F_SETFL, fl | O_NONBLOCK) < 0) {
+			migssh_say("socket: %s", strerror(errno));
+			return -1;
+		}
 		return 0;
 	}
 	ssh_options_get_port(r->x.s, &port);
