@@ -75,7 +75,17 @@ DEPFLAGS = -MMD -MP
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 $(B)/%.d: ;
 
-$(B)/%.o: %.c | $(DEPS_FIRST)
+# Objects built with other flags (SANITIZE=1 or not, another CFLAGS) do
+# not link together: when the flags change, the stamp does, and with it
+# every object.
+FLAGS_STAMP = $(B)/.flags
+BUILD_FLAGS = $(CC) $(MIG_CFLAGS) $(CFLAGS) $(LDFLAGS)
+ifneq ($(BUILD_FLAGS),$(shell cat $(FLAGS_STAMP) 2>/dev/null))
+$(shell mkdir -p $(B) && printf '%s\n' '$(BUILD_FLAGS)' > $(FLAGS_STAMP))
+endif
+$(FLAGS_STAMP): ;
+
+$(B)/%.o: %.c $(FLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -97,7 +107,7 @@ $(B)/migchan.pc: Makefile
 		'Libs.private: $(LIBS)' > $@
 
 # The same main(), built once per filter against that filter's symbol.
-$(B)/main-%.o: channel/main.c | $(DEPS_FIRST)
+$(B)/main-%.o: channel/main.c $(FLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) -DMIG_FILTER_NAME=$* -c $< -o $@
 
@@ -118,7 +128,7 @@ $(B)/bin/mig-$(ALIAS_$(1)): $(B)/bin/mig-$(1)
 endef
 $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(eval $(call alias_rule,$(f)))))
 
-$(B)/filters/all.o: filters/all.c Makefile | $(DEPS_FIRST)
+$(B)/filters/all.o: filters/all.c Makefile $(FLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
 
