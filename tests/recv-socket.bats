@@ -70,7 +70,10 @@ socket_there() { [ -n "$(sockets)" ]; }
 	for sig in HUP USR1; do
 		rm -f emu.pid
 		mkfifo "feed.$sig"
-		env -u XDG_RUNTIME_DIR TMPDIR="$T/tmp" mig-recv $(bare_dest) < "feed.$sig" 2> err &
+		# mig-recv keeps a signal ignored that it was given ignored
+		# (nohup, a background job): the signal's own default here
+		env --default-signal="$sig" -u XDG_RUNTIME_DIR TMPDIR="$T/tmp" \
+			mig-recv $(bare_dest) < "feed.$sig" 2> err &
 		RECV=$!
 		exec 7> "feed.$sig"
 		head -c 1000000 "$STREAM" >&7

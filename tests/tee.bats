@@ -54,7 +54,7 @@ has_temporary() { [ -n "$(find "$1" -maxdepth 1 -name '.mig-tee.*')" ]; }
 tee_without_tmpfile() {
 	mkfifo in
 	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
-		LD_PRELOAD=$NO_TMPFILE_SO env --default-signal=INT,QUIT \
+		LD_PRELOAD=$NO_TMPFILE_SO env --default-signal \
 		mig-tee "$@" < in > out 2> err &
 	pid=$!
 	exec {w}> in
