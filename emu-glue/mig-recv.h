@@ -78,10 +78,14 @@ void migrecv_emu_kill(struct emu *em);
 void migrecv_show_log(struct emu *em);
 
 /* recv-feed.c */
+struct qs_info;
+
 struct feed {
 	int fd;
 	uint8_t *ring;
 	size_t cap, start, len;
+	uint64_t released;          /* bytes the emulator was given */
+	const struct qs_info *scan; /* while relaying: where device state starts */
 	struct mig_src *src;
 	struct mig_err err;
 	bool src_failed, write_failed;

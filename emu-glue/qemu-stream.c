@@ -51,8 +51,18 @@ enum {
     SEC_FOOTER    = 0x7E,
 };
 
-/* QEMU_VM_COMMAND that embeds a whole nested stream (postcopy) */
-#define MIG_CMD_PACKAGED 7
+/* QEMU_VM_COMMAND's sub-commands (migration/savevm.c, enum qemu_vm_cmd).
+ * A precopy stream through exec: has no return path and no postcopy, so
+ * only PING passes: the others would have the destination open a return
+ * path, or, for POSTCOPY_LISTEN and POSTCOPY_RUN, load the rest in a
+ * thread of its own and start the guest before the end was verified;
+ * PACKAGED embeds a whole nested stream. */
+#define MIG_CMD_PING 2
+static const char *const command_names[] = {
+    "INVALID", "OPEN_RETURN_PATH", "PING", "POSTCOPY_ADVISE", "POSTCOPY_LISTEN",
+    "POSTCOPY_RUN", "POSTCOPY_RAM_DISCARD", "PACKAGED", "ENABLE_COLO",
+    "POSTCOPY_RESUME", "RECV_BITMAP",
+};
 
 /* RAM record flags (migration/ram.c) */
 #define RF_FULL          0x001u   /* obsolete since 2009 */
@@ -950,8 +960,13 @@ static int parse_command(struct scan *s, uint64_t so)
     r->pos++;
     uint16_t cmd = get16(r);
     uint16_t len = get16(r);
-    if (cmd == MIG_CMD_PACKAGED)
-        return fail(r, "unsupported command PACKAGED (postcopy) at offset %llu", (ull)so);
+    if (cmd != MIG_CMD_PING) {
+        if (cmd >= sizeof command_names / sizeof *command_names)
+            return fail(r, "unknown command %u at offset %llu", cmd, (ull)so);
+        return fail(r, "unsupported command %s (%u) at offset %llu: only precopy "
+                    "streams without a return path are carried",
+                    command_names[cmd], cmd, (ull)so);
+    }
     if (skip(r, len, "command", so))
         return -1;
     s->out->commands++;

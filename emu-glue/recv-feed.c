@@ -28,7 +28,31 @@ static int feed_out(struct feed *f, size_t k)
 	}
 	f->start = (f->start + k) % f->cap;
 	f->len -= k;
+	f->released += k;
 	return 0;
+}
+
+/* How much of the ring's oldest k bytes may go before the end is
+ * verified: none from the first device section on. migkit's reader does
+ * not parse device state, QEMU does, and completes the load at the first
+ * QEMU_VM_EOF and description it meets there: a forged pair followed by
+ * more than the ring holds would otherwise reach it before END is
+ * checked. So all of the device state must fit in the ring. */
+static int releasable(struct feed *f, size_t *k)
+{
+	uint64_t dev = f->scan ? f->scan->device_offset : 0;
+
+	if (!dev || f->released + *k <= dev)
+		return 0;
+	*k = dev > f->released ? (size_t)(dev - f->released) : 0;
+	if (*k)
+		return 0;
+	mig_err_set(&f->err, MIG_EXIT_DATA, "QEMU stream: the device state from "
+		    "offset %llu is longer than %zu MiB: refused (all of it is "
+		    "held back from the emulator until the end is verified)",
+		    (unsigned long long)dev, f->cap >> 20);
+	f->src_failed = true;
+	return -1;
 }
 
 static int feed_push(struct feed *f, const uint8_t *p, size_t n)
@@ -36,7 +60,7 @@ static int feed_push(struct feed *f, const uint8_t *p, size_t n)
 	while (n) {
 		if (f->len == f->cap) {
 			size_t k = f->cap - f->start < f->len ? f->cap - f->start : f->len;
-			if (feed_out(f, k) < 0)
+			if (releasable(f, &k) < 0 || feed_out(f, k) < 0)
 				return -1;
 		}
 		size_t tail = (f->start + f->len) % f->cap;
@@ -77,7 +101,7 @@ static long feed_pull(void *ctx, void *buf, size_t len)
 		return 0;
 	memcpy(buf, p, n);
 	if (feed_push(f, p, n) < 0) {
-		errno = EPIPE;
+		errno = f->write_failed ? EPIPE : EIO;
 		return -1;
 	}
 	return (long)n;
@@ -155,8 +179,11 @@ static int relay(struct feed *f, char *qerr, size_t qlen)
 	struct qs_info qi = { 0 };
 	const uint8_t *p;
 	size_t n;
-	int scanned = qs_scan(feed_pull, f, 0, &qi, qerr, qlen);
+	int scanned;
 
+	f->scan = &qi;
+	scanned = qs_scan(feed_pull, f, 0, &qi, qerr, qlen);
+	f->scan = NULL;
 	if (scanned == 0 && !f->write_failed) {
 		int r = mig_src_chunk(f->src, &p, &n, 1, &f->err);
 		if (r < 0)

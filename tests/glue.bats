@@ -264,6 +264,22 @@ kill_stage_case() {
 	output=$stderr assert_output "mig-recv: stdin: the stream is empty"
 }
 
+@test "mig-recv: a forged end in the device state, 17 MiB before the real one, never reaches the emulator" {
+	# QEMU completes a load at the first QEMU_VM_EOF and description it
+	# meets after the RAM; migkit does not parse device state, so none of
+	# it may reach the emulator before the end is verified
+	local eof dev
+	# the description's JSON follows 00 06 be32(length)
+	eof=$(($(LC_ALL=C grep -obUaF '{"page_size":' "$STREAM" | tail -1 | cut -d: -f1) - 6))
+	dev=$((eof - $(mig-info --json "$STREAM" | jq .qemu.device_bytes)))
+	{ head -c "$eof" "$STREAM"; tail -c +$((eof + 1)) "$STREAM"
+	  head -c $((17 << 20)) /dev/zero; tail -c +$((eof + 1)) "$STREAM"; } > forged
+	run -1 --separate-stderr mig-recv $(dest d1) < forged
+	output=$stderr assert_output --partial "mig-recv: stdin: QEMU stream: the device state from offset $dev is longer than 16 MiB: refused (all of it is held back from the emulator until the end is verified)"
+	output=$stderr assert_output --partial "not given its end, stopped"
+	assert_no_dest d1
+}
+
 @test "mig-recv: usage" {
 	run -2 --separate-stderr mig-recv
 	run -2 --separate-stderr mig-recv qemu-system-x86_64 -m 64M

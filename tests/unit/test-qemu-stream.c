@@ -259,6 +259,7 @@ static void put32(unsigned char *p, uint32_t v)
  * incomplete, whatever trailer follows.
  */
 static void test_ram_incomplete(const struct qs_info *in, uint64_t end);
+static void test_commands(const struct qs_info *in, uint64_t end);
 
 static void test_order(const struct qs_info *in)
 {
@@ -301,6 +302,50 @@ static void test_order(const struct qs_info *in)
     expect_pieces_fail(part_after, 3, "ram PART section at offset", "after the ram END section",
                        "a ram PART after the ram END");
     test_ram_incomplete(in, end);
+    test_commands(in, end);
+}
+
+/* QEMU_VM_COMMAND records: PING passes; postcopy, a return path, a nested
+ * stream or a number QEMU 7.2 does not know are refused by name. `end`
+ * is the offset of the ram END section. */
+static void test_commands(const struct qs_info *in, uint64_t end)
+{
+    const uint64_t cfg_end = 8 + 1 + 4 + strlen(in->machine);
+    const unsigned char *d = data;
+    static const unsigned char ping[] = { 0x08, 0, 2, 0, 4, 0, 0, 0, 1 };
+    static const unsigned char advise[] = { 0x08, 0, 3, 0, 0 };
+    static const unsigned char run[] = { 0x08, 0, 5, 0, 0 };
+    static const unsigned char ret_path[] = { 0x08, 0, 1, 0, 0 };
+    static const unsigned char unknown[] = { 0x08, 0, 99, 0, 0 };
+    char want[128];
+
+    struct piece with_ping[] = { { d, cfg_end }, { ping, sizeof ping },
+                                 { d + cfg_end, dlen - cfg_end } };
+    size_t len;
+    unsigned char *b = splice_pieces(with_ping, 3, &len);
+    struct qs_info got;
+    char err[512];
+    ok(scan_mem(b, len, odd, NODD, 0, &got, err, sizeof err) == 0 && got.commands == 1,
+       "a PING command passes: \"%s\"", err);
+    qs_info_free(&got);
+    free(b);
+
+    struct piece with_advise[] = { { d, cfg_end }, { advise, sizeof advise },
+                                   { d + cfg_end, dlen - cfg_end } };
+    snprintf(want, sizeof want, "unsupported command POSTCOPY_ADVISE (3) at offset %llu: "
+             "only precopy streams without a return path are carried", (ull)cfg_end);
+    expect_pieces_fail(with_advise, 3, want, NULL, "POSTCOPY_ADVISE after the configuration");
+    struct piece with_run[] = { { d, end }, { run, sizeof run }, { d + end, dlen - end } };
+    snprintf(want, sizeof want, "unsupported command POSTCOPY_RUN (5) at offset %llu", (ull)end);
+    expect_pieces_fail(with_run, 3, want, NULL, "POSTCOPY_RUN before the ram END");
+    struct piece with_rp[] = { { d, cfg_end }, { ret_path, sizeof ret_path },
+                               { d + cfg_end, dlen - cfg_end } };
+    expect_pieces_fail(with_rp, 3, "unsupported command OPEN_RETURN_PATH (1)", NULL,
+                       "OPEN_RETURN_PATH");
+    struct piece with_unknown[] = { { d, cfg_end }, { unknown, sizeof unknown },
+                                    { d + cfg_end, dlen - cfg_end } };
+    snprintf(want, sizeof want, "unknown command 99 at offset %llu", (ull)cfg_end);
+    expect_pieces_fail(with_unknown, 3, want, NULL, "an unknown command");
 }
 
 /* A ram section that carries no RAM, or another module's, or a setup
