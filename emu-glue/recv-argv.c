@@ -59,7 +59,8 @@ static bool qemu_flag(const char *opt)
 		"preconfig", "no-quit", "alt-grab", "ctrl-grab", "no-frame",
 		"enable-fips", "version", "h", "help", "semihosting",
 		"enable-sync-profile", "old-param", "mem-prealloc", "no-kvm",
-		"xen-attach", "curses", NULL,
+		"xen-attach", "curses", "async-teardown", "singlestep",
+		"portrait", "xen-domid-restrict", "audio-help", NULL,
 	};
 	for (const char *const *f = flags; *f; f++)
 		if (!strcmp(opt, *f))
@@ -581,6 +582,12 @@ static bool judge(const struct opt *s, const struct recv_policy *pol,
 			    "as a disk image)");
 	if (!qemu_flag(s->name) && !s->arg)
 		return drop(v, NULL, 0, "has no argument");
+	/* an option QEMU takes without an argument, missing from our list,
+	 * would have the next option pass unjudged as its argument */
+	if (s->arg && migrecv_opt_name(s->arg) &&
+	    (opt_rule(migrecv_opt_name(s->arg)) || qemu_flag(migrecv_opt_name(s->arg))))
+		return drop(v, NULL, 0, "is followed by an option, %s, where its "
+			    "argument should be", s->arg);
 	if (allowed(pol, s->name, strlen(s->name)))
 		return true;
 	r = opt_rule(s->name);
@@ -659,6 +666,35 @@ static void add_escaped(char *out, size_t cap, const char *v)
 	out[k] = '\0';
 }
 
+/* The same in QEMU's JSON form, as libvirt writes it:
+ * {"qom-type":"memory-backend-*","id":X,"size":S,...}. */
+static bool json_ram_backend(const struct opt *s, struct argv *out)
+{
+	json_t *o = json_loads(s->arg, 0, NULL), *nbo;
+	const char *type = json_string_value(json_object_get(o, "qom-type"));
+	const char *id = json_string_value(json_object_get(o, "id"));
+	json_t *size = json_object_get(o, "size");
+	char *nb = NULL;
+
+	if (!type || strncmp(type, "memory-backend-", 15) || !type[15] || !id) {
+		json_decref(o);
+		return false;
+	}
+	nbo = json_pack("{s:s,s:s}", "qom-type", "memory-backend-ram", "id", id);
+	if (nbo && json_is_integer(size))
+		json_object_set(nbo, "size", size);
+	if (nbo)
+		nb = json_dumps(nbo, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(nbo);
+	json_decref(o);
+	if (!nb)
+		return false;
+	migrecv_av_push(out, s->word);
+	migrecv_av_push(out, nb);
+	free(nb);
+	return true;
+}
+
 /* -object memory-backend-*,id=X,size=S,... becomes
  * memory-backend-ram,id=X,size=S: the same RAM block, anonymous memory
  * (the source's file, huge pages, host NUMA policy are the source's). */
@@ -670,9 +706,17 @@ static bool ram_backend(const struct opt *s, struct argv *out)
 
 	if (!s->name || strcmp(s->name, "object") || !s->arg)
 		return false;
+	if (s->arg[0] == '{')
+		return json_ram_backend(s, out);
 	p = s->arg;
-	if (!next_prop(&p, true, &pr) || pr.key ||
-	    strncmp(pr.val, "memory-backend-", 15) || pr.vlen < 16)
+	if (!next_prop(&p, true, &pr))
+		return false;
+	if (pr.key) { /* qom-type=..., wherever it stands */
+		char type[64];
+		arg_value(s->arg, "qom-type", type, sizeof type);
+		if (strncmp(type, "memory-backend-", 15) || !type[15])
+			return false;
+	} else if (strncmp(pr.val, "memory-backend-", 15) || pr.vlen < 16)
 		return false;
 	arg_value(s->arg, "id", id, sizeof id);
 	arg_value(s->arg, "size", size, sizeof size);
@@ -686,20 +730,32 @@ static bool ram_backend(const struct opt *s, struct argv *out)
 	return true;
 }
 
-static bool is_display(const struct opt *o)
+/* What the options kept and the overrides give of what QEMU would
+ * otherwise take from the host by default. */
+struct given {
+	bool display, net, audio;
+};
+
+static void note_given(const struct opt *o, struct given *g)
 {
 	const struct opt_rule *r = o->name ? opt_rule(o->name) : NULL;
-	return r && r->cls == DISPLAY;
+
+	if (!o->name)
+		return;
+	g->display |= r && r->cls == DISPLAY;
+	g->net |= !strcmp(o->name, "nic") || !strcmp(o->name, "net") ||
+		  !strcmp(o->name, "nodefaults");
+	g->audio |= !strcmp(o->name, "audiodev");
 }
 
 /* The stream's options that pass, onto OUT; the others named (-v,
- * --dry-run) or counted. Whether one of them is a display. */
-static bool keep_stream_options(const struct opt *so, size_t ns,
+ * --dry-run) or counted. What they give is noted in *g. */
+static void keep_stream_options(const struct opt *so, size_t ns,
 				const struct opt *oo, size_t no,
-				const struct recv_policy *pol, struct argv *out)
+				const struct recv_policy *pol, struct argv *out,
+				struct given *g)
 {
 	size_t ndropped = 0;
-	bool display = false;
 
 	for (size_t i = 0; i < ns; i++) {
 		const struct opt *s = &so[i];
@@ -709,7 +765,7 @@ static bool keep_stream_options(const struct opt *so, size_t ns,
 		    ram_backend(s, out))
 			continue;
 		if (judge(s, pol, &v)) {
-			display |= is_display(s);
+			note_given(s, g);
 			migrecv_av_push(out, s->word);
 			if (s->arg)
 				migrecv_av_push(out, s->arg);
@@ -725,7 +781,6 @@ static bool keep_stream_options(const struct opt *so, size_t ns,
 		mig_warn("stdin: %zu option%s from the stream dropped (-v or "
 			 "--dry-run names them and why)", ndropped,
 			 ndropped == 1 ? "" : "s");
-	return display;
 }
 
 /* The stream's command line (META qemu.argv) as strings, into *sv. */
@@ -763,16 +818,27 @@ static void note_emulator(const char *ran, const struct emulator *em)
 	free(runs);
 }
 
-/* "-display none" unless a display was kept or is given, then the
- * overrides, last ("-incoming -" is implied). */
-static void add_overrides(const struct opt *oo, size_t no, bool display,
+/* What QEMU would take from the host by default, unless kept or given:
+ * a display ("-display none"); a NIC on user-mode networking, which
+ * reaches the host's network and its 127.0.0.1 ("-nic none"); the host's
+ * sound system for a sound device without audiodev= ("-audiodev none").
+ * Then the overrides, last ("-incoming -" is implied). */
+static void add_overrides(const struct opt *oo, size_t no, struct given g,
 			  struct argv *out)
 {
 	for (size_t j = 0; j < no; j++)
-		display |= is_display(&oo[j]);
-	if (!display) {
+		note_given(&oo[j], &g);
+	if (!g.display) {
 		migrecv_av_push(out, "-display");
 		migrecv_av_push(out, "none");
+	}
+	if (!g.net) {
+		migrecv_av_push(out, "-nic");
+		migrecv_av_push(out, "none");
+	}
+	if (!g.audio) {
+		migrecv_av_push(out, "-audiodev");
+		migrecv_av_push(out, "none,id=mig-recv-none");
 	}
 	for (size_t j = 0; j < no; j++) {
 		if (oo[j].name && !strcmp(oo[j].name, "incoming"))
@@ -825,8 +891,10 @@ int migrecv_from_stream(json_t *src, char **over, size_t nover,
 	migrecv_av_push(out, em.path);
 	ns = split_opts(sv + 1, n - 1, so);
 	no = split_opts(over + used, nover - used, oo);
-	bool display = keep_stream_options(so, ns, oo, no, pol, out);
-	add_overrides(oo, no, display, out);
+	struct given g = { 0 };
+
+	keep_stream_options(so, ns, oo, no, pol, out, &g);
+	add_overrides(oo, no, g, out);
 	rc = 0;
 out:
 	free(em.path);

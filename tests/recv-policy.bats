@@ -33,6 +33,7 @@ setup() {
 	# and what the destination makes of it, before its own options
 	KEPT="-machine q35 -accel $ACCEL -nodefaults -no-user-config -m 64M -object memory-backend-ram,id=mem,size=64M -machine memory-backend=mem"
 	QMP_END="-qmp unix:$T/q.sock,server=on,wait=off -incoming fd:3"
+	NOAUDIO="-audiodev none,id=mig-recv-none"
 	# the source's signing pair: the destination trusts src.sign.pub
 	mig-keygen -q --sign-pair "$T/src.sign"
 }
@@ -90,7 +91,7 @@ assert_dst_runs() { # EXE
 	output=$stderr assert_output --regexp "^mig-recv: qemu-system-x86_64 loaded the stream and is prelaunch"
 	# shown, never run: -v and --dry-run say what the source ran
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged
-	assert_output "qemu-system-x86_64 $KEPT -display none $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT -display none $NOAUDIO $QMP_END"
 	output=$stderr assert_output "mig-recv: stdin: the source ran $T/evil; this host runs qemu-system-x86_64 (the default on x86_64)"
 	assert_no_markers
 }
@@ -132,7 +133,7 @@ assert_dst_runs() { # EXE
 		-sandbox on -display gtk -vnc :1 \
 		"$T/marker-disk.img" -name "$(printf 'a\033]0;b\007c')" -bogus2 "$(printf '\033[31mred')"
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged
-	assert_output "qemu-system-x86_64 $KEPT -name \$'a\\x1b]0;b\\x07c' -display none $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT -name \$'a\\x1b]0;b\\x07c' -display none $NOAUDIO $QMP_END"
 	local d="mig-recv: stdin: dropped from the stream:"
 	output=$stderr assert_output "mig-recv: stdin: the source ran $T/evil; this host runs qemu-system-x86_64 (the default on x86_64)
 $d -netdev tap,id=n0,script=$T/evil,downscript=no: names a host resource (give -netdev id=n0 yourself, or --allow netdev)
@@ -178,7 +179,7 @@ $d -bogus2 \\x1b[31mred: is not on the allow-list (give -bogus2 yourself, or --a
 		-rtc base=utc -boot "order=c,splash=$T/marker-splash" -global kvm-pit.lost_tick_policy=delay
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" -- \
 		-netdev user,id=n0 -serial null < forged
-	assert_output "qemu-system-x86_64 $KEPT -device virtio-net-pci,netdev=n0,id=nic0,bus=pcie.0 -object iothread,id=io0 -object rng-builtin,id=rb0 -device virtio-rng-pci,rng=rb0 -rtc base=utc -global kvm-pit.lost_tick_policy=delay -display none -netdev user,id=n0 -serial null $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT -device virtio-net-pci,netdev=n0,id=nic0,bus=pcie.0 -object iothread,id=io0 -object rng-builtin,id=rb0 -device virtio-rng-pci,rng=rb0 -rtc base=utc -global kvm-pit.lost_tick_policy=delay -display none $NOAUDIO -netdev user,id=n0 -serial null $QMP_END"
 	# the netdev and the serial port given by the destination: not dropped
 	err_line --index 1 "mig-recv: stdin: dropped from the stream: -boot order=c,splash=$T/marker-splash: property splash names a host resource (give -boot yourself, or --allow splash)"
 	[ "${#stderr_lines[@]}" = 2 ]
@@ -189,7 +190,7 @@ $d -bogus2 \\x1b[31mred: is not on the allow-list (give -bogus2 yourself, or --a
 		-device "usb-kbd,id=k0,pcap=$T/marker-pcap" -device vfio-pci,host=01:00.0
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" \
 		--allow pcap --allow chardev --allow vfio-pci < forged
-	assert_output "qemu-system-x86_64 $KEPT -chardev file,id=c0,path=$T/marker-chardev -device usb-kbd,id=k0,pcap=$T/marker-pcap -display none $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT -chardev file,id=c0,path=$T/marker-chardev -device usb-kbd,id=k0,pcap=$T/marker-pcap -display none $NOAUDIO $QMP_END"
 	# one reason lifted, the next one is named
 	err_line --index 1 "mig-recv: stdin: dropped from the stream: -device vfio-pci,host=01:00.0: property host names a host resource (--allow host)"
 	# for real: the allowed chardev is opened by QEMU (the marker does
@@ -204,7 +205,7 @@ $d -bogus2 \\x1b[31mred: is not on the allow-list (give -bogus2 yourself, or --a
 @test "the emulator: the overrides' first word, else --emulator, else MIG_EMULATOR, else the conf file, else qemu-system-ARCH" {
 	forge forged "$T/evil" "${SRC[@]}"
 	printf '# the destination'"'"'s emulator\n  emulator = /opt/old-qemu  \nother=x\nemulator=/opt/conf-qemu\n' > recv.conf
-	local tail="$KEPT -display none $QMP_END"
+	local tail="$KEPT -display none $NOAUDIO $QMP_END"
 	run -0 --separate-stderr env MIG_RECV_CONF="$T/recv.conf" MIG_EMULATOR=/opt/env-qemu \
 		mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" --emulator /opt/opt-qemu /opt/word-qemu < forged
 	assert_output "/opt/word-qemu $tail"
@@ -247,19 +248,55 @@ $d -bogus2 \\x1b[31mred: is not on the allow-list (give -bogus2 yourself, or --a
 @test "-display none is added only when no display is given" {
 	forge forged "$T/evil" "${SRC[@]}"
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" -- -vnc :5 < forged
-	assert_output "qemu-system-x86_64 $KEPT -vnc :5 $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT $NOAUDIO -vnc :5 $QMP_END"
 	forge forged2 "$T/evil" "${SRC[@]}" -display none
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged2
-	assert_output "qemu-system-x86_64 $KEPT -display none $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT -display none $NOAUDIO $QMP_END"
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" --allow vnc -- -display none < forged
-	assert_output "qemu-system-x86_64 $KEPT -display none $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT $NOAUDIO -display none $QMP_END"
+}
+
+@test "what QEMU would take from the host by default is added when not given: no NIC, no sound system" {
+	# without -nodefaults QEMU adds an e1000 on user-mode networking,
+	# which reaches the host's network and its 127.0.0.1 (10.0.2.2)
+	local bare=(-machine q35 -accel "$ACCEL" -no-user-config -m 64M)
+	forge forged "$T/evil" "${bare[@]}" -nic "user,hostfwd=tcp::2222-:22"
+	run -0 --separate-stderr mig-recv -n -v --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged
+	assert_output "qemu-system-x86_64 -machine q35 -accel $ACCEL -no-user-config -m 64M -display none -nic none $NOAUDIO $QMP_END"
+	err_line --partial "dropped from the stream: -nic user,hostfwd=tcp::2222-:22: "
+	# the destination's own network, or sound, replaces the default
+	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" -- -nic user -audiodev alsa,id=snd0 < forged
+	assert_output "qemu-system-x86_64 -machine q35 -accel $ACCEL -no-user-config -m 64M -display none -nic user -audiodev alsa,id=snd0 $QMP_END"
+	# a sound device from the stream gets the silent backend
+	forge forged2 "$T/evil" "${SRC[@]}" -device intel-hda -device hda-duplex
+	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged2
+	assert_output "qemu-system-x86_64 $KEPT -device intel-hda -device hda-duplex -display none $NOAUDIO $QMP_END"
+}
+
+@test "an option never passes as another's argument, --allow or not" {
+	# -async-teardown takes no argument: -s (a gdb server on tcp::1234)
+	# must be judged on its own, not taken as its argument
+	forge forged "$T/evil" "${SRC[@]}" -async-teardown -s -D -m
+	run -0 --separate-stderr mig-recv -n -v --from-stream --allow async-teardown --allow D --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged
+	assert_output "qemu-system-x86_64 $KEPT -async-teardown -display none $NOAUDIO $QMP_END"
+	err_line --partial "dropped from the stream: -s: "
+	err_line --partial "dropped from the stream: -D -m: is followed by an option, -m, where its argument should be"
+}
+
+@test "memory backends in every form become anonymous RAM of the same id and size" {
+	forge forged "$T/evil" "${SRC[@]}" \
+		-object qom-type=memory-backend-memfd,id=m0,size=64M,hugetlb=on,host-nodes=0,policy=bind,prealloc=on \
+		-object id=m1,qom-type=memory-backend-file,mem-path=/dev/hugepages,size=2M \
+		-object '{"qom-type":"memory-backend-file","id":"m2","size":1048576,"mem-path":"/x"}'
+	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged
+	assert_output "qemu-system-x86_64 $KEPT -object memory-backend-ram,id=m0,size=64M -object memory-backend-ram,id=m1,size=2M -object '{\"qom-type\":\"memory-backend-ram\",\"id\":\"m2\",\"size\":1048576}' -display none $NOAUDIO $QMP_END"
 }
 
 @test "an honest --send-config checkpoint: nothing dropped, the source's emulator shown" {
 	source_vm src -S -name honest
 	run -0 --separate-stderr mig-qemu checkpoint --send-config --sign "$T/src.sign" --timeout 60 "$VM_DIR/src.mq" ckpt
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < ckpt
-	assert_output "qemu-system-x86_64 -machine q35 -accel $ACCEL -nodefaults -display none -no-user-config -name src -m 64M -object memory-backend-ram,id=mem,size=64M -machine memory-backend=mem -name honest $QMP_END"
+	assert_output "qemu-system-x86_64 -machine q35 -accel $ACCEL -nodefaults -display none -no-user-config -name src -m 64M -object memory-backend-ram,id=mem,size=64M -machine memory-backend=mem -name honest $NOAUDIO $QMP_END"
 	output=$stderr assert_output "mig-recv: stdin: the source ran $QEMU; this host runs qemu-system-x86_64 (the default on x86_64)"
 }
 
@@ -294,7 +331,7 @@ $d -bogus2 \\x1b[31mred: is not on the allow-list (give -bogus2 yourself, or --a
 		-object 'memory-backend-file,id=m2,,prealloc=on,size=1M,mem-path=/x' \
 		-name
 	run -0 --separate-stderr mig-recv -n --from-stream --signer "$T/src.sign.pub" --qmp "$T/q.sock" < forged
-	assert_output "qemu-system-x86_64 $KEPT -device virtio-rng-pci,id=a,,romfile=/x -cpu host -object memory-backend-ram,id=m2,,prealloc=on,size=1M -display none $QMP_END"
+	assert_output "qemu-system-x86_64 $KEPT -device virtio-rng-pci,id=a,,romfile=/x -cpu host -object memory-backend-ram,id=m2,,prealloc=on,size=1M -display none $NOAUDIO $QMP_END"
 	local d="mig-recv: stdin: dropped from the stream:"
 	err_line --index 1 "$d -device usb-kbd,id=k1,pcap=a,,b: property pcap names a host resource (give -device id=k1 yourself, or --allow pcap)"
 	err_line --index 2 "$d -object iothread,id=io1,x.file=/y: property file names a host resource (give -object id=io1 yourself, or --allow file)"
