@@ -4,8 +4,8 @@
  *
  * Tokens are bytes that may be written; they come in at the rate and are
  * kept up to the bucket's depth. A write waits until the bucket holds its
- * piece, and a write longer than the depth goes in pieces of the depth,
- * so no burst is ever larger than the depth.
+ * piece, and a write longer than half the depth goes in pieces of half the
+ * depth, so no burst is ever larger than the depth.
  *
  * The depth is 1/20 of a second of the rate, at most one default frame
  * (1 MiB): in any window of T seconds at most rate x T + depth bytes go,
@@ -63,11 +63,18 @@ bool mig_rate_on(const struct mig_rate *r)
 	return r && r->rate > 0;
 }
 
+/* Pieces are half the depth: waiting for a whole bucket, every sleep's
+ * overshoot would find it full and lose the tokens come in meanwhile;
+ * with room for half a bucket more, an overshoot of up to 1/40 s loses
+ * nothing. */
 size_t mig_rate_piece(const struct mig_rate *r, size_t want)
 {
-	if (!mig_rate_on(r) || (double)want <= r->depth)
+	double most;
+
+	if (!mig_rate_on(r))
 		return want;
-	return (size_t)r->depth;
+	most = r->depth >= 2 ? (double)(uint64_t)(r->depth / 2) : 1;
+	return (double)want <= most ? want : (size_t)most;
 }
 
 double mig_rate_delay(struct mig_rate *r, size_t n, double now)
@@ -80,9 +87,10 @@ double mig_rate_delay(struct mig_rate *r, size_t n, double now)
 			r->tokens = r->depth;
 		r->last = now;
 	}
-	/* n is at most the depth, which the bucket can always hold */
+	/* less than a byte short is rounding: the piece goes, the fraction
+	 * owed (waiting for it could end before the clock moves) */
 	double need = (double)mig_rate_piece(r, n) - r->tokens;
-	return need > 0 ? need / r->rate : 0;
+	return need >= 1 ? need / r->rate : 0;
 }
 
 void mig_rate_take(struct mig_rate *r, size_t n)
