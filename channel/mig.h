@@ -620,7 +620,7 @@ void mig_format_bytes(uint64_t n, char *buf, size_t len);
  * A token bucket: every filter's output (the driver), mig-tee's forwarded
  * stream and mig-ssh's sending share it. Its depth is 1/20 s of the rate,
  * at most 1 MiB, so no 1-second window goes more than 5 % over the rate;
- * writes longer than half the depth go in pieces. A rate of 0 (or a NULL
+ * writes longer than a quarter of the depth go in pieces. A rate of 0 (or a NULL
  * bucket) is no limit: the write functions then only write.
  */
 struct mig_rate {
@@ -638,8 +638,8 @@ int mig_rate_option(const char *arg, uint64_t *bps);
 /* bps 0: off. The bucket starts full. */
 void mig_rate_init(struct mig_rate *r, uint64_t bps, double now);
 bool mig_rate_on(const struct mig_rate *r);
-/* The piece of want bytes that may go in one write: at most half the
- * depth (at least 1). */
+/* The piece of want bytes that may go in one write: at most a quarter
+ * of the depth (at least 1). */
 size_t mig_rate_piece(const struct mig_rate *r, size_t want);
 /* Count the tokens come in by now; the seconds until a piece of n bytes
  * (mig_rate_piece) may go, 0 if now. */

@@ -4,8 +4,8 @@
  *
  * Tokens are bytes that may be written; they come in at the rate and are
  * kept up to the bucket's depth. A write waits until the bucket holds its
- * piece, and a write longer than half the depth goes in pieces of half the
- * depth, so no burst is ever larger than the depth.
+ * piece, and a write longer than a quarter of the depth goes in pieces of
+ * a quarter, so no burst is ever larger than the depth.
  *
  * The depth is 1/20 of a second of the rate, at most one default frame
  * (1 MiB): in any window of T seconds at most rate x T + depth bytes go,
@@ -63,17 +63,18 @@ bool mig_rate_on(const struct mig_rate *r)
 	return r && r->rate > 0;
 }
 
-/* Pieces are half the depth: waiting for a whole bucket, every sleep's
- * overshoot would find it full and lose the tokens come in meanwhile;
- * with room for half a bucket more, an overshoot of up to 1/40 s loses
- * nothing. */
+/* Pieces are a quarter of the depth: waiting for a whole bucket, every
+ * sleep's overshoot (a late wake-up on a busy machine, a reader slow to
+ * empty the pipe) would find it full and lose the tokens come in
+ * meanwhile; with room for 3/4 of a bucket more, a delay of up to 3/80 s
+ * loses nothing. */
 size_t mig_rate_piece(const struct mig_rate *r, size_t want)
 {
 	double most;
 
 	if (!mig_rate_on(r))
 		return want;
-	most = r->depth >= 2 ? (double)(uint64_t)(r->depth / 2) : 1;
+	most = r->depth >= 4 ? (double)(uint64_t)(r->depth / 4) : 1;
 	return (double)want <= most ? want : (size_t)most;
 }
 

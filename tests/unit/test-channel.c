@@ -407,15 +407,15 @@ static void test_rate_bucket(void)
 	mig_rate_init(&r, 10 << 20, 100.0);
 	ok(r.depth == M10 / 20 && r.tokens == r.depth,
 	   "10M: 1/20 s deep (%.0f), starts full", r.depth);
-	ok(mig_rate_piece(&r, 4 << 20) == (size_t)(M10 / 40) &&
-	   mig_rate_piece(&r, 100) == 100, "pieces of at most half the depth");
+	ok(mig_rate_piece(&r, 4 << 20) == (size_t)(M10 / 80) &&
+	   mig_rate_piece(&r, 100) == 100, "pieces of at most a quarter of the depth");
 	ok(mig_rate_delay(&r, 4 << 20, 100.0) == 0, "the first piece goes at once");
 	mig_rate_take(&r, (size_t)r.depth);
 	double d = mig_rate_delay(&r, 4 << 20, 100.0);
-	ok(d > 0.02499 && d < 0.02501, "empty: half a bucket in 1/40 s (%.6f)", d);
-	ok(mig_rate_delay(&r, 4 << 20, 100.03) == 0,
-	   "a 5 ms overshoot keeps its tokens (%.0f)", r.tokens);
-	ok(r.tokens > M10 * 0.0299 && r.tokens < M10 * 0.0301, "tokens of 30 ms");
+	ok(d > 0.012499 && d < 0.012501, "empty: a quarter bucket in 1/80 s (%.6f)", d);
+	ok(mig_rate_delay(&r, 4 << 20, 100.0475) == 0,
+	   "a 35 ms overshoot keeps its tokens (%.0f)", r.tokens);
+	ok(r.tokens > M10 * 0.0474 && r.tokens < M10 * 0.0476, "tokens of 47.5 ms");
 	mig_rate_delay(&r, 1, 200.0);
 	ok(r.tokens == r.depth, "after idle: never more than the depth");
 	mig_rate_take(&r, (size_t)r.depth + (1 << 20));
@@ -426,6 +426,8 @@ static void test_rate_bucket(void)
 	ok(r.depth == 1 << 20, "1T: 1 MiB deep");
 	mig_rate_init(&r, 7, 0);
 	ok(r.depth == 1 && mig_rate_piece(&r, 10) == 1, "7 bytes a second: 1 deep");
+	mig_rate_init(&r, 100, 0);
+	ok(r.depth == 5 && mig_rate_piece(&r, 10) == 1, "100 bytes a second: 5 deep, pieces of 1");
 }
 
 /* A writer of 1 MiB frames at 10M for 20 s of a clock that sleeps 0 to
@@ -433,7 +435,7 @@ static void test_rate_bucket(void)
  * window carries more than 5 % over it. */
 static void test_rate_windows(void)
 {
-	enum { MAXW = 2000 };
+	enum { MAXW = 4000 };
 	static double at[MAXW];
 	static size_t len[MAXW];
 	struct mig_rate r;
@@ -484,7 +486,7 @@ static void test_rate_write(void)
 	ok(f != NULL, "a temporary file");
 	if (!f)
 		return;
-	/* 1M: 52428 deep, pieces of 26214: (300000 - 52428) / 2^20 = 0.236 s */
+	/* 1M: 52428 deep, pieces of 13107: (300000 - 52428) / 2^20 = 0.236 s */
 	mig_rate_init(&r, 1 << 20, mig_now());
 	double t0 = mig_now();
 	int rc = mig_rate_writev(&r, fileno(f), buf, 1000, buf + 1000,
