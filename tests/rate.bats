@@ -109,6 +109,13 @@ filter_at_rate() { # SECONDS TOL IN EXPECTED_SIZE COMMAND...
 	cmp out "$F/env"
 }
 
+@test "zstd-long into a pipe takes waiting for --rate as a slow link: its level rises, the stream intact" {
+	mig-compress -v --rate 8M < "$STREAM" 2> err | mig-decompress > back
+	cmp back "$STREAM"
+	run cat err
+	assert_line --regexp '^mig-compress: zstd-long levels 1 to [2-9], adapted to the output$'
+}
+
 @test "--frame-size larger than the bucket: a frame goes in pieces, the rate holds" {
 	# 16 MiB frames, 16 times the 1 MiB the bucket holds at most: each
 	# frame goes in 64 pieces of 256 KiB
