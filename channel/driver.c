@@ -23,6 +23,7 @@ enum {
 	OPT_FRAME_SIZE,
 	OPT_THREADS,
 	OPT_MEMORY,
+	OPT_RATE,
 	OPT_FILTER = 1000, /* + index into the filter's options */
 };
 
@@ -33,6 +34,8 @@ struct run {
 	uint64_t frame_size;
 	int threads;
 	uint64_t memory; /* --memory: 0 for the default */
+	uint64_t rate_bps; /* --rate: 0 for none */
+	struct mig_rate rate;
 	const char **meta; /* "KEY=VALUE" */
 	size_t nmeta;
 	const char *input; /* NULL: stdin */
@@ -67,6 +70,8 @@ static void usage(const struct mig_filter *f, FILE *out)
 		"%s"
 		"      --memory SIZE    decoding: most memory for frames in "
 		"flight (default 1G)\n"
+		"      --rate RATE      write at most RATE bytes a second "
+		"(K, M, G: 1024^n)\n"
 		"      --progress       show bytes and rate on stderr\n"
 		"  -v, --verbose        describe the layer on stderr\n"
 		"  -q, --quiet          no warnings\n"
@@ -118,6 +123,7 @@ static int build_options(const struct mig_filter *f, struct optset *os)
 		{ "frame-size", required_argument, NULL, OPT_FRAME_SIZE },
 		{ "threads", required_argument, NULL, 'T' },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "rate", required_argument, NULL, OPT_RATE },
 	};
 	size_t nc = sizeof common / sizeof common[0], sl;
 
@@ -197,6 +203,7 @@ static int common_option(struct run *r, int c, char **argv)
 	case OPT_META: r->meta[r->nmeta++] = optarg; return MIG_GO_ON;
 	case OPT_MEMORY: return memory_option(r, optarg);
 	case OPT_FRAME_SIZE: return frame_size_option(r, optarg);
+	case OPT_RATE: return mig_rate_option(optarg, &r->rate_bps);
 	case '?':
 		return mig_unknown_option(argv);
 	}
@@ -339,7 +346,7 @@ static int decode(struct run *r, struct mig_src *in)
 			goto fail;
 		if (got == 0)
 			break;
-		if (mig_write_all(1, p, n, &e) < 0)
+		if (mig_rate_write(&r->rate, 1, p, n, &e) < 0)
 			goto fail;
 		out += n;
 		mig_progress_update(&pr, mig_src_offset(in), out);
@@ -384,6 +391,7 @@ static int encode(struct run *r, struct mig_src *in)
 	if (!(k = mig_sink_open(1, r->f, r->st, r->frame_size, r->threads, &e)))
 		goto fail;
 	fs = mig_sink_frame_size(k);
+	mig_sink_rate(k, &r->rate);
 	for (size_t i = 0; i < r->nmeta; i++)
 		if (mig_sink_meta_line(k, r->meta[i], &e) < 0) {
 			mig_err_prefix(&e, "--meta ");
@@ -505,6 +513,8 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 		rc = MIG_EXIT_SYS;
 		goto out;
 	}
+	/* the bucket fills from when the first byte could go */
+	mig_rate_init(&r.rate, r.rate_bps, mig_now());
 	if (r.progress) /* before anything reads it */
 		mig_progress_first_in(fd);
 	rc = r.decode ? decode(&r, in) : encode(&r, in);

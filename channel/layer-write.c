@@ -42,6 +42,7 @@ struct mig_sink {
 	size_t nslots;
 	uint64_t filled, written; /* slots handed to the filter, and written */
 	double output_wait; /* seconds spent writing frames: the back-pressure */
+	struct mig_rate *rate; /* --rate, NULL: none */
 };
 
 static void encode_job(struct mig_job *j)
@@ -72,7 +73,9 @@ static int write_frame(struct mig_sink *k, struct slot *s, struct mig_err *e)
 	mig_put_le16(h + 2, 0);
 	mig_put_le32(h + 4, (uint32_t)s->outlen);
 	double t0 = mig_now();
-	if (mig_writev_all(k->fd, h, sizeof h, s->out, s->outlen, e) < 0)
+	/* waiting for --rate's tokens counts as back-pressure too: the
+	 * output is that slow */
+	if (mig_rate_writev(k->rate, k->fd, h, sizeof h, s->out, s->outlen, e) < 0)
 		return -1;
 	k->output_wait += mig_now() - t0;
 	k->t.encoded += sizeof h + s->outlen;
@@ -279,6 +282,12 @@ int mig_sink_end(struct mig_sink *k, struct mig_err *e)
 size_t mig_sink_frame_size(const struct mig_sink *k)
 {
 	return k->frame_size;
+}
+
+void mig_sink_rate(struct mig_sink *k, struct mig_rate *r)
+{
+	k->rate = r;
+	mig_rate_take(r, (size_t)k->t.encoded); /* the header, sent already */
 }
 
 void mig_sink_totals(const struct mig_sink *k, struct mig_layer_totals *t)

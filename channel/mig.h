@@ -555,6 +555,10 @@ struct mig_sink *mig_sink_open(int fd, const struct mig_filter *f, void *st,
 			       size_t frame_size, int threads,
 			       struct mig_err *e);
 size_t mig_sink_frame_size(const struct mig_sink *k);
+/* Write the frames from now on at r's rate (r is kept, not copied; NULL:
+ * no limit); the header already written is counted against it. */
+struct mig_rate;
+void mig_sink_rate(struct mig_sink *k, struct mig_rate *r);
 int mig_sink_meta(struct mig_sink *k, const char *key, const char *value,
 		  struct mig_err *e);
 /* The same from "KEY=VALUE" (--meta, a line of a META file): the one place
@@ -609,6 +613,47 @@ int mig_cpus(void);
 int mig_parse_size(const char *s, uint64_t *out);
 /* "1.5 GiB" */
 void mig_format_bytes(uint64_t n, char *buf, size_t len);
+
+/* ---- --rate: the bytes a stage writes a second (rate.c) ----------------- */
+
+/*
+ * A token bucket: every filter's output (the driver), mig-tee's forwarded
+ * stream and mig-ssh's sending share it. Its depth is 1/20 s of the rate,
+ * at most 1 MiB, so no 1-second window goes more than 5 % over the rate;
+ * writes longer than a quarter of the depth go in pieces. A rate of 0 (or a NULL
+ * bucket) is no limit: the write functions then only write.
+ */
+struct mig_rate {
+	double rate;   /* bytes a second; 0: no limit */
+	double depth;  /* the most bytes that go at once */
+	double tokens; /* bytes that may go now; below 0: owed */
+	double last;   /* when tokens were counted (mig_now()) */
+};
+/* RATE as --rate takes it: mig_parse_size()'s sizes (K, M, G: 1024,
+ * 1024^2, 1024^3; KiB and KB the same), above 0. -1 if not. */
+int mig_rate_parse(const char *arg, uint64_t *bps);
+/* The same for an option: MIG_GO_ON, or MIG_EXIT_USAGE after "PROG:
+ * --rate: 'ARG' is not a rate ..." */
+int mig_rate_option(const char *arg, uint64_t *bps);
+/* bps 0: off. The bucket starts full. */
+void mig_rate_init(struct mig_rate *r, uint64_t bps, double now);
+bool mig_rate_on(const struct mig_rate *r);
+/* The piece of want bytes that may go in one write: at most a quarter
+ * of the depth (at least 1). */
+size_t mig_rate_piece(const struct mig_rate *r, size_t want);
+/* Count the tokens come in by now; the seconds until a piece of n bytes
+ * (mig_rate_piece) may go, 0 if now. */
+double mig_rate_delay(struct mig_rate *r, size_t n, double now);
+/* n bytes went (or are owed: bytes written before the bucket was set). */
+void mig_rate_take(struct mig_rate *r, size_t n);
+/* Sleep until a piece of want bytes may go; returns the piece (want when
+ * off). The caller takes what it then writes. */
+size_t mig_rate_wait(struct mig_rate *r, size_t want);
+/* mig_writev_all()/mig_write_all() at the rate. */
+int mig_rate_writev(struct mig_rate *r, int fd, const void *a, size_t alen,
+		    const void *b, size_t blen, struct mig_err *e);
+int mig_rate_write(struct mig_rate *r, int fd, const void *buf, size_t len,
+		   struct mig_err *e);
 
 /* Bytes from a stream (META, names) as one printable line: printable
  * ASCII as is, a backslash as \\, every other byte as \xNN. A malloc'd

@@ -256,6 +256,7 @@ static int run_remote(const struct cmdline *c, const bool closed[3])
 	migssh_prefetch_stop(&r.pre);
 	if (c->verbose)
 		say_started(&r);
+	mig_rate_init(&r.x.rate, c->rate, mig_now());
 	if (transfer(&r) < 0)
 		goto out;
 	rc = remote_status(&r, c);

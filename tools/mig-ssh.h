@@ -16,6 +16,8 @@
 
 #include <libssh/libssh.h>
 
+#include "mig.h"
+
 #define EXIT_OWN 255
 #define BUF_SIZE (1u << 20)
 #define MAX_IDENTITIES 32
@@ -46,6 +48,7 @@ struct cmdline {
 	bool quiet;
 	int verbose;
 	long alive_interval, alive_count; /* ServerAlive*, -1: not yet set */
+	uint64_t rate;     /* --rate: bytes of stdin sent a second, 0: no limit */
 	char *revoked;     /* RevokedHostKeys, NULL: none */
 	bool revoked_set;  /* given (perhaps as "none"): the first one wins */
 	const char *host;  /* as given: what messages and Host blocks use */
@@ -92,6 +95,7 @@ struct xfer {
 	long alive_interval, alive_count, unanswered;
 	uint64_t heard_packets;
 	int64_t next_alive_ms;
+	struct mig_rate rate; /* --rate on what is sent */
 };
 
 /* mig-ssh.c: one message on stderr, "mig-ssh: HOST: " and fmt's text

@@ -47,6 +47,8 @@ struct tee {
 	char *resolved;       /* that file's path, when FILE is a symlink */
 	bool fsync, required, forward, verbose, quiet, progress;
 	bool splice; /* stdin and stdout are pipes: forward with tee(2) */
+	uint64_t rate_bps; /* --rate, 0: none */
+	struct mig_rate rate; /* on the pieces forwarded (or, -o, taken in) */
 	const char **meta;
 	size_t nmeta;
 
@@ -478,6 +480,8 @@ static void usage(FILE *out)
 		"      --required       a failed checkpoint fails the pipeline "
 		"(default: warn,\n"
 		"                       keep forwarding)\n"
+		"      --rate RATE      pass on at most RATE bytes a second "
+		"(K, M, G: 1024^n)\n"
 		"      --progress       show bytes and rate on stderr\n"
 		"  -v, --verbose        say what was checkpointed\n"
 		"  -q, --quiet          no warnings\n"
@@ -519,13 +523,14 @@ static int take_file(struct tee *t, int argc, char **argv)
 /* MIG_GO_ON, or the exit status to leave with. */
 static int parse_args(struct tee *t, int argc, char **argv)
 {
-	enum { OPT_FSYNC = 256, OPT_REQUIRED, OPT_META, OPT_PROGRESS };
+	enum { OPT_FSYNC = 256, OPT_REQUIRED, OPT_META, OPT_PROGRESS, OPT_RATE };
 	static const struct option lo[] = {
 		{ "only", no_argument, NULL, 'o' },
 		{ "fsync", no_argument, NULL, OPT_FSYNC },
 		{ "required", no_argument, NULL, OPT_REQUIRED },
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -546,6 +551,10 @@ static int parse_args(struct tee *t, int argc, char **argv)
 		case OPT_FSYNC: t->fsync = true; break;
 		case OPT_REQUIRED: t->required = true; break;
 		case OPT_PROGRESS: t->progress = true; break;
+		case OPT_RATE:
+			if (mig_rate_option(optarg, &t->rate_bps) != MIG_GO_ON)
+				return MIG_EXIT_USAGE;
+			break;
 		case 'v': t->verbose = true; break;
 		case 'q': t->quiet = true; break;
 		case 'h': usage(stdout); return mig_stdout_finish();
@@ -575,13 +584,14 @@ static int open_envelope(struct tee *t, struct mig_err *e)
 	return 0;
 }
 
-/* One piece through user space: read it, write it on. Returns its size, 0
- * at the end of input, -1 on error. */
-static ssize_t forward_piece(const struct tee *t, uint8_t *buf, struct mig_err *e)
+/* One piece of at most max bytes through user space: read it, write it
+ * on. Returns its size, 0 at the end of input, -1 on error. */
+static ssize_t forward_piece(const struct tee *t, uint8_t *buf, size_t max,
+			     struct mig_err *e)
 {
 	ssize_t n;
 
-	while ((n = read(0, buf, CHUNK)) < 0 && errno == EINTR)
+	while ((n = read(0, buf, max)) < 0 && errno == EINTR)
 		;
 	if (n < 0)
 		return mig_err_set(e, MIG_EXIT_IO, "stdin: read: %s", strerror(errno));
@@ -594,11 +604,11 @@ static ssize_t forward_piece(const struct tee *t, uint8_t *buf, struct mig_err *
  * copying them, and only the checkpoint's copy is read. This saves one of
  * the three copies of every byte, which matters when mig-tee shares its
  * cores with the rest of a migration. */
-static ssize_t forward_piece_tee(uint8_t *buf, struct mig_err *e)
+static ssize_t forward_piece_tee(uint8_t *buf, size_t max, struct mig_err *e)
 {
 	ssize_t n, got = 0;
 
-	while ((n = tee(0, 1, CHUNK, 0)) < 0) {
+	while ((n = tee(0, 1, max, 0)) < 0) {
 		/* a spawner may hand out non-blocking pipes: wait for both */
 		struct pollfd in = { .fd = 0, .events = POLLIN },
 			      out = { .fd = 1, .events = POLLOUT };
@@ -641,14 +651,18 @@ static int forward(struct tee *t)
 		if (stop)
 			break;
 
-		ssize_t n = t->splice ? forward_piece_tee(t->buf[slot], &e)
-				      : forward_piece(t, t->buf[slot], &e);
+		/* --rate: a piece the bucket allows; the checkpoint gets the
+		 * same pieces, so with -o they are what it is written at */
+		size_t max = mig_rate_wait(&t->rate, CHUNK);
+		ssize_t n = t->splice ? forward_piece_tee(t->buf[slot], max, &e)
+				      : forward_piece(t, t->buf[slot], max, &e);
 		if (n < 0) {
 			mig_warn("%s", e.msg);
 			return MIG_EXIT_IO;
 		}
 		if (n == 0)
 			break;
+		mig_rate_take(&t->rate, (size_t)n);
 		total += (uint64_t)n;
 		mig_progress_update(&pr, total, total);
 		pthread_mutex_lock(&t->mu);
@@ -763,6 +777,7 @@ static int tee_stream(struct tee *t)
 	mig_pipe_grow(0);
 	mig_pipe_grow(1);
 	t->splice = t->forward && is_pipe(0) && is_pipe(1);
+	mig_rate_init(&t->rate, t->rate_bps, mig_now());
 	if (pthread_create(&th, NULL, writer, t) != 0) {
 		mig_warn("cannot start the writer thread");
 		return MIG_EXIT_SYS;

@@ -29,6 +29,8 @@ static void usage(FILE *out)
 		"  -F CONFIG       ssh configuration file instead of "
 		"~/.ssh/config\n"
 		"  -o OPTION=VALUE an ssh_config(5) option (repeatable)\n"
+		"      --rate RATE send at most RATE bytes of stdin a second "
+		"(K, M, G: 1024^n)\n"
 		"  -v, --verbose   describe the connection on stderr "
 		"(-vv: libssh's log)\n"
 		"  -q, --quiet     no warnings\n"
@@ -166,7 +168,9 @@ static int add_identity(struct cmdline *c, const char *arg)
 /* mig-ssh's own options, up to HOST: MIG_GO_ON, or the exit status. */
 static int parse_options(struct cmdline *c, int argc, char **argv)
 {
+	enum { OPT_RATE = 256 };
 	static const struct option lo[] = {
+		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -185,6 +189,9 @@ static int parse_options(struct cmdline *c, int argc, char **argv)
 		case 'F': c->config = optarg; break;
 		case 'i': r = add_identity(c, optarg); break;
 		case 'o': r = add_option(c, optarg); break;
+		case OPT_RATE:
+			r = mig_rate_option(optarg, &c->rate) == MIG_GO_ON ? 0 : -1;
+			break;
 		case 'q': c->quiet = true; break;
 		case 'v': c->verbose++; break;
 		case 'h': usage(stdout); return said(mig_stdout_finish());

@@ -117,16 +117,31 @@ static int read_stdin(struct xfer *x, bool *progress)
 	return 0;
 }
 
-/* As much of the buffer as the channel's window takes. */
+/* The bytes of the buffer --rate lets go now: 0 while the bucket fills
+ * (poll_timeout() then wakes us when it has). */
+static size_t rate_allows(struct xfer *x)
+{
+	if (!mig_rate_on(&x->rate)) /* no clock read, no wait */
+		return x->in_len;
+	size_t piece = mig_rate_piece(&x->rate, x->in_len);
+
+	return mig_rate_delay(&x->rate, piece, mig_now()) > 0 ? 0 : piece;
+}
+
+/* As much of the buffer as the channel's window (and --rate) takes. */
 static int send_input(struct xfer *x, bool *progress)
 {
+	size_t len;
+
 	if (x->in_len == 0)
 		return 0;
 	if (ssh_channel_is_closed(x->ch)) {
 		input_cut_short(x);
 		return 0;
 	}
-	int n = ssh_channel_write(x->ch, x->in + x->in_off, (uint32_t)x->in_len);
+	if ((len = rate_allows(x)) == 0)
+		return 0;
+	int n = ssh_channel_write(x->ch, x->in + x->in_off, (uint32_t)len);
 	if (n == SSH_ERROR) {
 		if (!ssh_is_connected(x->s) || !ssh_channel_is_closed(x->ch))
 			return lost(x, "while sending");
@@ -136,6 +151,7 @@ static int send_input(struct xfer *x, bool *progress)
 		x->in_off += (size_t)n;
 		x->in_len -= (size_t)n;
 		x->sent += (uint64_t)n;
+		mig_rate_take(&x->rate, (size_t)n);
 		*progress = true;
 	}
 	return 0;
@@ -269,15 +285,23 @@ static int alive_check(struct xfer *x)
 
 /* How long poll() may wait: at most a second (the state is re-checked
  * whatever libssh did with the socket meanwhile), less when a keepalive
- * is due sooner. */
-static int poll_timeout(const struct xfer *x)
+ * is due sooner or --rate lets the next piece go sooner: waiting for the
+ * rate, we still answer the server and send keepalives. */
+static int poll_timeout(struct xfer *x)
 {
-	int64_t left;
+	int64_t left = 1000;
 
-	if (x->alive_interval == 0)
-		return 1000;
-	left = x->next_alive_ms - now_ms();
-	return left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
+	if (x->alive_interval != 0 && x->next_alive_ms - now_ms() < left)
+		left = x->next_alive_ms - now_ms();
+	if (x->in_len != 0 && mig_rate_on(&x->rate)) {
+		size_t piece = mig_rate_piece(&x->rate, x->in_len);
+		double d = mig_rate_delay(&x->rate, piece, mig_now());
+		/* rounded up: woken early, we would only poll again */
+		int64_t rate_ms = (int64_t)(d * 1000) + (d > 0);
+		if (rate_ms < left)
+			left = rate_ms;
+	}
+	return left < 0 ? 0 : (int)left;
 }
 
 /* Sleep in poll() until the socket or stdin (when we want more of it)

@@ -380,6 +380,133 @@ static void test_sizes(void)
 	ok(strcmp(s, "1.5 KiB") == 0, "format 1536 as 1.5 KiB (%s)", s);
 }
 
+static void test_rate_parse(void)
+{
+	uint64_t v = 0;
+	ok(mig_rate_parse("10M", &v) == 0 && v == 10ull << 20, "rate 10M");
+	ok(mig_rate_parse("800KiB", &v) == 0 && v == 800ull << 10, "rate 800KiB");
+	ok(mig_rate_parse("1", &v) == 0 && v == 1, "rate 1 byte a second");
+	ok(mig_rate_parse("0", &v) < 0, "rate 0 refused");
+	ok(mig_rate_parse("0K", &v) < 0, "rate 0K refused");
+	ok(mig_rate_parse("-5M", &v) < 0, "negative rate refused");
+	ok(mig_rate_parse("fast", &v) < 0, "garbage rate refused");
+	ok(mig_rate_parse("5Mbit", &v) < 0, "rate in bits refused");
+	ok(mig_rate_parse("99999999999999999999", &v) < 0, "rate overflow refused");
+	ok(mig_rate_parse("17179869184G", &v) < 0, "rate shift overflow refused");
+}
+
+static void test_rate_bucket(void)
+{
+	struct mig_rate r;
+	const double M10 = 10 << 20;
+
+	mig_rate_init(&r, 0, 5.0);
+	ok(!mig_rate_on(&r) && !mig_rate_on(NULL), "rate 0 and NULL: off");
+	ok(mig_rate_piece(&r, 123456789) == 123456789 &&
+	   mig_rate_delay(&r, 123456789, 5.0) == 0, "off: any write, at once");
+	mig_rate_init(&r, 10 << 20, 100.0);
+	ok(r.depth == M10 / 20 && r.tokens == r.depth,
+	   "10M: 1/20 s deep (%.0f), starts full", r.depth);
+	ok(mig_rate_piece(&r, 4 << 20) == (size_t)(M10 / 80) &&
+	   mig_rate_piece(&r, 100) == 100, "pieces of at most a quarter of the depth");
+	ok(mig_rate_delay(&r, 4 << 20, 100.0) == 0, "the first piece goes at once");
+	mig_rate_take(&r, (size_t)r.depth);
+	double d = mig_rate_delay(&r, 4 << 20, 100.0);
+	ok(d > 0.012499 && d < 0.012501, "empty: a quarter bucket in 1/80 s (%.6f)", d);
+	ok(mig_rate_delay(&r, 4 << 20, 100.0475) == 0,
+	   "a 35 ms overshoot keeps its tokens (%.0f)", r.tokens);
+	ok(r.tokens > M10 * 0.0474 && r.tokens < M10 * 0.0476, "tokens of 47.5 ms");
+	mig_rate_delay(&r, 1, 200.0);
+	ok(r.tokens == r.depth, "after idle: never more than the depth");
+	mig_rate_take(&r, (size_t)r.depth + (1 << 20));
+	d = mig_rate_delay(&r, 1, 200.0);
+	ok(d > 0.09999 && d < 0.10001, "1 MiB owed at 10M: 0.1 s (%.6f)", d);
+	ok(mig_rate_delay(&r, 1, 199.0) > 0.0999, "the clock going back adds nothing");
+	mig_rate_init(&r, 1ull << 40, 0);
+	ok(r.depth == 1 << 20, "1T: 1 MiB deep");
+	mig_rate_init(&r, 7, 0);
+	ok(r.depth == 1 && mig_rate_piece(&r, 10) == 1, "7 bytes a second: 1 deep");
+	mig_rate_init(&r, 100, 0);
+	ok(r.depth == 5 && mig_rate_piece(&r, 10) == 1, "100 bytes a second: 5 deep, pieces of 1");
+}
+
+/* A writer of 1 MiB frames at 10M for 20 s of a clock that sleeps 0 to
+ * 3 ms too long: the total is the rate within 0.5 %, and no 1-second
+ * window carries more than 5 % over it. */
+static void test_rate_windows(void)
+{
+	enum { MAXW = 4000 };
+	static double at[MAXW];
+	static size_t len[MAXW];
+	struct mig_rate r;
+	const double rate = 10 << 20;
+	double t = 0, worst = 0;
+	uint64_t total = 0;
+	size_t n = 0;
+
+	mig_rate_init(&r, 10 << 20, t);
+	while (t < 20 && n < MAXW) {
+		size_t left = 1 << 20;
+		while (left && n < MAXW) {
+			size_t p = mig_rate_piece(&r, left);
+			double d = mig_rate_delay(&r, p, t);
+			if (d > 0) {
+				t += d + (double)(n % 4) * 0.001;
+				continue;
+			}
+			mig_rate_take(&r, p);
+			at[n] = t, len[n++] = p;
+			total += p, left -= p;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w = 0;
+		for (size_t j = i; j < n && at[j] < at[i] + 1.0; j++)
+			w += len[j];
+		if ((double)w / rate > worst)
+			worst = (double)w / rate;
+	}
+	ok(n < MAXW, "pieces: %zu", n);
+	double share = (double)total / t / rate;
+	ok(share > 0.995 && share < 1.005,
+	   "20 s at 10M: %.4f of the rate", (double)total / t / rate);
+	ok(worst <= 1.05, "the busiest 1-second window: %.4f of the rate", worst);
+}
+
+static void test_rate_write(void)
+{
+	struct mig_rate r;
+	struct mig_err e = { 0 };
+	int fds[2];
+	static uint8_t buf[300000], back[300000];
+	FILE *f = tmpfile();
+
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)(i * 7);
+	ok(f != NULL, "a temporary file");
+	if (!f)
+		return;
+	/* 1M: 52428 deep, pieces of 13107: (300000 - 52428) / 2^20 = 0.236 s */
+	mig_rate_init(&r, 1 << 20, mig_now());
+	double t0 = mig_now();
+	int rc = mig_rate_writev(&r, fileno(f), buf, 1000, buf + 1000,
+				 sizeof buf - 1000, &e);
+	double dt = mig_now() - t0;
+	ok(rc == 0, "written at the rate");
+	ok(dt > 0.230 && dt < 0.40, "300000 bytes at 1M after a full bucket: %.3f s", dt);
+	size_t got = pread(fileno(f), back, sizeof back, 0) == sizeof back &&
+		     pread(fileno(f), back, 1, sizeof back) == 0 ? sizeof back : 0;
+	ok(got == sizeof buf && memcmp(buf, back, sizeof buf) == 0,
+	   "the bytes, whole and in order");
+	fclose(f);
+	signal(SIGPIPE, SIG_IGN);
+	ok(pipe(fds) == 0, "pipe");
+	close(fds[0]);
+	ok(mig_rate_write(&r, fds[1], buf, 10, &e) < 0 && e.code == MIG_EXIT_IO,
+	   "a reader gone: the write's error (%s)", e.msg);
+	close(fds[1]);
+}
+
 static void test_detect(void)
 {
 	static const struct { const char *in; size_t len; int type; const char *says; } cases[] = {
@@ -1312,6 +1439,10 @@ static void test_fields(void)
 int main(void)
 {
 	test_sizes();
+	test_rate_parse();
+	test_rate_bucket();
+	test_rate_windows();
+	test_rate_write();
 	test_detect();
 	test_meta_parse();
 	test_roundtrips();
