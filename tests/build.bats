@@ -84,6 +84,6 @@ setup() {
 	export MIG_KINDS_DIR=$dest/opt/mig/share/migkit/kinds.d
 	run -1 --separate-stderr mig-checksum -d < x
 	output=$stderr assert_output "mig-checksum: stdin: input is a xor layer; run mig-xor -d first"
-	run mig-info x
+	run -5 mig-info x
 	assert_line --index 1 --regexp '^layer 1: xor, cannot be opened here'
 }

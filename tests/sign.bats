@@ -77,6 +77,13 @@ signed() { # OUT [KEY]: the test stream in an envelope signed with KEY
 @test "a raw stream, without any envelope, is unsigned" {
 	run -1 --separate-stderr mig-recv -n --signer src.pub qemu-system-x86_64 -incoming - < "$STREAM"
 	output=$stderr assert_output "mig-recv: stdin: the stream is not signed (it has no envelope), and a trusted signer is required (--signer)"
+	# mig-info --signer too, raw or inside a complete checksum layer
+	run -1 --separate-stderr mig-info -q --signer src.pub "$STREAM"
+	output=$stderr assert_output "mig-info: $STREAM: the stream is not signed (it has no envelope), and a trusted signer is required (--signer)"
+	mig-checksum < "$STREAM" > s.sum
+	run -1 --separate-stderr mig-info -q --signer src.pub s.sum
+	output=$stderr assert_output "mig-info: s.sum: the stream is not signed (it has no envelope), and a trusted signer is required (--signer)"
+	run -0 mig-info -q s.sum
 }
 
 @test "a signature stripped (the envelope re-made unsigned) is refused" {

@@ -132,6 +132,14 @@ static int open_layer(struct info *in, const struct mig_detect *d,
 	return 0;
 }
 
+static bool has_envelope(const struct info *in)
+{
+	for (size_t i = 0; i < in->nlayers; i++)
+		if (in->layers[i].kind == MIG_KIND_ENVELOPE)
+			return true;
+	return false;
+}
+
 static int scan(struct info *in)
 {
 	struct mig_detect d;
@@ -152,6 +160,11 @@ static int scan(struct info *in)
 		if (open_layer(in, &d, f) < 0)
 			return -1;
 	}
+	/* --signer: as mig-recv, a stream without an envelope is unsigned */
+	if (in->signers.n && !has_envelope(in))
+		return mig_err_set(&in->err, MIG_EXIT_DATA, "the stream is not "
+				   "signed (it has no envelope), and a trusted "
+				   "signer is required (--signer)");
 	if (d.type != MIG_INPUT_QEMU)
 		return inner_not_qemu(in, d.type);
 
