@@ -516,7 +516,7 @@ int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 	/* the bucket fills from when the first byte could go */
 	mig_rate_init(&r.rate, r.rate_bps, mig_now());
 	if (r.progress) /* before anything reads it */
-		mig_progress_first_in(fd);
+		mig_progress_first_in(fd, r.decode ? -1 : 1);
 	rc = r.decode ? decode(&r, in) : encode(&r, in);
 out:
 	mig_src_free(in);

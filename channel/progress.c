@@ -54,14 +54,19 @@ static void say_first(const char *dir, bool tty)
 	fflush(stderr);
 }
 
-void mig_progress_first_in(int fd)
+void mig_progress_first_in(int fd, int out_fd)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	/* an output whose reader went (POLLERR on a pipe's writing end)
+	 * ends the wait too: the caller fails at once, not at first input */
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+			       { .fd = out_fd, .events = 0 } };
 	int avail;
 
-	while (poll(&p, 1, -1) < 0)
+	while (poll(p, out_fd >= 0 ? 2 : 1, -1) < 0)
 		if (errno != EINTR)
 			return;
+	if (!p[0].revents)
+		return;
 	/* a pipe, socket, file or terminal says how much it holds: none
 	 * means the end of an empty input, with no first byte; a device
 	 * that cannot say (/dev/zero, /dev/null) is not guessed about */

@@ -245,5 +245,13 @@ check_all() { # C
 		output=$stderr assert_output "$c: stdin: write to stdout: Broken pipe"
 		# before its input ended: the old way took the whole 3 s
 		[ "$(echo "$(cat took) < 1.5" | bc)" = 1 ] || fail "$c took $(cat took) s"
+		# with --progress, which waits for the first byte to say when it
+		# came: a reader gone before any input is seen at once too
+		run -0 --separate-stderr bash -c "sleep 3 |
+			{ s=\$EPOCHREALTIME; $c --progress; echo \$? > rc; echo \"\$EPOCHREALTIME - \$s\" | bc > took; } |
+			true"
+		[ "$(cat rc)" = 3 ] || fail "$c --progress exited $(cat rc)"
+		output=$stderr assert_output --partial "$c: stdin: write to stdout: Broken pipe"
+		[ "$(echo "$(cat took) < 1.5" | bc)" = 1 ] || fail "$c --progress took $(cat took) s"
 	done
 }
