@@ -242,6 +242,30 @@ wait_for_temporary() {
 	assert_no_temporaries .
 }
 
+@test "a name taken meanwhile by something not a regular file is left as it is: the checkpoint is not kept" {
+	local w was pid
+	for was in absent file; do
+		rm -rf ckpt in out
+		[ $was = absent ] || echo old > ckpt
+		mkfifo in
+		mig-tee ckpt < in > out 2> err &
+		pid=$!
+		exec {w}> in
+		head -c 3000000 "$STREAM" >&$w
+		# the name becomes a FIFO while mig-tee writes
+		rm -f ckpt
+		mkfifo ckpt
+		tail -c +3000001 "$STREAM" >&$w
+		exec {w}>&-
+		wait "$pid"
+		cmp out "$STREAM"
+		run cat err
+		assert_output "mig-tee: ckpt: is now a FIFO, which is not replaced; checkpoint abandoned"
+		[ -p ckpt ] || fail "($was) ckpt is no longer the FIFO"
+		assert_no_temporaries .
+	done
+}
+
 @test "a symbolic link to a regular file: the file is replaced, the link stays" {
 	mkdir store
 	echo old > store/real

@@ -413,15 +413,47 @@ static int still_replaceable(const struct tee *t, struct mig_err *e)
 			   file_kind(st.st_mode));
 }
 
+/* The temporary becomes FILE in one step that cannot replace anything
+ * but a regular file, whatever appears under the name meanwhile: where
+ * the name is free, a rename that refuses to replace; where it is taken,
+ * an exchange, after which what was there (now under tmp) is checked and
+ * swapped back unless it is a regular file. Returns 0, 1 where the file
+ * system has no renameat2() flags, or -1 with *e. */
+static int swap_in(struct tee *t, const char *tmp, struct mig_err *e)
+{
+	struct stat st;
+
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, t->path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EINVAL || errno == ENOSYS)
+		return 1;
+	if (errno != EEXIST)
+		return mig_err_set(e, MIG_EXIT_IO, "rename: %s", strerror(errno));
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, t->path, RENAME_EXCHANGE) < 0)
+		return errno == EINVAL || errno == ENOSYS ? 1 :
+			mig_err_set(e, MIG_EXIT_IO, "rename: %s", strerror(errno));
+	if (lstat(tmp, &st) == 0 && !S_ISREG(st.st_mode)) {
+		renameat2(AT_FDCWD, tmp, AT_FDCWD, t->path, RENAME_EXCHANGE);
+		return mig_err_set(e, MIG_EXIT_IO, "is now %s, which is not "
+				   "replaced", file_kind(st.st_mode));
+	}
+	unlink(tmp); /* the file it replaced */
+	return 0;
+}
+
 /* The temporary becomes FILE; on failure it is removed. */
 static int rename_checkpoint(struct tee *t, char *tmp, struct mig_err *e)
 {
 	sigset_t old;
-	int rc = still_replaceable(t, e);
+	int rc;
 
 	block_signals(&old);
-	if (rc == 0 && rename(tmp, t->path) < 0)
-		rc = mig_err_set(e, MIG_EXIT_IO, "rename: %s", strerror(errno));
+	rc = swap_in(t, tmp, e);
+	if (rc == 1) { /* no flags here: check, then rename (a small race) */
+		rc = still_replaceable(t, e);
+		if (rc == 0 && rename(tmp, t->path) < 0)
+			rc = mig_err_set(e, MIG_EXIT_IO, "rename: %s", strerror(errno));
+	}
 	if (rc < 0)
 		unlink(tmp);
 	tmp_path = NULL;
