@@ -18,7 +18,7 @@ CHANNEL_FILTERS = envelope
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
-TOOLS = info tee ssh keygen
+TOOLS = info tee ssh keygen compact
 
 # Commands that drive emulators: emu-glue/mig-NAME.c, linked with OBJS_NAME
 # and LIBS_NAME like the tools.
@@ -122,8 +122,12 @@ $(B)/filters/all.o: filters/all.c Makefile | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
 
-OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
+OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o \
+	$(B)/emu-glue/qemu-compact.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
+# mig-compact: the stream reader's hooks (qemu-compact.c) rebuild the stream
+OBJS_compact = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o
+LIBS_compact = $(LIBS_JSON)
 OBJS_tee = $(B)/emu-glue/qemu-stream.o
 LIBS_tee = $(LIBS_JSON)
 # mig-ssh's steps, one file each (tools/mig-ssh.h)
