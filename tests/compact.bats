@@ -1,0 +1,229 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
+# mig-compact: each RAM page once, with its final content; QEMU loads the
+# result to the same RAM. Real streams: a paused VM's (test_stream_setup)
+# and a live migration of a running VM (firmware only) at a low bandwidth,
+# in which QEMU re-sends the pages the guest dirtied meanwhile.
+# shellcheck disable=SC2154  # bats sets $output, $stderr, $status
+
+load lib/common
+load lib/qemu
+
+MIB=64
+
+# A running VM migrated live at 20 MB/s: the first pass takes seconds, and
+# what the guest (or KVM's dirty log of a private file mapping) dirtied
+# meanwhile is sent again.
+make_live_stream() { # OUT
+	local VM_DIR rc=0
+	VM_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/vm.XXXXXX")
+	vm_make_ram "$BATS_FILE_TMPDIR/live.ram" "$MIB" || return 1
+	vm_start_source live "$BATS_FILE_TMPDIR/live.ram" "$MIB" || rc=1
+	((rc)) || MIG_MAX_BANDWIDTH=20000000 vm_migrate live "cat > $(vm_shq "$1")" >/dev/null || rc=1
+	_vm_kill "$VM_DIR" live
+	return "$rc"
+}
+
+setup_file() {
+	load lib/common
+	test_stream_setup
+	LIVE=$BATS_FILE_TMPDIR/live
+	export LIVE
+	make_live_stream "$LIVE"
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR" || exit 1
+}
+
+teardown() {
+	vm_cleanup_all
+}
+
+size_of() { stat -c %s "$1"; }
+
+# Offset of the first record of the first ram PART section (after the
+# START's EOS and footer, then 0x02 and the same section id).
+first_part_records() { # FILE
+	perl -0777 -ne '/\x00{7}\x10\x7e(....)\x02\1/s or die "no PART\n";
+		print $+[0], "\n"' "$1"
+}
+
+# Offset of the ram START section (0x01, id, "ram", instance 0, version 4).
+ram_start() { # FILE
+	perl -0777 -ne '/\x01....\x03ram\x00\x00\x00\x00\x00\x00\x00\x04/s or die "no START\n";
+		print $-[0], "\n"' "$1"
+}
+
+# FILE with the bytes HEX inserted at OFFSET, into OUT.
+insert_at() { # FILE OFFSET HEX OUT
+	{ head -c "$2" "$1"; printf '%s' "$3" | xxd -r -p; tail -c +"$(($2 + 1))" "$1"; } > "$4"
+}
+
+# Two destinations, paused, loaded from A and B: their RAM (the mem block
+# and the 256 KiB BIOS below 4 GiB) must be the same.
+assert_same_ram_loaded() { # A B
+	vm_start_dest a "$MIB" "cat $(vm_shq "$1")" -S
+	vm_start_dest b "$MIB" "cat $(vm_shq "$2")" -S
+	run -0 vm_wait_incoming a 60
+	assert_output completed
+	run -0 vm_wait_incoming b 60
+	assert_output completed
+	run -0 vm_status b
+	[[ $output == paused || $output == prelaunch ]] # -S: RAM stays as loaded
+	for v in a b; do
+		vm_pmemsave "$v" "$v.mem" "${MIB}M"
+		qmp "$v" "{\"execute\":\"pmemsave\",\"arguments\":{\"val\":4294705152,\"size\":262144,\"filename\":\"$PWD/$v.bios\"}}" >/dev/null
+		[ "$(size_of "$v.bios")" = 262144 ]
+	done
+	cmp a.mem b.mem
+	cmp a.bios b.bios
+}
+
+@test "a live migration re-sends pages; compacted from a pipe, each page appears once and the stream is smaller" {
+	run -0 mig-info --json "$LIVE"
+	local before=$output
+	jq -e '.complete and .compaction.pages_sent_again > 0 and
+		.compaction.records_resent >= .compaction.pages_sent_again' <<<"$before"
+
+	run -0 --separate-stderr bash -c 'cat "$LIVE" | mig-compact > c'
+	[ -z "$stderr" ]
+	run -0 mig-info --json c
+	local after=$output
+	jq -e '.complete and .compaction.pages_sent_again == 0 and
+		.compaction.records_resent == 0 and .compaction.compaction_saves == 0 and
+		.qemu.sections.part == 1 and .qemu.sections.end == 1' <<<"$after"
+	# exactly the size mig-info foretold, smaller than the input
+	[ "$(size_of c)" = "$(jq .compaction.compacted_bytes <<<"$before")" ]
+	[ "$(size_of c)" -lt "$(size_of "$LIVE")" ]
+	# every page sent once: the records left are the input's less those re-sent
+	local in_rec out_rec
+	in_rec=$(jq '[.qemu.ram_blocks[] | .pages + .zero_pages] | add' <<<"$before")
+	out_rec=$(jq '[.qemu.ram_blocks[] | .pages + .zero_pages] | add' <<<"$after")
+	[ "$out_rec" = $((in_rec - $(jq .compaction.records_resent <<<"$before"))) ]
+	# the device state and the trailer are the input's, byte for byte
+	local dev
+	dev=$(jq .qemu.device_bytes <<<"$before")
+	[ "$dev" = "$(jq .qemu.device_bytes <<<"$after")" ]
+	cmp <(tail -c $((dev + 100)) "$LIVE") <(tail -c $((dev + 100)) c)
+	echo "# live stream $(size_of "$LIVE") bytes, compacted $(size_of c)," \
+		"$(jq .compaction.pages_sent_again <<<"$before") pages re-sent" >&3
+}
+
+@test "QEMU loads the compacted live stream to the same RAM as the original" {
+	mig-compact "$LIVE" > c
+	assert_same_ram_loaded "$LIVE" c
+}
+
+@test "a paused VM's stream: compacted, it loads to the RAM image it came from; compacting again changes nothing" {
+	mig-compact < "$STREAM" > c
+	run -0 mig-info --json "$STREAM"
+	[ "$(size_of c)" = "$(jq .compaction.compacted_bytes <<<"$output")" ]
+	mig-compact c > cc
+	cmp c cc
+	assert_same_ram_loaded "$STREAM" c
+	# above 1 MiB (below, the firmware's shadowed ROMs show through) the
+	# RAM is the image the paused VM ran from
+	cmp -i 1048576 b.mem "$STREAM.ram"
+}
+
+@test "-v states the index's size, its bound per page, and what was compacted" {
+	run -0 mig-info --json "$STREAM"
+	local recs in out
+	recs=$(jq '[.qemu.ram_blocks[] | .pages + .zero_pages] | add' <<<"$output")
+	in=$(size_of "$STREAM")
+	out=$(jq .compaction.compacted_bytes <<<"$output")
+	run -0 --separate-stderr bash -c 'mig-compact -v "$STREAM" > c'
+	[ "$(size_of c)" = "$out" ]
+	[[ ${stderr_lines[0]} =~ ^"mig-compact: index: 16514 pages of RAM, 8 bytes each: 129.0 KiB in memory; pages spilled: "[0-9.]+" MiB"$ ]]
+	[ "${stderr_lines[1]}" = "mig-compact: $recs page records, 0 re-sent; $recs pages written once; $in bytes in, $out out (100.0%)" ]
+	run -0 mig-compact --help
+	assert_output --partial "index of 8 bytes per page of guest RAM"
+}
+
+@test "a truncated stream: no output at all, exit 1, where it was cut" {
+	local vm n
+	# where QEMU_VM_EOF and the VMDESCRIPTION trailer begin
+	vm=$(perl -0777 -ne 'my $i = rindex($_, "\x00\x06\x00"); print $i + 1, "\n"' "$STREAM")
+	for n in 4 3000000 "$vm" $((vm + 3)) $(($(size_of "$STREAM") - 1)); do
+		run -1 --separate-stderr bash -c "head -c $n \"\$STREAM\" | mig-compact > out"
+		[ "$(size_of out)" = 0 ] || fail "cut at $n: $(size_of out) bytes written"
+		local expect
+		expect=$(head -c "$n" "$STREAM" | mig-info 2>&1 >/dev/null) && fail "mig-info took the cut at $n"
+		[ "$stderr" = "mig-compact: stdin: ${expect#mig-info: stdin: QEMU stream: }" ] ||
+			fail "cut at $n: '$stderr'"
+	done
+	run -1 --separate-stderr bash -c "head -c $vm \"\$STREAM\" | mig-compact > out"
+	[ "$stderr" = "mig-compact: stdin: truncated: stream ends at offset $vm right after QEMU_VM_EOF, without the VMDESCRIPTION trailer that QEMU sends unless the machine suppresses it" ]
+}
+
+@test "RAM records that cannot be compacted are refused by name, with no output; mig-info says why" {
+	local at st
+	at=$(first_part_records "$STREAM")
+	st=$(ram_start "$STREAM")
+	# an unknown flag (0x400)
+	insert_at "$STREAM" "$at" 0000000000000400 unknown
+	run -1 --separate-stderr mig-compact unknown
+	[ "$stderr" = "mig-compact: unknown: unknown ram flags 0x400 at offset $at" ]
+	# XBZRLE: a delta against the page's previous content
+	insert_at "$STREAM" "$at" 0000000000000040036d656d01000401020304 x
+	run -1 --separate-stderr mig-compact x
+	[ "$stderr" = "mig-compact: x: unsupported: an XBZRLE page record (the xbzrle capability) at offset $at: compaction needs every page whole; migrate without it" ]
+	[ -z "$output" ]
+	run -0 mig-info x
+	assert_line "  compaction: not possible: an XBZRLE page record (the xbzrle capability) at offset $at"
+	# a compressed page (the compress capability)
+	insert_at "$STREAM" "$at" 0000000000000100036d656d0000000401020304 z
+	run -1 --separate-stderr mig-compact z
+	[ "$stderr" = "mig-compact: z: unsupported: a compressed page record (the compress capability) at offset $at: compaction needs every page whole; migrate without it" ]
+	# multifd (QEMU 8.1+): the pages went on other channels
+	insert_at "$STREAM" "$at" 0000000000000200 m
+	run -1 --separate-stderr mig-compact m
+	[ "$stderr" = "mig-compact: m: unsupported: 1 MULTIFD_FLUSH records (multifd): the pages went on other channels and are not in this stream" ]
+	# postcopy: POSTCOPY_LISTEN before the ram section
+	insert_at "$STREAM" "$st" 0800040000 p
+	run -1 --separate-stderr mig-compact p
+	[ "$stderr" = "mig-compact: p: unsupported: command 4 POSTCOPY_LISTEN (postcopy) at offset $st: the stream cannot be compacted" ]
+	[ -z "$output" ]
+}
+
+@test "what is not a raw QEMU stream is refused: a mig layer, an empty input, other bytes" {
+	mig-checksum < "$STREAM" > ck
+	run -1 --separate-stderr bash -c 'mig-compact < ck > out'
+	[ "$stderr" = "mig-compact: stdin: a checksum layer, not a raw QEMU stream: decode it first (mig-compact(1))" ]
+	[ "$(size_of out)" = 0 ]
+	run -1 --separate-stderr bash -c 'mig-compact < /dev/null > out'
+	[ "$stderr" = "mig-compact: stdin: empty input" ]
+	head -c 1000 /dev/zero > zeros
+	run -1 --separate-stderr bash -c 'mig-compact zeros > out'
+	[ "$stderr" = "mig-compact: zeros: not a QEMU migration stream" ]
+}
+
+@test "usage errors, a terminal, -h and -V" {
+	run -2 --separate-stderr mig-compact a b
+	[ "$stderr" = "mig-compact: one input at most
+Try 'mig-compact --help'." ]
+	run -2 --separate-stderr mig-compact --bogus
+	[ "$stderr" = "mig-compact: unknown or incomplete option '--bogus'
+Try 'mig-compact --help'." ]
+	run -2 on_tty "mig-compact $(vm_shq "$STREAM")"
+	assert_output "mig-compact: refusing to write a stream to a terminal; redirect standard output"
+	run -0 mig-compact -V
+	assert_output "mig-compact (migkit) 0.1.0"
+	run -0 mig-compact -h
+	assert_line --index 0 "usage: mig-compact [-v] [FILE] > OUT"
+}
+
+@test "I/O errors: a missing input, no temporary directory, a full output: exit 3" {
+	run -3 --separate-stderr bash -c 'mig-compact missing > out'
+	[ "$stderr" = "mig-compact: missing: No such file or directory" ]
+	run -3 --separate-stderr bash -c 'TMPDIR=$PWD/none mig-compact "$STREAM" > out'
+	[ "$stderr" = "mig-compact: $PWD/none: cannot make a temporary file for the pages: No such file or directory" ]
+	[ "$(size_of out)" = 0 ]
+	run -3 --separate-stderr bash -c 'mig-compact "$STREAM" > /dev/full'
+	[ "$stderr" = "mig-compact: write to stdout: No space left on device" ]
+	# the temporary files are unnamed: nothing is left in TMPDIR
+	mkdir t
+	TMPDIR=$PWD/t mig-compact "$STREAM" > out
+	[ -z "$(ls -A t)" ]
+}
