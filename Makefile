@@ -184,13 +184,13 @@ $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS = stream walk meta qemu-stream encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
 FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) $(FILTER_SHARED:%=filters/%.c) \
-	filters/all.c emu-glue/qemu-stream.c
+	filters/all.c emu-glue/qemu-stream.c emu-glue/qemu-compact.c
 FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))'
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	-pthread -Ichannel -Ifilters -Iemu-glue -Itests/fuzz $(FUZZ_LIST)
 FUZZ_LIBS = $(LIBS) $(FILTER_LIBS) $(LIBS_JSON)
 REPLAY_OBJS = $(B)/tests/fuzz/standalone.o $(B)/filters/all.o $(FILTER_OBJ) \
-	$(B)/emu-glue/qemu-stream.o $(B)/libmigchan.a
+	$(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o $(B)/libmigchan.a
 REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay-%)
 
 $(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | $(DEPS_FIRST)
