@@ -9,7 +9,8 @@
  *   bit 62 set               the page was sent more than once
  *   bits 8-61                slot + 1 in the spill file (0: no slot); kept
  *                            when a page becomes ZERO, so that a page sent
- *                            again as data reuses its slot
+ *                            again as data reuses its slot.  With a source
+ *                            file (qc_use_source): the page's offset in it + 1
  */
 #include "qemu-compact.h"
 
@@ -187,27 +188,64 @@ static int not_whole(struct qc *c, const struct qs_page *pg)
 		    what, (ull)pg->offset);
 }
 
-/* The page's data into its slot (a new one on its first data record). */
+static int spill_write(struct qc *c, const unsigned char *p, size_t n,
+		       uint64_t slot)
+{
+	off_t at = (off_t)(slot * c->page_size);
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = pwrite(c->spill_fd, p + done, n - done, at + (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return stop(c, MIG_EXIT_IO, "temporary file: %s",
+				    w < 0 ? strerror(errno) : "short write");
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* New slots are written in runs: pend holds slots [pend_first, +pend_n). */
+static int spill_flush(struct qc *c)
+{
+	int rc = c->pend_n ?
+		spill_write(c, c->pend, c->pend_n * c->page_size, c->pend_first) : 0;
+	c->pend_first += c->pend_n;
+	c->pend_n = 0;
+	return rc;
+}
+
+/* The page's data into its slot (a new one on its first data record),
+ * or, from a source file, where it lies there. */
 static int spill(struct qc *c, uint64_t *e, const struct qs_page *pg)
 {
+	if (c->source_fd >= 0) {
+		uint64_t at = c->source_base + pg->data_offset;
+		if (at + 1 > ENT_SLOT_MASK >> 8)
+			return stop(c, MIG_EXIT_DATA, "input too large");
+		*e = (*e & ENT_AGAIN) | (at + 1) << 8;
+		return 0;
+	}
 	uint64_t slot1 = (*e & ENT_SLOT_MASK) >> 8;
-	if (!slot1)
+	bool fresh = !slot1;
+	if (fresh)
 		slot1 = ++c->nslots;
 	*e = (*e & ENT_AGAIN) | slot1 << 8;
 	if (c->spill_fd < 0)
 		return 0;
-	off_t at = (off_t)((slot1 - 1) * c->page_size);
-	size_t done = 0;
-	while (done < c->page_size) {
-		ssize_t n = pwrite(c->spill_fd, pg->data + done,
-				   c->page_size - done, at + (off_t)done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return stop(c, MIG_EXIT_IO, "temporary file: %s",
-				    n < 0 ? strerror(errno) : "short write");
-		done += (size_t)n;
+	uint64_t slot = slot1 - 1;
+	if (slot >= c->pend_first && slot < c->pend_first + c->pend_n) {
+		memcpy(c->pend + (slot - c->pend_first) * c->page_size, pg->data,
+		       c->page_size);           /* sent again before written */
+		return 0;
 	}
+	if (!fresh)                             /* written already: in place */
+		return spill_write(c, pg->data, c->page_size, slot);
+	/* a new slot is the next after the pending ones (or the first) */
+	if (c->pend_n == WBUF_CAP / c->page_size && spill_flush(c))
+		return -1;
+	c->pend_first = slot - c->pend_n;
+	memcpy(c->pend + c->pend_n++ * c->page_size, pg->data, c->page_size);
 	return 0;
 }
 
@@ -239,6 +277,7 @@ int qc_init(struct qc *c, int spill_fd, int raw_fd)
 	memset(c, 0, sizeof *c);
 	c->spill_fd = spill_fd;
 	c->raw_fd = raw_fd;
+	c->source_fd = -1;
 	c->refuse = raw_fd >= 0;
 	c->pages_at = UINT64_MAX;
 	c->hooks.ctx = c;
@@ -247,7 +286,15 @@ int qc_init(struct qc *c, int spill_fd, int raw_fd)
 	c->hooks.item = on_item;
 	if (raw_fd >= 0 && !(c->wbuf = malloc(WBUF_CAP)))
 		return -1;
+	if (spill_fd >= 0 && !(c->pend = malloc(WBUF_CAP)))
+		return -1;
 	return 0;
+}
+
+void qc_use_source(struct qc *c, int fd, uint64_t base)
+{
+	c->source_fd = fd;
+	c->source_base = base;
 }
 
 void qc_free(struct qc *c)
@@ -255,8 +302,9 @@ void qc_free(struct qc *c)
 	free(c->block_first);
 	free(c->ent);
 	free(c->wbuf);
+	free(c->pend);
 	c->block_first = c->ent = NULL;
-	c->wbuf = NULL;
+	c->wbuf = c->pend = NULL;
 }
 
 int qc_check(struct qc *c, const struct qs_info *info)
@@ -273,6 +321,8 @@ int qc_check(struct qc *c, const struct qs_info *info)
 		return stop(c, MIG_EXIT_DATA, "the ram section has no pages "
 			    "to compact");
 	if (c->raw_fd >= 0 && raw_flush(c))
+		return -1;
+	if (c->spill_fd >= 0 && c->source_fd < 0 && spill_flush(c))
 		return -1;
 	return 0;
 }
@@ -323,6 +373,11 @@ struct out {
 	unsigned char *buf;
 	size_t len;
 	struct mig_err *e;
+	/* a window of the file the pages are read from: pages written one
+	 * after the other mostly lie one after the other there too */
+	unsigned char *win;
+	off_t win_at;
+	size_t win_len;
 };
 
 static int out_flush(struct out *o)
@@ -353,7 +408,10 @@ static void out_be64(struct out *o, uint64_t v)
 	o->len += 8;
 }
 
-static int read_at(int fd, void *buf, size_t n, off_t at, struct mig_err *e)
+/* what: "temporary file", or "input" (a source file, which must not
+ * change while we run: then it may end early) */
+static int read_at(int fd, void *buf, size_t n, off_t at, const char *what,
+		   struct mig_err *e)
 {
 	size_t done = 0;
 	while (done < n) {
@@ -361,10 +419,35 @@ static int read_at(int fd, void *buf, size_t n, off_t at, struct mig_err *e)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return mig_err_set(e, MIG_EXIT_IO, "temporary file: %s",
-					   r < 0 ? strerror(errno) : "shorter than written");
+			return mig_err_set(e, MIG_EXIT_IO, "%s: %s", what,
+					   r < 0 ? strerror(errno) :
+					   "ends early: it changed while read");
 		done += (size_t)r;
 	}
+	return 0;
+}
+
+/* n bytes of the page file at `at` into dst, through the window. */
+static int page_bytes(struct qc *c, struct out *o, void *dst, size_t n, off_t at)
+{
+	int fd = c->source_fd >= 0 ? c->source_fd : c->spill_fd;
+	const char *what = c->source_fd >= 0 ? "input" : "temporary file";
+
+	if (at < o->win_at || at + (off_t)n > o->win_at + (off_t)o->win_len) {
+		ssize_t r;
+		do
+			r = pread(fd, o->win, WBUF_CAP, at);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return mig_err_set(o->e, MIG_EXIT_IO, "%s: %s", what,
+					   strerror(errno));
+		o->win_at = at;
+		o->win_len = (size_t)r;
+		if (o->win_len < n)
+			return mig_err_set(o->e, MIG_EXIT_IO, "%s: ends early: "
+					   "it changed while read", what);
+	}
+	memcpy(dst, o->win + (at - o->win_at), n);
 	return 0;
 }
 
@@ -377,7 +460,8 @@ static int copy_kept(struct qc *c, struct out *o, uint64_t from, uint64_t to)
 		size_t k = WBUF_CAP - o->len;
 		if (k > to - from)
 			k = (size_t)(to - from);
-		if (read_at(c->raw_fd, o->buf + o->len, k, (off_t)from, o->e))
+		if (read_at(c->raw_fd, o->buf + o->len, k, (off_t)from,
+			    "temporary file", o->e))
 			return -1;
 		o->len += k;
 		from += k;
@@ -408,9 +492,9 @@ static int put_page(struct qc *c, struct out *o, const struct qs_ramblock *b,
 	}
 	if (out_room(o, c->page_size))
 		return -1;
-	uint64_t slot = ((ent & ENT_SLOT_MASK) >> 8) - 1;
-	if (read_at(c->spill_fd, o->buf + o->len, c->page_size,
-		    (off_t)(slot * c->page_size), o->e))
+	uint64_t loc = ((ent & ENT_SLOT_MASK) >> 8) - 1;
+	off_t at = (off_t)(c->source_fd >= 0 ? loc : loc * c->page_size);
+	if (page_bytes(c, o, o->buf + o->len, c->page_size, at))
 		return -1;
 	o->len += c->page_size;
 	return 0;
@@ -452,11 +536,14 @@ int qc_write(struct qc *c, const struct qs_info *info, int fd, struct mig_err *e
 	if (c->page_size > WBUF_CAP / 2)
 		return mig_err_set(e, MIG_EXIT_DATA, "page size %llu too large",
 				   (ull)c->page_size);
-	if (!(o.buf = malloc(WBUF_CAP)))
+	if (!(o.buf = malloc(WBUF_CAP)) || !(o.win = malloc(WBUF_CAP))) {
+		free(o.buf);
 		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	}
 	if (!copy_kept(c, &o, 0, c->pages_at) && !put_part(c, info, &o) &&
 	    !copy_kept(c, &o, c->pages_at, c->kept_bytes))
 		rc = out_flush(&o);
 	free(o.buf);
+	free(o.win);
 	return rc;
 }

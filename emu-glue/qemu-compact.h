@@ -39,8 +39,10 @@
 #define QC_INDEX_BYTES_PER_PAGE 8u
 
 struct qc {
-	int spill_fd;          /* page slots; -1: count only */
+	int spill_fd;          /* page slots; -1: count only, or source_fd */
 	int raw_fd;            /* the kept bytes; -1: count only */
+	int source_fd;         /* >= 0: the input itself, a regular file */
+	uint64_t source_base;  /* its offset where the stream starts */
 
 	/* the index, made at the first page record */
 	uint64_t page_size;
@@ -65,6 +67,8 @@ struct qc {
 
 	unsigned char *wbuf;   /* raw_fd's write buffer */
 	size_t wlen;
+	unsigned char *pend;   /* new spill slots not yet written */
+	uint64_t pend_first, pend_n;
 	struct qs_hooks hooks;
 };
 
@@ -72,6 +76,13 @@ struct qc {
  * 0, or -1 out of memory; call qc_free either way. */
 int qc_init(struct qc *c, int spill_fd, int raw_fd);
 void qc_free(struct qc *c);
+
+/*
+ * The input is a regular file read from offset base on, which stays as it
+ * is until qc_write: the index then holds each page's offset in it, and
+ * qc_write reads the pages from there; no spill file is needed.
+ */
+void qc_use_source(struct qc *c, int fd, uint64_t base);
 
 /* After a successful scan: what the hooks could not see (multifd).
  * 0, or -1 with c->code and c->why set. */

@@ -127,13 +127,27 @@ assert_same_ram_loaded() { # A B
 	cmp -i 1048576 b.mem "$STREAM.ram"
 }
 
+@test "from a regular file the pages are read again by offset, nothing spilled: the same output as from a pipe, with -S, from a positioned stdin" {
+	cat "$LIVE" | mig-compact > from-pipe
+	run -0 --separate-stderr bash -c 'mig-compact -v "$LIVE" > from-file'
+	[[ ${stderr_lines[0]} == *"; pages spilled: none, read from the input by offset" ]]
+	cmp from-pipe from-file
+	run -0 --separate-stderr bash -c 'mig-compact -v -S "$LIVE" > spilled'
+	[[ ${stderr_lines[0]} =~ "; pages spilled: "[0-9.]+" MiB"$ ]]
+	cmp from-pipe spilled
+	# stdin redirected from a file, 5 bytes of it read already
+	{ printf 'junk!'; cat "$LIVE"; } > positioned
+	(head -c 5 >/dev/null; mig-compact > from-stdin) < positioned
+	cmp from-pipe from-stdin
+}
+
 @test "-v states the index's size, its bound per page, and what was compacted" {
 	run -0 mig-info --json "$STREAM"
 	local recs in out
 	recs=$(jq '[.qemu.ram_blocks[] | .pages + .zero_pages] | add' <<<"$output")
 	in=$(size_of "$STREAM")
 	out=$(jq .compaction.compacted_bytes <<<"$output")
-	run -0 --separate-stderr bash -c 'mig-compact -v "$STREAM" > c'
+	run -0 --separate-stderr bash -c 'cat "$STREAM" | mig-compact -v > c'
 	[ "$(size_of c)" = "$out" ]
 	[[ ${stderr_lines[0]} =~ ^"mig-compact: index: 16514 pages of RAM, 8 bytes each: 129.0 KiB in memory; pages spilled: "[0-9.]+" MiB"$ ]]
 	[ "${stderr_lines[1]}" = "mig-compact: $recs page records, 0 re-sent; $recs pages written once; $in bytes in, $out out (100.0%)" ]
@@ -211,19 +225,21 @@ Try 'mig-compact --help'." ]
 	run -0 mig-compact -V
 	assert_output "mig-compact (migkit) 0.1.0"
 	run -0 mig-compact -h
-	assert_line --index 0 "usage: mig-compact [-v] [FILE] > OUT"
+	assert_line --index 0 "usage: mig-compact [-v] [-S] [FILE] > OUT"
 }
 
 @test "I/O errors: a missing input, no temporary directory, a full output: exit 3" {
 	run -3 --separate-stderr bash -c 'mig-compact missing > out'
 	[ "$stderr" = "mig-compact: missing: No such file or directory" ]
-	run -3 --separate-stderr bash -c 'TMPDIR=$PWD/none mig-compact "$STREAM" > out'
+	run -3 --separate-stderr bash -c 'cat "$STREAM" | TMPDIR=$PWD/none mig-compact > out'
 	[ "$stderr" = "mig-compact: $PWD/none: cannot make a temporary file for the pages: No such file or directory" ]
 	[ "$(size_of out)" = 0 ]
+	run -3 --separate-stderr bash -c 'TMPDIR=$PWD/none mig-compact "$STREAM" > out'
+	[ "$stderr" = "mig-compact: $PWD/none: cannot make a temporary file for the other bytes: No such file or directory" ]
 	run -3 --separate-stderr bash -c 'mig-compact "$STREAM" > /dev/full'
 	[ "$stderr" = "mig-compact: write to stdout: No space left on device" ]
 	# the temporary files are unnamed: nothing is left in TMPDIR
 	mkdir t
-	TMPDIR=$PWD/t mig-compact "$STREAM" > out
+	cat "$STREAM" | TMPDIR=$PWD/t mig-compact > out
 	[ -z "$(ls -A t)" ]
 }

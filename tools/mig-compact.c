@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mig.h"
@@ -29,7 +30,9 @@ struct compact {
 	const char *name;      /* the input, for messages */
 	const char *file;      /* NULL: stdin */
 	bool verbose;
+	bool no_seek;          /* -S: spill the pages even from a file */
 	int in_fd, spill_fd, raw_fd;
+	uint64_t in_base;      /* a regular file's offset where we start */
 	struct mig_src *src;
 	struct qs_info info;
 	struct qc qc;
@@ -39,14 +42,17 @@ struct compact {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mig-compact [-v] [FILE] > OUT\n"
+		"usage: mig-compact [-v] [-S] [FILE] > OUT\n"
 		"Rewrite a raw QEMU migration stream (FILE or standard input) "
 		"so that each RAM\npage appears once, with its final content, "
 		"followed by the device state\nunchanged. Nothing is written "
 		"unless the whole input is a complete stream.\nPages wait in "
 		"temporary files in $TMPDIR (default /tmp); memory holds an\n"
-		"index of %u bytes per page of guest RAM.\n\n"
+		"index of %u bytes per page of guest RAM. From a regular file, "
+		"the pages are\nread again where they lie in it, which must not "
+		"change meanwhile.\n\n"
 		"  -v, --verbose  say the index's size and what was compacted\n"
+		"  -S, --spill    spill the pages even from a regular file\n"
 		"  -h, --help     this help\n"
 		"  -V, --version  version\n\n"
 		"Exit status: 0 written, 1 bad, truncated or not compactable "
@@ -59,6 +65,7 @@ static int parse_args(struct compact *c, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "spill", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -66,9 +73,10 @@ static int parse_args(struct compact *c, int argc, char **argv)
 	int o;
 
 	opterr = 0; /* our own messages, in one write */
-	while ((o = getopt_long(argc, argv, "vhV", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "vShV", lo, NULL)) != -1) {
 		switch (o) {
 		case 'v': c->verbose = true; break;
+		case 'S': c->no_seek = true; break;
 		case 'h': usage(stdout); return mig_stdout_finish();
 		case 'V': return mig_print_version();
 		default: return mig_unknown_option(argv);
@@ -94,6 +102,20 @@ static int temp_file(const char *what)
 	return fd;
 }
 
+/* A regular file is read once, its pages later by offset (-S: not, as a
+ * pipe). Where the stream starts in it: stdin may come positioned. */
+static bool source_offset(struct compact *c)
+{
+	struct stat st;
+	off_t at;
+
+	if (c->no_seek || fstat(c->in_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (at = lseek(c->in_fd, 0, SEEK_CUR)) < 0)
+		return false;
+	c->in_base = (uint64_t)at;
+	return true;
+}
+
 /* stdout, the input, the temporary files. MIG_GO_ON or an exit status. */
 static int prepare(struct compact *c)
 {
@@ -113,7 +135,8 @@ static int prepare(struct compact *c)
 		return MIG_EXIT_IO;
 	}
 	mig_pipe_grow(c->in_fd);
-	if ((c->spill_fd = temp_file("pages")) < 0 ||
+	bool seekable = source_offset(c);
+	if ((!seekable && (c->spill_fd = temp_file("pages")) < 0) ||
 	    (c->raw_fd = temp_file("other bytes")) < 0)
 		return MIG_EXIT_IO;
 	if (!(c->src = mig_src_fd(c->in_fd, c->name)) ||
@@ -121,6 +144,8 @@ static int prepare(struct compact *c)
 		mig_warn("out of memory");
 		return MIG_EXIT_SYS;
 	}
+	if (seekable)
+		qc_use_source(&c->qc, c->in_fd, c->in_base);
 	return MIG_GO_ON;
 }
 
@@ -171,11 +196,13 @@ static int read_stream(struct compact *c)
 
 static void say_index(const struct compact *c)
 {
-	char b1[32], b2[32];
+	char b1[32], b2[64];
 	const struct qc *q = &c->qc;
 
 	mig_format_bytes(q->npages * QC_INDEX_BYTES_PER_PAGE, b1, sizeof b1);
 	mig_format_bytes(q->nslots * q->page_size, b2, sizeof b2);
+	if (q->source_fd >= 0)
+		snprintf(b2, sizeof b2, "none, read from the input by offset");
 	mig_warn("index: %llu pages of RAM, %u bytes each: %s in memory; "
 		 "pages spilled: %s", (unsigned long long)q->npages,
 		 QC_INDEX_BYTES_PER_PAGE, b1, b2);
