@@ -128,7 +128,7 @@ LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
 # mig-compact: the stream reader's hooks (qemu-compact.c) rebuild the stream
 OBJS_compact = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o
 LIBS_compact = $(LIBS_JSON)
-OBJS_tee = $(B)/emu-glue/qemu-stream.o
+OBJS_tee = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o
 LIBS_tee = $(LIBS_JSON)
 # mig-ssh's steps, one file each (tools/mig-ssh.h)
 OBJS_ssh = $(addprefix $(B)/tools/,ssh-cmdline.o ssh-strict.o ssh-config.o \

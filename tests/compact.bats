@@ -42,6 +42,17 @@ teardown() {
 
 size_of() { stat -c %s "$1"; }
 
+# Wait (bounded, polling: the writer is a process QEMU started) until FILE
+# exists and is not empty.
+wait_for_file() { # FILE TIMEOUT
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		[ -s "$1" ] && return 0
+		_vm_tick 0.1
+	done
+	fail "$1 did not appear within $2 s"
+}
+
 # Offset of the first record of the first ram PART section (after the
 # START's EOS and footer, then 0x02 and the same section id).
 first_part_records() { # FILE
@@ -242,4 +253,54 @@ Try 'mig-compact --help'." ]
 	mkdir t
 	cat "$STREAM" | TMPDIR=$PWD/t mig-compact > out
 	[ -z "$(ls -A t)" ]
+}
+
+@test "mig-tee --compact: a live migration through exec: leaves a compacted checkpoint that restores to the source's final RAM" {
+	vm_start_source src "$BATS_FILE_TMPDIR/live.ram" "$MIB"
+	MIG_MAX_BANDWIDTH=20000000 run -0 vm_migrate src \
+		"$(vm_shq "$MIG_BIN/mig-tee") -o -v --compact $(vm_shq "$PWD/ck") 2> $(vm_shq "$PWD/tee.err"); echo \$? > $(vm_shq "$PWD/tee.rc")"
+	assert_output completed
+	# QEMU says completed once it has written everything, which may be
+	# before mig-tee, still compacting, has exited
+	wait_for_file tee.rc 60
+	[ "$(cat tee.rc)" = 0 ]
+	[[ $(cat tee.err) =~ ^"mig-tee: $PWD/ck: complete checkpoint of a raw QEMU stream ("[0-9.]+" MiB), compacted to "[0-9.]+" MiB"$ ]]
+	run -0 mig-info --json ck
+	jq -e '.complete and .compaction.pages_sent_again == 0 and .qemu.sections.part == 1' <<<"$output"
+	# the source, stopped once the migration completed, holds the RAM it sent last
+	vm_start_dest d "$MIB" "cat $(vm_shq "$PWD/ck")" -S
+	run -0 vm_wait_incoming d 60
+	assert_output completed
+	vm_pmemsave src src.mem "${MIB}M"
+	vm_pmemsave d d.mem "${MIB}M"
+	# above 1 MiB: below, in the firmware's shadowed ROM area, a stopped
+	# source was seen to differ by 2 bytes from a VM loaded from its
+	# uncompacted stream too; compacted and uncompacted streams load to
+	# the very same RAM, all of it (the tests above)
+	cmp -i 1048576 src.mem d.mem
+}
+
+@test "mig-tee --compact: the stream forwarded unchanged, FILE what mig-compact writes; no FILE for what cannot be compacted" {
+	run -0 bash -c 'cat "$LIVE" | mig-tee --compact ck > fwd'
+	cmp fwd "$LIVE"
+	mig-compact "$LIVE" > expect
+	cmp ck expect
+	# a layer, a cut stream, an XBZRLE record: forwarded, no FILE, exit 1
+	mig-checksum < "$STREAM" > layer
+	run -1 --separate-stderr bash -c 'mig-tee --compact ck2 < layer > fwd'
+	[ "$stderr" = "mig-tee: ck2: not written: --compact: a checksum layer, not a raw QEMU stream" ]
+	cmp fwd layer
+	head -c 3000000 "$STREAM" > cut
+	run -1 --separate-stderr bash -c 'mig-tee --compact ck2 < cut > fwd'
+	[ "$stderr" = "mig-tee: ck2: not written: QEMU stream: $(mig-info cut 2>&1 >/dev/null | sed 's/^mig-info: cut: QEMU stream: //')" ]
+	local at
+	at=$(first_part_records "$STREAM")
+	insert_at "$STREAM" "$at" 0000000000000040036d656d01000401020304 x
+	run -1 --separate-stderr bash -c 'mig-tee --compact -o ck2 < x'
+	[ "$stderr" = "mig-tee: ck2: not written: cannot compact: unsupported: an XBZRLE page record (the xbzrle capability) at offset $at: compaction needs every page whole; migrate without it" ]
+	[ ! -e ck2 ]
+	ls -A . | grep -v -x -e "separate-stderr-.*" -e ck -e fwd -e expect -e layer -e cut -e x && fail "temporaries left"
+	run -2 --separate-stderr mig-tee --compact --meta a=b ck3
+	[ "$stderr" = "mig-tee: --compact and --meta cannot be combined (yet): wrap the compacted checkpoint with mig-envelope
+Try 'mig-tee --help'." ]
 }

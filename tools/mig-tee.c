@@ -35,6 +35,7 @@
 #include "../channel/source-private.h"
 #include "../channel/progress.h"
 #include "mig.h"
+#include "qemu-compact.h"
 #include "qemu-stream.h"
 #include "tagged.h"
 
@@ -47,6 +48,7 @@ struct tee {
 	char *resolved;       /* that file's path, when FILE is a symlink */
 	bool fsync, required, forward, verbose, quiet, progress;
 	bool splice; /* stdin and stdout are pipes: forward with tee(2) */
+	bool compact; /* --compact: FILE gets the stream compacted */
 	const char **meta;
 	size_t nmeta;
 
@@ -71,6 +73,13 @@ struct tee {
 	struct mig_err verr;  /* why not */
 	char what[128];       /* what the stream was, for -v */
 	uint64_t written;
+
+	/* --compact: the whole copy (t->fd, unnamed) is the source of the
+	 * pages; the other bytes wait in raw_fd; FILE gets the compacted one */
+	int raw_fd;
+	struct qc qc;
+	struct qs_info info;
+	uint64_t compacted;
 };
 
 /* ---- The writer's view of the ring, as a source ------------------------- */
@@ -160,19 +169,28 @@ static void check_stream(struct tee *t, struct mig_src *src)
 	if (mig_detect(src, &d, e) < 0)
 		return;
 	mig_detect_describe(&d, t->what, sizeof t->what);
-	if (d.type == MIG_INPUT_LAYER && d.headlen >= 6 &&
+	if (t->compact && d.type != MIG_INPUT_QEMU) {
+		mig_err_set(e, MIG_EXIT_DATA, "--compact: %s, not a raw QEMU "
+			    "stream", t->what);
+	} else if (d.type == MIG_INPUT_LAYER && d.headlen >= 6 &&
 	    d.version == MIG_FORMAT_VERSION) {
 		struct mig_walk w;
 		t->complete = mig_layer_walk(src, &w, e) == 0;
 	} else if (d.type == MIG_INPUT_QEMU) {
-		struct qs_info q = { 0 };
 		struct mig_err re;
 		struct mig_src_pull p = { src, &re, false };
 		char msg[512];
-		t->complete = qs_scan(mig_src_pull_read, &p, 0, &q, msg, sizeof msg) == 0;
-		if (!t->complete)
+		t->complete = qs_scan_hooks(mig_src_pull_read, &p, 0,
+					    t->compact ? &t->qc.hooks : NULL,
+					    &t->info, msg, sizeof msg) == 0;
+		if (!t->complete && t->qc.code)
+			mig_err_set(e, MIG_EXIT_DATA, "cannot compact: %s", t->qc.why);
+		else if (!t->complete)
 			mig_err_set(e, MIG_EXIT_DATA, "QEMU stream: %s", msg);
-		qs_info_free(&q);
+		else if (t->compact && qc_check(&t->qc, &t->info) < 0) {
+			t->complete = false;
+			mig_err_set(e, MIG_EXIT_DATA, "cannot compact: %s", t->qc.why);
+		}
 	} else if (d.type == MIG_INPUT_EMPTY) {
 		mig_err_set(e, MIG_EXIT_DATA, "the stream is empty");
 	} else if (d.type == MIG_INPUT_LAYER) {
@@ -322,6 +340,24 @@ static int check_target(struct tee *t)
 	return MIG_EXIT_USAGE;
 }
 
+/* --compact: the other bytes' file, next to FILE, and the compactor,
+ * whose pages are read back from the whole copy. On failure t->fd is
+ * closed and -1, errno set. */
+static void open_compaction(struct tee *t, const char *dir)
+{
+	t->raw_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (t->raw_fd >= 0 && qc_init(&t->qc, -1, t->raw_fd) < 0)
+		errno = ENOMEM;
+	else if (t->raw_fd >= 0) {
+		qc_use_source(&t->qc, t->fd, 0);
+		return;
+	}
+	int err = errno;
+	close(t->fd);
+	t->fd = -1;
+	errno = err;
+}
+
 static int open_checkpoint(struct tee *t)
 {
 	char *copy = strdup(t->path);
@@ -329,8 +365,11 @@ static int open_checkpoint(struct tee *t)
 	sigset_t old;
 
 	/* Unnamed until complete: nothing to clean up after any death. */
-	t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (t->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
+	t->fd = open(dir, O_TMPFILE | (t->compact ? O_RDWR : O_WRONLY) |
+		     O_CLOEXEC, 0600);
+	if (t->fd >= 0 && t->compact)
+		open_compaction(t, dir);
+	if (t->fd < 0 && !t->compact && (errno == EOPNOTSUPP || errno == EISDIR ||
 			  errno == EINVAL)) {
 		if (asprintf(&t->tmpname, "%s/.mig-tee.XXXXXX", dir) < 0) {
 			t->tmpname = NULL;
@@ -474,6 +513,10 @@ static void usage(FILE *out)
 		"output\n"
 		"      --meta KEY=VALUE wrap the checkpoint in an envelope with "
 		"this META\n"
+		"      --compact        FILE gets a raw QEMU stream compacted: "
+		"each RAM page once\n"
+		"                       (mig-compact(1)); the whole copy waits "
+		"in FILE's directory\n"
 		"      --fsync          make FILE durable before exiting 0\n"
 		"      --required       a failed checkpoint fails the pipeline "
 		"(default: warn,\n"
@@ -519,13 +562,15 @@ static int take_file(struct tee *t, int argc, char **argv)
 /* MIG_GO_ON, or the exit status to leave with. */
 static int parse_args(struct tee *t, int argc, char **argv)
 {
-	enum { OPT_FSYNC = 256, OPT_REQUIRED, OPT_META, OPT_PROGRESS };
+	enum { OPT_FSYNC = 256, OPT_REQUIRED, OPT_META, OPT_PROGRESS,
+	       OPT_COMPACT };
 	static const struct option lo[] = {
 		{ "only", no_argument, NULL, 'o' },
 		{ "fsync", no_argument, NULL, OPT_FSYNC },
 		{ "required", no_argument, NULL, OPT_REQUIRED },
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "compact", no_argument, NULL, OPT_COMPACT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -546,6 +591,7 @@ static int parse_args(struct tee *t, int argc, char **argv)
 		case OPT_FSYNC: t->fsync = true; break;
 		case OPT_REQUIRED: t->required = true; break;
 		case OPT_PROGRESS: t->progress = true; break;
+		case OPT_COMPACT: t->compact = true; break;
 		case 'v': t->verbose = true; break;
 		case 'q': t->quiet = true; break;
 		case 'h': usage(stdout); return mig_stdout_finish();
@@ -557,6 +603,10 @@ static int parse_args(struct tee *t, int argc, char **argv)
 		default: return mig_unknown_option(argv);
 		}
 	}
+	if (t->compact && t->nmeta)
+		return mig_usage_error("--compact and --meta cannot be combined "
+				       "(yet): wrap the compacted checkpoint with "
+				       "mig-envelope");
 	return take_file(t, argc, argv);
 }
 
@@ -723,6 +773,27 @@ static int prepare(struct tee *t)
 	return start_checkpoint(t);
 }
 
+/* --compact: the whole copy, verified, compacted into a new unnamed file
+ * that replaces it as the checkpoint to be named. */
+static int compact_checkpoint(struct tee *t, struct mig_err *e)
+{
+	char *copy = strdup(t->path);
+	const char *dir = copy ? dirname(copy) : ".";
+	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+
+	free(copy);
+	if (fd < 0)
+		return mig_err_set(e, MIG_EXIT_IO, "%s", strerror(errno));
+	if (qc_write(&t->qc, &t->info, fd, e) < 0) {
+		close(fd);
+		return mig_err_prefix(e, "compacting: ");
+	}
+	t->compacted = qc_output_bytes(&t->qc, &t->info);
+	close(t->fd);
+	t->fd = fd;
+	return 0;
+}
+
 /* The writer has all of the stream: say what became of the checkpoint and
  * give it its name if it is whole. Returns the exit status. */
 static int verdict(struct tee *t)
@@ -740,15 +811,21 @@ static int verdict(struct tee *t)
 		mig_warn("%s: not written: %s", t->path, t->verr.msg);
 		return MIG_EXIT_DATA;
 	}
-	if (link_checkpoint(t, &e) < 0) {
+	if ((t->compact && compact_checkpoint(t, &e) < 0) ||
+	    link_checkpoint(t, &e) < 0) {
 		mig_warn("%s: %s; checkpoint abandoned", t->path, e.msg);
 		return t->required ? MIG_EXIT_IO : MIG_EXIT_OK;
 	}
 	if (t->verbose) {
-		char b[32];
+		char b[32], c[64] = "";
 		mig_format_bytes(t->written, b, sizeof b);
-		mig_warn("%s: complete checkpoint of %s (%s)%s", t->path,
-			 t->what, b, t->nmeta ? ", in an envelope with META" : "");
+		if (t->compact) {
+			char h[32];
+			mig_format_bytes(t->compacted, h, sizeof h);
+			snprintf(c, sizeof c, ", compacted to %s", h);
+		}
+		mig_warn("%s: complete checkpoint of %s (%s)%s%s", t->path,
+			 t->what, b, c, t->nmeta ? ", in an envelope with META" : "");
 	}
 	return MIG_EXIT_OK;
 }
@@ -783,6 +860,10 @@ static int tee_stream(struct tee *t)
 static void free_tee(struct tee *t)
 {
 	discard_checkpoint(t);
+	qc_free(&t->qc);
+	qs_info_free(&t->info);
+	if (t->raw_fd >= 0)
+		close(t->raw_fd);
 	mig_sink_free(t->env);
 	if (t->env_st)
 		mig_filter_envelope.destroy(t->env_st);
@@ -795,7 +876,7 @@ static void free_tee(struct tee *t)
 
 int main(int argc, char **argv)
 {
-	struct tee t = { .forward = true, .fd = -1 };
+	struct tee t = { .forward = true, .fd = -1, .raw_fd = -1 };
 	int rc;
 
 	mig_progname = "mig-tee";
