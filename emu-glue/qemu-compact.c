@@ -163,10 +163,17 @@ static int make_index(struct qc *c, const struct qs_info *info)
 		c->block_first[i + 1] = c->block_first[i] +
 			(info->blocks[i].size + c->page_size - 1) / c->page_size;
 	c->npages = c->block_first[c->nblocks];
-	if (!(c->ent = calloc(c->npages, sizeof *c->ent)))
+	if ((c->ent = calloc(c->npages, sizeof *c->ent)))
+		return 0;
+	if (c->refuse)
 		return stop(c, MIG_EXIT_SYS, "out of memory for the page index "
 			    "(%llu pages of RAM, %u bytes each)",
 			    (ull)c->npages, QC_INDEX_BYTES_PER_PAGE);
+	/* counting only (mig-info): the stream is read all the same */
+	c->no_index = true;
+	snprintf(c->not_compactable, sizeof c->not_compactable, "no memory "
+		 "for the page index (%llu pages of RAM, %u bytes each)",
+		 (ull)c->npages, QC_INDEX_BYTES_PER_PAGE);
 	return 0;
 }
 
@@ -253,8 +260,10 @@ static int on_page(void *ctx, const struct qs_info *info, const struct qs_page *
 {
 	struct qc *c = ctx;
 
-	if (!c->ent && make_index(c, info))
+	if (!c->ent && !c->no_index && make_index(c, info))
 		return -1;
+	if (c->no_index)
+		return 0;
 	if (pg->kind == QS_PAGE_XBZRLE || pg->kind == QS_PAGE_COMPRESS)
 		return not_whole(c, pg);
 	uint64_t *e = &c->ent[c->block_first[pg->block] + pg->addr / c->page_size];
@@ -317,7 +326,7 @@ int qc_check(struct qc *c, const struct qs_info *info)
 	if (info->multifd_flushes && !c->not_compactable[0])
 		snprintf(c->not_compactable, sizeof c->not_compactable,
 			 "MULTIFD_FLUSH records (multifd)");
-	if (c->pages_at == UINT64_MAX || !c->ent)
+	if (c->pages_at == UINT64_MAX || (!c->ent && c->refuse))
 		return stop(c, MIG_EXIT_DATA, "the ram section has no pages "
 			    "to compact");
 	if (c->raw_fd >= 0 && raw_flush(c))
@@ -330,7 +339,7 @@ int qc_check(struct qc *c, const struct qs_info *info)
 uint64_t qc_pages_sent(const struct qc *c)
 {
 	uint64_t n = 0;
-	for (uint64_t i = 0; i < c->npages; i++)
+	for (uint64_t i = 0; c->ent && i < c->npages; i++)
 		n += c->ent[i] != 0;
 	return n;
 }
@@ -338,7 +347,7 @@ uint64_t qc_pages_sent(const struct qc *c)
 uint64_t qc_pages_sent_again(const struct qc *c)
 {
 	uint64_t n = 0;
-	for (uint64_t i = 0; i < c->npages; i++)
+	for (uint64_t i = 0; c->ent && i < c->npages; i++)
 		n += (c->ent[i] & ENT_AGAIN) != 0;
 	return n;
 }
@@ -349,7 +358,7 @@ uint64_t qc_pages_sent_again(const struct qc *c)
 static uint64_t part_bytes(const struct qc *c, const struct qs_info *info)
 {
 	uint64_t n = 5 + 8 + (info->section_footers ? 5 : 0);
-	for (size_t b = 0; b < c->nblocks; b++) {
+	for (size_t b = 0; c->ent && b < c->nblocks; b++) {
 		bool named = false;
 		for (uint64_t i = c->block_first[b]; i < c->block_first[b + 1]; i++) {
 			if (!c->ent[i])

@@ -63,6 +63,7 @@ struct qc {
 	int code;              /* MIG_EXIT_* */
 	char why[240];
 	bool refuse;           /* refuse what cannot be compacted (not count-only) */
+	bool no_index;         /* count-only: the index did not fit in memory */
 	char not_compactable[160]; /* count-only: the first reason found */
 
 	unsigned char *wbuf;   /* raw_fd's write buffer */

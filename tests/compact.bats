@@ -212,6 +212,27 @@ assert_same_ram_loaded() { # A B
 	[ -z "$output" ]
 }
 
+@test "a stream that declares more RAM than an index fits in memory: mig-compact exit 4, mig-info describes it without the count" {
+	# the first RAM block and the MEM_SIZE total grown by 4 PiB - 64 MiB
+	perl -0777 -ne '
+		/\x01....\x03ram\x00{7}\x04/s or die "no START\n";
+		my $st = $+[0];
+		my $tot = unpack("Q>", substr($_, $st, 8));
+		my $p = $st + 8; my $l = ord(substr($_, $p, 1));
+		my $sz = unpack("Q>", substr($_, $p + 1 + $l, 8));
+		substr($_, $st, 8) = pack("Q>", $tot - $sz + (1 << 52));
+		substr($_, $p + 1 + $l, 8) = pack("Q>", 1 << 52);
+		print' "$STREAM" > huge
+	# (AddressSanitizer would abort at such a request instead of failing it)
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1
+	run -4 --separate-stderr bash -c 'mig-compact huge > out'
+	# the last line (AddressSanitizer says it failed the request first)
+	[ "${stderr##*$'\n'}" = "mig-compact: huge: out of memory for the page index (1099511627906 pages of RAM, 8 bytes each)" ]
+	[ "$(size_of out)" = 0 ]
+	run -0 mig-info huge
+	assert_line "  pages sent more than once: not counted: no memory for the page index (1099511627906 pages of RAM, 8 bytes each)"
+}
+
 @test "what is not a raw QEMU stream is refused: a mig layer, an empty input, other bytes" {
 	mig-checksum < "$STREAM" > ck
 	run -1 --separate-stderr bash -c 'mig-compact < ck > out'

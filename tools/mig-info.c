@@ -301,6 +301,11 @@ static void print_compact_text(const struct info *in)
 	uint64_t out = qc_output_bytes(c, &in->qemu), bytes = in->qemu.bytes;
 	char b1[32];
 
+	if (c->no_index) {
+		printf("  pages sent more than once: not counted: %s\n",
+		       c->not_compactable);
+		return;
+	}
 	printf("  pages sent more than once: %llu (%llu records re-sent)\n",
 	       (unsigned long long)qc_pages_sent_again(c),
 	       (unsigned long long)c->resent);
@@ -333,6 +338,12 @@ static json_t *compact_json(const struct info *in)
 	const struct qc *c = &in->compact;
 	uint64_t out = qc_output_bytes(c, &in->qemu);
 	bool can = !c->not_compactable[0];
+
+	if (c->no_index)
+		return json_pack("{s:n, s:n, s:n, s:n, s:s}", "pages_sent_again",
+				 "records_resent", "compacted_bytes",
+				 "compaction_saves", "not_compactable",
+				 c->not_compactable);
 
 	return json_pack("{s:I, s:I, s:o, s:o, s:o}",
 			 "pages_sent_again", (json_int_t)qc_pages_sent_again(c),
