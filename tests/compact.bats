@@ -317,10 +317,10 @@ Try 'mig-compact --help'." ]
 	[ -z "$(ls -A t)" ]
 }
 
-@test "mig-tee --compact: a live migration through exec: leaves a compacted checkpoint that restores to the source's final RAM" {
+@test "mig-tee --compact: a live migration through exec: leaves a compacted checkpoint that restores to the same RAM as the whole stream" {
 	vm_start_source src "$BATS_FILE_TMPDIR/live.ram" "$MIB"
 	MIG_MAX_BANDWIDTH=20000000 run -0 vm_migrate src \
-		"$(vm_shq "$MIG_BIN/mig-tee") -o -v --compact $(vm_shq "$PWD/ck") 2> $(vm_shq "$PWD/tee.err"); echo \$? > $(vm_shq "$PWD/tee.rc")"
+		"$(vm_shq "$MIG_BIN/mig-tee") -v --compact $(vm_shq "$PWD/ck") 2> $(vm_shq "$PWD/tee.err") > $(vm_shq "$PWD/full"); echo \$? > $(vm_shq "$PWD/tee.rc")"
 	assert_output completed
 	# QEMU says completed once it has written everything, which may be
 	# before mig-tee, still compacting, has exited
@@ -329,17 +329,13 @@ Try 'mig-compact --help'." ]
 	[[ $(cat tee.err) =~ ^"mig-tee: $PWD/ck: complete checkpoint of a raw QEMU stream ("[0-9.]+" MiB), compacted to "[0-9.]+" MiB"$ ]]
 	run -0 mig-info --json ck
 	jq -e '.complete and .compaction.pages_sent_again == 0 and .qemu.sections.part == 1' <<<"$output"
-	# the source, stopped once the migration completed, holds the RAM it sent last
-	vm_start_dest d "$MIB" "cat $(vm_shq "$PWD/ck")" -S
-	run -0 vm_wait_incoming d 60
-	assert_output completed
+	assert_same_ram_loaded full ck
+	# the source, stopped once the migration completed, holds the RAM it
+	# sent last: above 1 MiB (below, in the firmware's shadowed ROM area, a
+	# stopped source was seen to differ by 2 bytes from a VM loaded from
+	# its whole stream too)
 	vm_pmemsave src src.mem "${MIB}M"
-	vm_pmemsave d d.mem "${MIB}M"
-	# above 1 MiB: below, in the firmware's shadowed ROM area, a stopped
-	# source was seen to differ by 2 bytes from a VM loaded from its
-	# uncompacted stream too; compacted and uncompacted streams load to
-	# the very same RAM, all of it (the tests above)
-	cmp -i 1048576 src.mem d.mem
+	cmp -i 1048576 src.mem b.mem
 }
 
 @test "mig-tee --compact: the stream forwarded unchanged, FILE what mig-compact writes; no FILE for what cannot be compacted" {
@@ -365,4 +361,46 @@ Try 'mig-compact --help'." ]
 	run -2 --separate-stderr mig-tee --compact --meta a=b ck3
 	[ "$stderr" = "mig-tee: --compact and --meta cannot be combined (yet): wrap the compacted checkpoint with mig-envelope
 Try 'mig-tee --help'." ]
+}
+
+# A destination for a guest of tests/lib/guest.bash (its devices, kernel
+# and memory), paused once loaded, its stream read from FILE.
+guest_incoming() { # NAME MIB FILE
+	_guest_qemu_args "$1" "$2"
+	QEMU_ACCEL=$GUEST_ACCEL vm_start_incoming "$1" "cat $(vm_shq "$3")" \
+		"${_GUEST_ARGS[@]}" -global migration.x-events=on -S
+}
+
+@test "a real Linux guest dirtying its memory, migrated live through exec:mig-tee --compact: compacted, it restores to the same RAM as the whole stream" {
+	load lib/guest
+	guest_build "$BATS_TEST_TMPDIR/guest" > /dev/null
+	guest_start src 256 mig.fill=64 mig.dirty=4
+	run -0 guest_wait_ready src 120
+	guest_wait_beat src 2 20 > /dev/null
+	# 10 MB/s: about 13 s, while the guest rewrites 4 MB/s
+	MIG_MAX_BANDWIDTH=10000000 run -0 vm_migrate src \
+		"$(vm_shq "$MIG_BIN/mig-tee") --compact ck 2> tee.err > full; echo \$? > tee.rc"
+	assert_output completed
+	wait_for_file tee.rc 120
+	[ "$(cat tee.rc)" = 0 ] || fail "mig-tee: $(cat tee.err)"
+	run -0 mig-info --json full
+	local before=$output
+	jq -e '.compaction.pages_sent_again > 100' <<<"$before"
+	[ "$(size_of ck)" = "$(jq .compaction.compacted_bytes <<<"$before")" ]
+	run -0 mig-info --json ck
+	jq -e '.complete and .compaction.pages_sent_again == 0' <<<"$output"
+	guest_incoming a 256 full
+	guest_incoming b 256 ck
+	run -0 vm_wait_incoming a 120
+	run -0 vm_wait_incoming b 120
+	vm_pmemsave a a.mem 256M
+	vm_pmemsave b b.mem 256M
+	cmp a.mem b.mem
+	# (not compared with the source: under TCG its final RAM was seen to
+	# differ from what QEMU sent by a few hundred bytes, the same for both
+	# streams; x86 TCG sets page-table accessed/dirty bits without marking
+	# the page dirty for migration)
+	echo "# Linux guest ($GUEST_ACCEL), 64 MB page cache, 4 MB/s dirtied, live at 10 MB/s:" \
+		"stream $(size_of full) bytes, compacted $(size_of ck)," \
+		"$(jq .compaction.pages_sent_again <<<"$before") pages re-sent" >&3
 }
