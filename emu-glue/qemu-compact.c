@@ -378,7 +378,8 @@ uint64_t qc_output_bytes(const struct qc *c, const struct qs_info *info)
 }
 
 struct out {
-	int fd;
+	qc_write_fn write;
+	void *ctx;
 	unsigned char *buf;
 	size_t len;
 	struct mig_err *e;
@@ -391,7 +392,7 @@ struct out {
 
 static int out_flush(struct out *o)
 {
-	int rc = o->len ? mig_write_all(o->fd, o->buf, o->len, o->e) : 0;
+	int rc = o->len ? o->write(o->ctx, o->buf, o->len, o->e) : 0;
 	o->len = 0;
 	return rc;
 }
@@ -537,9 +538,20 @@ static int put_part(struct qc *c, const struct qs_info *info, struct out *o)
 	return 0;
 }
 
+static int write_fd(void *ctx, const void *p, size_t n, struct mig_err *e)
+{
+	return mig_write_all(*(int *)ctx, p, n, e);
+}
+
 int qc_write(struct qc *c, const struct qs_info *info, int fd, struct mig_err *e)
 {
-	struct out o = { .fd = fd, .e = e };
+	return qc_write_to(c, info, write_fd, &fd, e);
+}
+
+int qc_write_to(struct qc *c, const struct qs_info *info, qc_write_fn write,
+		void *ctx, struct mig_err *e)
+{
+	struct out o = { .write = write, .ctx = ctx, .e = e };
 	int rc = -1;
 
 	if (c->page_size > WBUF_CAP / 2)

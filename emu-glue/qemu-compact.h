@@ -100,4 +100,9 @@ uint64_t qc_pages_sent_again(const struct qc *c);
 /* Write the compacted stream to fd.  0, or -1 with e set. */
 int qc_write(struct qc *c, const struct qs_info *info, int fd, struct mig_err *e);
 
+/* The same through write(ctx, p, n, e): 0, or -1 with e set. */
+typedef int (*qc_write_fn)(void *ctx, const void *p, size_t n, struct mig_err *e);
+int qc_write_to(struct qc *c, const struct qs_info *info, qc_write_fn write,
+		void *ctx, struct mig_err *e);
+
 #endif /* MIGKIT_QEMU_COMPACT_H */

@@ -517,6 +517,8 @@ static void usage(FILE *out)
 		"each RAM page once\n"
 		"                       (mig-compact(1)); the whole copy waits "
 		"in FILE's directory\n"
+		"                       (with --meta, the envelope wraps the "
+		"compacted stream)\n"
 		"      --fsync          make FILE durable before exiting 0\n"
 		"      --required       a failed checkpoint fails the pipeline "
 		"(default: warn,\n"
@@ -603,10 +605,6 @@ static int parse_args(struct tee *t, int argc, char **argv)
 		default: return mig_unknown_option(argv);
 		}
 	}
-	if (t->compact && t->nmeta)
-		return mig_usage_error("--compact and --meta cannot be combined "
-				       "(yet): wrap the compacted checkpoint with "
-				       "mig-envelope");
 	return take_file(t, argc, argv);
 }
 
@@ -721,7 +719,8 @@ static int start_checkpoint(struct tee *t)
 
 	if (open_checkpoint(t) < 0)
 		mig_err_set(&e, MIG_EXIT_IO, "%s", strerror(errno));
-	else if (open_envelope(t, &e) < 0 && e.code != MIG_EXIT_IO)
+	else if (!t->compact && /* its envelope wraps the compacted one */
+		 open_envelope(t, &e) < 0 && e.code != MIG_EXIT_IO)
 		goto fail; /* out of memory: nothing goes on */
 	if (!e.code)
 		return MIG_GO_ON;
@@ -773,24 +772,48 @@ static int prepare(struct tee *t)
 	return start_checkpoint(t);
 }
 
+/* --compact --meta: the compacted stream into the envelope, in frames. */
+static int envelope_write(void *ctx, const void *p, size_t n, struct mig_err *e)
+{
+	struct tee *t = ctx;
+	size_t frame = mig_sink_frame_size(t->env);
+
+	while (n) {
+		uint8_t *buf = mig_sink_buffer(t->env, e);
+		size_t k = n < frame ? n : frame;
+		if (!buf)
+			return -1;
+		memcpy(buf, p, k);
+		if (mig_sink_data(t->env, k, e) < 0)
+			return -1;
+		p = (const uint8_t *)p + k;
+		n -= k;
+	}
+	return 0;
+}
+
 /* --compact: the whole copy, verified, compacted into a new unnamed file
- * that replaces it as the checkpoint to be named. */
+ * (in an envelope with --meta) that replaces it as the checkpoint to be
+ * named; the whole copy, the pages' source, is closed once written. */
 static int compact_checkpoint(struct tee *t, struct mig_err *e)
 {
 	char *copy = strdup(t->path);
 	const char *dir = copy ? dirname(copy) : ".";
-	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	int whole = t->fd, rc = -1;
 
+	t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 	free(copy);
-	if (fd < 0)
-		return mig_err_set(e, MIG_EXIT_IO, "%s", strerror(errno));
-	if (qc_write(&t->qc, &t->info, fd, e) < 0) {
-		close(fd);
+	if (t->fd < 0)
+		mig_err_set(e, MIG_EXIT_IO, "%s", strerror(errno));
+	else if (open_envelope(t, e) == 0 &&
+		 (t->env ? qc_write_to(&t->qc, &t->info, envelope_write, t, e) :
+			   qc_write(&t->qc, &t->info, t->fd, e)) == 0 &&
+		 (!t->env || mig_sink_end(t->env, e) == 0))
+		rc = 0;
+	close(whole);
+	if (rc < 0)
 		return mig_err_prefix(e, "compacting: ");
-	}
 	t->compacted = qc_output_bytes(&t->qc, &t->info);
-	close(t->fd);
-	t->fd = fd;
 	return 0;
 }
 
