@@ -658,6 +658,8 @@ static void test_read_error(void)
 struct rebuild {
     unsigned char *tap;           /* what the bytes hook received */
     size_t taplen;
+    uint64_t pos;                 /* stream offset the tapped bytes reached */
+    size_t gaps;                  /* tapped bytes that are not the stream's */
     uint64_t next;                /* where the next untapped record must start */
     size_t pages, items, bad;     /* page records; items; inconsistencies */
     uint64_t page_bytes;
@@ -670,6 +672,10 @@ static int rb_bytes(void *ctx, const unsigned char *p, size_t n)
     struct rebuild *b = ctx;
     memcpy(b->tap + b->taplen, p, n);
     b->taplen += n;
+    /* exactly the stream's bytes from where the last page record ended */
+    if (b->pos + n > dlen || memcmp(p, data + b->pos, n))
+        b->gaps++;
+    b->pos += n;
     return 0;
 }
 
@@ -678,6 +684,9 @@ static int rb_page(void *ctx, const struct qs_info *info, const struct qs_page *
     struct rebuild *b = ctx;
     b->pages++;
     b->page_bytes += pg->record_bytes;
+    if (pg->offset != b->pos)           /* the record comes right after them */
+        b->gaps++;
+    b->pos = pg->offset + pg->record_bytes;
     /* the record lies in the stream where it says, its data too */
     if (pg->offset + pg->record_bytes > dlen || pg->block >= info->nblocks)
         b->bad++;
@@ -703,13 +712,37 @@ static int rb_item(void *ctx, unsigned type, uint64_t at, unsigned cmd)
     return 0;
 }
 
+/* The tapped bytes and the page records, in order, are the stream. */
+static void test_hooks_pieces(const struct qs_info *in, const size_t *pieces,
+                              size_t npieces, const char *name)
+{
+    char err[512];
+    struct rebuild b = { .tap = malloc(dlen) };
+    struct qs_hooks h = { .ctx = &b, .bytes = rb_bytes, .page = rb_page };
+    struct mreader m;
+    struct qs_info got;
+
+    mr_init(&m, pieces, npieces);
+    mr_add(&m, data, dlen);
+    int rc = qs_scan_hooks(mread, &m, 0, &h, &got, err, sizeof err);
+    ok(rc == 0 && same_info(in, &got) && !b.gaps && b.pos == dlen,
+       "hooks, %s pieces: tapped bytes and page records tile the stream "
+       "(%zu gaps, up to %llu of %zu)%s%s", name, b.gaps, (ull)b.pos, dlen,
+       rc ? ": " : "", rc ? err : "");
+    qs_info_free(&got);
+    free(b.tap);
+}
+
 static void test_hooks(const struct qs_info *in)
 {
+    static const size_t one[] = { 1 };
     char err[512];
     struct rebuild b = { .tap = malloc(dlen) };
     struct qs_hooks h = { .ctx = &b, .bytes = rb_bytes, .page = rb_page, .item = rb_item };
     struct mreader m;
 
+    test_hooks_pieces(in, odd, NODD, "odd");
+    test_hooks_pieces(in, one, 1, "1-byte");
     mr_init(&m, odd, NODD);
     mr_add(&m, data, dlen);
     struct qs_info got;
