@@ -18,7 +18,7 @@ CHANNEL_FILTERS = envelope
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
-TOOLS = info tee ssh keygen
+TOOLS = info tee ssh keygen compact
 
 # Commands that drive emulators: emu-glue/mig-NAME.c, linked with OBJS_NAME
 # and LIBS_NAME like the tools.
@@ -132,9 +132,13 @@ $(B)/filters/all.o: filters/all.c Makefile $(FLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
 
-OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o
+OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o \
+	$(B)/emu-glue/qemu-compact.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
-OBJS_tee = $(B)/emu-glue/qemu-stream.o
+# mig-compact: the stream reader's hooks (qemu-compact.c) rebuild the stream
+OBJS_compact = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o
+LIBS_compact = $(LIBS_JSON)
+OBJS_tee = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o
 LIBS_tee = $(LIBS_JSON)
 # mig-ssh's steps, one file each (tools/mig-ssh.h)
 OBJS_ssh = $(addprefix $(B)/tools/,ssh-cmdline.o ssh-strict.o ssh-config.o \
@@ -190,13 +194,13 @@ $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS = stream walk meta qemu-stream encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
 FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) $(FILTER_SHARED:%=filters/%.c) \
-	filters/all.c emu-glue/qemu-stream.c
+	filters/all.c emu-glue/qemu-stream.c emu-glue/qemu-compact.c
 FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))'
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	-pthread -Ichannel -Ifilters -Iemu-glue -Itests/fuzz $(FUZZ_LIST)
 FUZZ_LIBS = $(LIBS) $(FILTER_LIBS) $(LIBS_JSON)
 REPLAY_OBJS = $(B)/tests/fuzz/standalone.o $(B)/filters/all.o $(FILTER_OBJ) \
-	$(B)/emu-glue/qemu-stream.o $(B)/libmigchan.a
+	$(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o $(B)/libmigchan.a
 REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay-%)
 
 $(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | $(DEPS_FIRST)

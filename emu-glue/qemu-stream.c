@@ -89,6 +89,9 @@ struct rdr {
     bool eof;
     char *err;
     size_t errlen;
+    struct qs_hooks *h;   /* NULL, or the caller's hooks */
+    uint64_t tapped;      /* bytes before this offset went to h->bytes (or were held) */
+    bool hold;            /* inside a page record: its bytes are not tapped */
 };
 
 struct scan {
@@ -139,6 +142,53 @@ static int truncated(struct rdr *r, const char *what, uint64_t start,
 }
 
 /* ------------------------------------------------------------------ */
+/* hooks                                                                */
+
+static int hook_failed(struct rdr *r)
+{
+    return fail(r, "stopped: %s", r->h->hook_err);
+}
+
+static bool tapping(const struct rdr *r) { return r->h && r->h->bytes; }
+
+/* Bytes that are not in the read buffer (the tail's ring) to h->bytes. */
+static int tap_raw(struct rdr *r, const unsigned char *p, size_t n)
+{
+    if (!tapping(r) || !n)
+        return 0;
+    r->tapped += n;
+    return r->h->bytes(r->h->ctx, p, n) ? hook_failed(r) : 0;
+}
+
+/*
+ * Consumed bytes up to stream offset upto (still in the buffer) to
+ * h->bytes, unless they belong to a page record (hold).  Called before
+ * the buffer drops bytes, and at each item and page record.
+ */
+static int tap_to(struct rdr *r, uint64_t upto)
+{
+    if (!tapping(r) || upto <= r->tapped)
+        return 0;
+    if (r->hold) {
+        r->tapped = upto;
+        return 0;
+    }
+    const unsigned char *p = r->buf + (r->tapped - r->base);
+    size_t n = (size_t)(upto - r->tapped);
+    r->tapped = upto;
+    return r->h->bytes(r->h->ctx, p, n) ? hook_failed(r) : 0;
+}
+
+static int item_hook(struct rdr *r, unsigned type, uint64_t at, unsigned cmd)
+{
+    if (!r->h || !r->h->item)
+        return 0;
+    if (tap_to(r, at))
+        return -1;
+    return r->h->item(r->h->ctx, type, at, cmd) ? hook_failed(r) : 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* buffered reading                                                     */
 
 long qs_read_fd(void *ctx, void *buf, size_t len)
@@ -178,6 +228,8 @@ static int fill(struct rdr *r, size_t n, const char *what, uint64_t start)
     if (r->len - r->pos >= n)
         return 0;
     if (r->pos) {
+        if (tap_to(r, r->base + r->pos))
+            return -1;
         memmove(r->buf, r->buf + r->pos, r->len - r->pos);
         r->base += r->pos;
         r->len -= r->pos;
@@ -200,6 +252,8 @@ static int skip(struct rdr *r, uint64_t n, const char *what, uint64_t start)
     while (n) {
         size_t avail = r->len - r->pos;
         if (!avail) {
+            if (tap_to(r, r->base + r->len))
+                return -1;
             r->base += r->len;
             r->pos = r->len = 0;
             long got = pull(r, r->buf, RD_BUF_CAP);
@@ -485,7 +539,7 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
 {
     struct rdr *r = &s->r;
     const uint64_t psz = s->out->page_size;
-    size_t bi;
+    size_t bi = 0;
 
     if (kind & (kind - 1))
         return fail(r, "conflicting ram flags 0x%x at offset %llu", flags, (ull)rec);
@@ -495,11 +549,24 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
     if (addr >= b->size)
         return fail(r, "page address 0x%llx beyond RAM block '%s' (size 0x%llx) at offset %llu",
                     (ull)addr, b->id, (ull)b->size, (ull)rec);
+    struct qs_page pg = { .block = bi, .addr = addr, .offset = rec };
     if (kind == RF_ZERO) {
         if (fill(r, 1, "zero page record", rec))
             return -1;
-        r->pos++;                               /* fill byte, 0 since QEMU 2.x */
+        pg.kind = QS_PAGE_ZERO;
+        pg.fill = get8(r);                      /* fill byte, 0 since QEMU 2.x */
         b->zero_pages++;
+    } else if (kind == RF_PAGE && r->h && r->h->page) {
+        if (psz > RD_BUF_CAP)
+            return fail(r, "page size %llu too large to hand pages over whole (at most %u)",
+                        (ull)psz, RD_BUF_CAP);
+        if (fill(r, psz, "ram page", rec))
+            return -1;
+        pg.kind = QS_PAGE_DATA;
+        pg.data = r->buf + r->pos;
+        pg.data_offset = off(r);
+        r->pos += psz;
+        b->normal_pages++;
     } else if (kind == RF_PAGE) {
         if (skip(r, psz, "ram page", rec))
             return -1;
@@ -514,6 +581,7 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
                         enc, len, (ull)rec);
         if (skip(r, len, "XBZRLE page", rec))
             return -1;
+        pg.kind = QS_PAGE_XBZRLE;
         b->other_pages++;
     } else {
         if (fill(r, 4, "compressed page header", rec))
@@ -524,8 +592,35 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
                         len, (ull)rec);
         if (skip(r, len, "compressed page", rec))
             return -1;
+        pg.kind = QS_PAGE_COMPRESS;
         b->other_pages++;
     }
+    pg.record_bytes = off(r) - rec;
+    if (r->h && r->h->page && r->h->page(r->h->ctx, s->out, &pg))
+        return hook_failed(r);
+    return 0;
+}
+
+/*
+ * A page record with hooks: its bytes go to the page hook, not to the
+ * bytes hook, so a rebuilt stream can leave it out or move it.  One that
+ * also carries MEM_SIZE or EOS could not be left out alone.
+ */
+static int hooked_page(struct scan *s, unsigned kind, unsigned flags,
+                       uint64_t addr, uint64_t rec)
+{
+    struct rdr *r = &s->r;
+    if (flags & (RF_MEM_SIZE | RF_EOS))
+        return fail(r, "ram page record with flags 0x%x at offset %llu: a page record "
+                    "that also carries MEM_SIZE or EOS cannot be rebuilt", flags, (ull)rec);
+    if (tap_to(r, rec))
+        return -1;
+    r->hold = true;
+    int rc = parse_page(s, kind, flags, addr, rec);
+    r->hold = false;
+    if (rc)
+        return -1;
+    r->tapped = off(r);
     return 0;
 }
 
@@ -560,13 +655,19 @@ static int parse_ram(struct scan *s)
         if (flags & RF_FULL)
             return fail(r, "unsupported ram flag 0x01 (obsolete RAM_SAVE_FLAG_FULL) at offset %llu",
                         (ull)rec);
+        unsigned kind = flags & (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS);
+        if (kind && r->h && !(kind & (kind - 1))) {
+            if (hooked_page(s, kind, flags, addr, rec))
+                return -1;
+            flags &= ~(kind | RF_CONTINUE);
+        }
         if (flags & RF_MEM_SIZE) {
             if (parse_block_list(s, addr, rec))
                 return -1;
             flags &= ~RF_MEM_SIZE;
         }
 
-        unsigned kind = flags & (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS);
+        kind = flags & (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS);
         if (kind) {
             if (parse_page(s, kind, flags, addr, rec))
                 return -1;
@@ -576,6 +677,8 @@ static int parse_ram(struct scan *s)
         }
 
         bool eos = flags & RF_EOS;
+        if (flags & RF_MULTIFD_FLUSH)
+            s->out->multifd_flushes++;
         flags &= ~(RF_MULTIFD_FLUSH | RF_EOS);
         if (flags)
             return fail(r, "unknown ram flags 0x%x at offset %llu", flags, (ull)rec);
@@ -600,6 +703,7 @@ static int parse_footer(struct scan *s, uint32_t id)
     if (fid != id)
         return fail(r, "section footer for section %u at offset %llu, expected section %u",
                     fid, (ull)fo, id);
+    s->out->section_footers = true;
     return 0;
 }
 
@@ -702,6 +806,8 @@ static int read_tail(struct scan *s, struct tail *t)
     size_t w = r->len - r->pos;                 /* leftover of the read buffer */
     memcpy(t->ring, r->buf + r->pos, w);
     t->total = end_off(r);
+    if (tap_to(r, off(r)) || tap_raw(r, t->ring, w))
+        return -1;
     for (;;) {
         if (w == cap) {
             w = 0;
@@ -714,6 +820,8 @@ static int read_tail(struct scan *s, struct tail *t)
             return -1;
         if (got == 0)
             break;
+        if (tap_raw(r, t->ring + w, (size_t)got))
+            return -1;
         w += (size_t)got;
         t->total += (uint64_t)got;
     }
@@ -912,6 +1020,7 @@ static int parse_named_section(struct scan *s, uint8_t t, uint64_t so)
                     ver, (ull)so);
     s->have_ram = true;
     s->ram_id = id;
+    o->ram_section_id = id;
     if (parse_ram(s) || parse_footer(s, id))
         return -1;
     if (!o->nblocks)
@@ -967,6 +1076,8 @@ static int parse_command(struct scan *s, uint64_t so)
                     "streams without a return path are carried",
                     command_names[cmd], cmd, (ull)so);
     }
+    if (item_hook(r, SEC_COMMAND, so, cmd))
+        return -1;
     if (skip(r, len, "command", so))
         return -1;
     s->out->commands++;
@@ -1010,6 +1121,8 @@ static int parse_stream(struct scan *s)
             return -1;
         uint8_t t = r->buf[r->pos];
         int rc;
+        if (t >= SEC_START && t <= SEC_FULL && item_hook(r, t, so, 0))
+            return -1;
         switch (t) {
         case SEC_START:
         case SEC_FULL:
@@ -1043,6 +1156,12 @@ static int parse_stream(struct scan *s)
 int qs_scan(qs_read_fn rd, void *ctx, unsigned flags, struct qs_info *out,
             char *err, size_t errlen)
 {
+    return qs_scan_hooks(rd, ctx, flags, NULL, out, err, errlen);
+}
+
+int qs_scan_hooks(qs_read_fn rd, void *ctx, unsigned flags, struct qs_hooks *h,
+                  struct qs_info *out, char *err, size_t errlen)
+{
     struct scan s;
     memset(&s, 0, sizeof s);
     memset(out, 0, sizeof *out);
@@ -1054,6 +1173,7 @@ int qs_scan(qs_read_fn rd, void *ctx, unsigned flags, struct qs_info *out,
     s.r.errlen = errlen;
     s.out = out;
     s.flags = flags;
+    s.r.h = h;
     s.cur_block = NO_BLOCK;
     out->page_size = DEFAULT_PAGE;
 

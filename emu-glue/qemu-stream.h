@@ -104,6 +104,11 @@ struct qs_info {
     uint64_t vmdesc_offset;       /* offset of the 0x06 byte (0 if none) */
     uint64_t vmdesc_bytes;        /* 5 + JSON length (0 if none) */
 
+    /* the ram section as a loader needs it (for mig-compact) */
+    uint32_t ram_section_id;      /* section id of the ram START */
+    bool     section_footers;     /* sections end with a footer (0x7E + id) */
+    uint64_t multifd_flushes;     /* RAM_SAVE_FLAG_MULTIFD_FLUSH records (8.1+) */
+
     /* end of stream */
     bool     has_eof;             /* QEMU_VM_EOF (0x00) seen where it belongs */
     bool     has_vmdesc;          /* the VMDESCRIPTION trailer was found and parsed */
@@ -136,6 +141,62 @@ enum {
  */
 int qs_scan(qs_read_fn rd, void *ctx, unsigned flags, struct qs_info *out,
             char *err, size_t errlen);
+
+/*
+ * Hooks: qs_scan_hooks reports what it reads, for a program that rebuilds
+ * the stream (mig-compact) or looks at every page (mig-info's re-sent
+ * page count).  Any hook may be NULL.  A hook returns 0 to go on, or -1
+ * to stop the scan, which then fails with the message "stopped: "
+ * followed by whatever the hook wrote into hook_err (the hook's ctx may
+ * hold more).
+ */
+enum qs_page_kind {
+    QS_PAGE_ZERO = 1,       /* ZERO record: the page is filled with `fill` */
+    QS_PAGE_DATA,           /* PAGE record: data holds page_size bytes */
+    QS_PAGE_XBZRLE,         /* XBZRLE record (a delta; data NULL) */
+    QS_PAGE_COMPRESS,       /* COMPRESS_PAGE record (zlib; data NULL) */
+};
+
+struct qs_page {
+    size_t   block;                 /* index into info->blocks */
+    uint64_t addr;                  /* offset of the page in its block */
+    unsigned kind;                  /* enum qs_page_kind */
+    uint8_t  fill;                  /* QS_PAGE_ZERO */
+    const unsigned char *data;      /* QS_PAGE_DATA: valid during the call */
+    uint64_t offset;                /* stream offset of the record */
+    uint64_t data_offset;           /* stream offset of data[0] */
+    uint64_t record_bytes;          /* the whole record, header included */
+};
+
+struct qs_hooks {
+    void *ctx;
+    /*
+     * Every byte of the stream except page records, in order and in
+     * pieces (header, configuration, section headers, MEM_SIZE and EOS
+     * records, footers, commands, device state, EOF, VMDESCRIPTION).
+     */
+    int (*bytes)(void *ctx, const unsigned char *p, size_t n);
+    /* Each page record, in stream order. */
+    int (*page)(void *ctx, const struct qs_info *info, const struct qs_page *pg);
+    /*
+     * At each item of the stream after the configuration, before its
+     * bytes: type is the section type byte (0x01 START, 0x02 PART,
+     * 0x03 END, 0x04 FULL, 0x08 COMMAND), command the command number for
+     * COMMAND.  Device state comes as one FULL item: what follows it
+     * (more sections, EOF, VMDESCRIPTION) is read opaquely.
+     */
+    int (*item)(void *ctx, unsigned type, uint64_t offset, unsigned command);
+    char hook_err[256];
+};
+
+/*
+ * qs_scan with hooks (h may be NULL: then it is qs_scan).  With a page
+ * hook, page records are read whole (PAGE data contiguous, so the page
+ * size must be at most 1 MiB), and a page record that also carries
+ * MEM_SIZE or EOS is refused: a rebuilt stream could not drop it alone.
+ */
+int qs_scan_hooks(qs_read_fn rd, void *ctx, unsigned flags, struct qs_hooks *h,
+                  struct qs_info *out, char *err, size_t errlen);
 
 /* Free what qs_scan allocated in *info and reset it; safe to call twice. */
 void qs_info_free(struct qs_info *info);

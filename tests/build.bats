@@ -11,9 +11,9 @@ setup() {
 @test "make install PREFIX DESTDIR installs commands, man pages, header, library" {
 	dest=$BATS_TEST_TMPDIR/root
 	run -0 make -C "$REPO" -s install PREFIX=/opt/mig DESTDIR="$dest"
-	for f in bin/mig-checksum bin/mig-info bin/mig-tee bin/mig-ssh bin/mig-envelope \
+	for f in bin/mig-checksum bin/mig-info bin/mig-compact bin/mig-tee bin/mig-ssh bin/mig-envelope \
 		include/mig.h lib/libmigchan.a \
-		share/man/man1/mig-checksum.1 share/man/man1/mig-info.1 \
+		share/man/man1/mig-checksum.1 share/man/man1/mig-info.1 share/man/man1/mig-compact.1 \
 		share/man/man5/mig-stream.5 share/man/man7/mig.7; do
 		[ -f "$dest/opt/mig/$f" ] || fail "missing $f"
 	done

@@ -39,6 +39,19 @@ vg() {
 	run -1 vg mig-tee ckpt2 < part
 }
 
+@test "valgrind: mig-compact (from a file, a pipe, spilling) and mig-tee --compact, whole and cut" {
+	vg mig-compact "$STREAM" > c1
+	cat "$STREAM" | vg mig-compact > c2
+	vg mig-compact -S "$STREAM" > c3
+	cmp c1 c2
+	cmp c1 c3
+	run -1 vg mig-compact part
+	run -2 vg mig-compact --bogus
+	vg mig-tee --compact -o ck < "$STREAM"
+	cmp ck c1
+	run -1 vg mig-tee --compact -o ck2 < part
+}
+
 @test "valgrind: mig-encrypt and mig-decrypt, both ciphers, good and bad input" {
 	mig-keygen -q -o key
 	for c in aes256gcm chacha20poly1305; do

@@ -21,6 +21,7 @@
 
 #include "all.h"
 #include "mig.h"
+#include "qemu-compact.h"
 #include "qemu-stream.h"
 #include "tagged.h"
 
@@ -49,6 +50,7 @@ struct info {
 	uint64_t inner_bytes;       /* of unknown inner data */
 	bool have_qemu;
 	struct qs_info qemu;
+	struct qc compact;          /* re-sent pages, the compacted size */
 	struct mig_err err;         /* the first failure, if any */
 	bool failed;
 	struct mig_signers signers; /* --signer: envelopes must be theirs */
@@ -172,8 +174,14 @@ static int scan(struct info *in)
 	struct mig_src_pull p = { top(in), &in->err, false };
 	char qerr[512];
 	in->have_qemu = true;
-	if (qs_scan(mig_src_pull_read, &p, 0, &in->qemu, qerr, sizeof qerr) < 0) {
-		if (!p.failed)
+	if (qc_init(&in->compact, -1, -1) < 0)
+		return mig_err_set(&in->err, MIG_EXIT_SYS, "out of memory");
+	if (qs_scan_hooks(mig_src_pull_read, &p, 0, &in->compact.hooks,
+			  &in->qemu, qerr, sizeof qerr) < 0) {
+		if (in->compact.code) /* the page index could not be made */
+			mig_err_set(&in->err, in->compact.code, "QEMU stream: %s",
+				    in->compact.why);
+		else if (!p.failed)
 			mig_err_set(&in->err, MIG_EXIT_DATA, "QEMU stream: %s",
 				    qerr);
 		return -1;
@@ -299,6 +307,29 @@ static void print_qemu_text(const struct qs_info *q)
 	       q->has_vmdesc ? "device description" : "no device description");
 }
 
+/* What mig-compact would make of a complete stream. */
+static void print_compact_text(const struct info *in)
+{
+	const struct qc *c = &in->compact;
+	uint64_t out = qc_output_bytes(c, &in->qemu), bytes = in->qemu.bytes;
+	char b1[32];
+
+	if (c->no_index) {
+		printf("  pages sent more than once: not counted: %s\n",
+		       c->not_compactable);
+		return;
+	}
+	printf("  pages sent more than once: %llu (%llu records re-sent)\n",
+	       (unsigned long long)qc_pages_sent_again(c),
+	       (unsigned long long)c->resent);
+	if (c->not_compactable[0])
+		printf("  compaction: not possible: %s\n", c->not_compactable);
+	else
+		printf("  compaction: %s, saves %llu bytes (%.1f%%)\n",
+		       human(out, b1), (unsigned long long)(bytes - out),
+		       bytes ? 100.0 * (double)(bytes - out) / (double)bytes : 0.0);
+}
+
 static void print_text(const struct info *in)
 {
 	printf("%s: %llu bytes\n", in->name,
@@ -308,9 +339,32 @@ static void print_text(const struct info *in)
 	print_inner_text(in);
 	if (in->have_qemu)
 		print_qemu_text(&in->qemu);
+	if (in->have_qemu && !in->failed)
+		print_compact_text(in);
 }
 
 /* ---- JSON ----------------------------------------------------------------- */
+
+/* Re-sent pages and the compacted size, for a complete stream. */
+static json_t *compact_json(const struct info *in)
+{
+	const struct qc *c = &in->compact;
+	uint64_t out = qc_output_bytes(c, &in->qemu);
+	bool can = !c->not_compactable[0];
+
+	if (c->no_index)
+		return json_pack("{s:n, s:n, s:n, s:n, s:s}", "pages_sent_again",
+				 "records_resent", "compacted_bytes",
+				 "compaction_saves", "not_compactable",
+				 c->not_compactable);
+
+	return json_pack("{s:I, s:I, s:o, s:o, s:o}",
+			 "pages_sent_again", (json_int_t)qc_pages_sent_again(c),
+			 "records_resent", (json_int_t)c->resent,
+			 "compacted_bytes", can ? json_integer((json_int_t)out) : json_null(),
+			 "compaction_saves", can ? json_integer((json_int_t)(in->qemu.bytes - out)) : json_null(),
+			 "not_compactable", can ? json_null() : json_string(c->not_compactable));
+}
 
 static json_t *qemu_json(const struct qs_info *q)
 {
@@ -408,10 +462,12 @@ static void print_json(const struct info *in)
 			"opened", 0));
 	}
 	json_t *root = json_pack(
-		"{s:s, s:I, s:o, s:s, s:o, s:b, s:o}", "file", in->name,
+		"{s:s, s:I, s:o, s:s, s:o, s:o, s:b, s:o}", "file", in->name,
 		"bytes", (json_int_t)mig_src_offset(in->base), "layers", layers,
 		"inner", in->closed_kind ? "closed" : inner_names[in->inner],
 		"qemu", in->have_qemu ? qemu_json(&in->qemu) : json_null(),
+		"compaction", in->have_qemu && !in->failed ? compact_json(in) :
+							    json_null(),
 		"complete", !in->failed,
 		"error", in->failed ? json_string(in->err.msg) : json_null());
 	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -522,6 +578,7 @@ static int describe(struct info *in, const struct request *rq)
 static void free_info(struct info *in)
 {
 	qs_info_free(&in->qemu);
+	qc_free(&in->compact);
 	for (size_t i = in->nlayers; i-- > 0;) {
 		mig_src_free(in->layers[i].src);
 		in->layers[i].f->destroy(in->layers[i].st);

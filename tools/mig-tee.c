@@ -35,6 +35,7 @@
 #include "../channel/source-private.h"
 #include "../channel/progress.h"
 #include "mig.h"
+#include "qemu-compact.h"
 #include "qemu-stream.h"
 #include "tagged.h"
 
@@ -49,6 +50,7 @@ struct tee {
 	bool splice; /* stdin and stdout are pipes: forward with tee(2) */
 	uint64_t rate_bps; /* --rate, 0: none */
 	struct mig_rate rate; /* on the pieces forwarded (or, -o, taken in) */
+	bool compact; /* --compact: FILE gets the stream compacted */
 	const char **meta;
 	size_t nmeta;
 
@@ -73,6 +75,13 @@ struct tee {
 	struct mig_err verr;  /* why not */
 	char what[128];       /* what the stream was, for -v */
 	uint64_t written;
+
+	/* --compact: the whole copy (t->fd, unnamed) is the source of the
+	 * pages; the other bytes wait in raw_fd; FILE gets the compacted one */
+	int raw_fd;
+	struct qc qc;
+	struct qs_info info;
+	uint64_t compacted;
 };
 
 /* ---- The writer's view of the ring, as a source ------------------------- */
@@ -162,19 +171,28 @@ static void check_stream(struct tee *t, struct mig_src *src)
 	if (mig_detect(src, &d, e) < 0)
 		return;
 	mig_detect_describe(&d, t->what, sizeof t->what);
-	if (d.type == MIG_INPUT_LAYER && d.headlen >= 6 &&
+	if (t->compact && d.type != MIG_INPUT_QEMU) {
+		mig_err_set(e, MIG_EXIT_DATA, "--compact: %s, not a raw QEMU "
+			    "stream", t->what);
+	} else if (d.type == MIG_INPUT_LAYER && d.headlen >= 6 &&
 	    d.version == MIG_FORMAT_VERSION) {
 		struct mig_walk w;
 		t->complete = mig_layer_walk(src, &w, e) == 0;
 	} else if (d.type == MIG_INPUT_QEMU) {
-		struct qs_info q = { 0 };
 		struct mig_err re;
 		struct mig_src_pull p = { src, &re, false };
 		char msg[512];
-		t->complete = qs_scan(mig_src_pull_read, &p, 0, &q, msg, sizeof msg) == 0;
-		if (!t->complete)
+		t->complete = qs_scan_hooks(mig_src_pull_read, &p, 0,
+					    t->compact ? &t->qc.hooks : NULL,
+					    &t->info, msg, sizeof msg) == 0;
+		if (!t->complete && t->qc.code)
+			mig_err_set(e, MIG_EXIT_DATA, "cannot compact: %s", t->qc.why);
+		else if (!t->complete)
 			mig_err_set(e, MIG_EXIT_DATA, "QEMU stream: %s", msg);
-		qs_info_free(&q);
+		else if (t->compact && qc_check(&t->qc, &t->info) < 0) {
+			t->complete = false;
+			mig_err_set(e, MIG_EXIT_DATA, "cannot compact: %s", t->qc.why);
+		}
 	} else if (d.type == MIG_INPUT_EMPTY) {
 		mig_err_set(e, MIG_EXIT_DATA, "the stream is empty");
 	} else if (d.type == MIG_INPUT_LAYER) {
@@ -324,6 +342,24 @@ static int check_target(struct tee *t)
 	return MIG_EXIT_USAGE;
 }
 
+/* --compact: the other bytes' file, next to FILE, and the compactor,
+ * whose pages are read back from the whole copy. On failure t->fd is
+ * closed and -1, errno set. */
+static void open_compaction(struct tee *t, const char *dir)
+{
+	t->raw_fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (t->raw_fd >= 0 && qc_init(&t->qc, -1, t->raw_fd) < 0)
+		errno = ENOMEM;
+	else if (t->raw_fd >= 0) {
+		qc_use_source(&t->qc, t->fd, 0);
+		return;
+	}
+	int err = errno;
+	close(t->fd);
+	t->fd = -1;
+	errno = err;
+}
+
 static int open_checkpoint(struct tee *t)
 {
 	char *copy = strdup(t->path);
@@ -331,8 +367,11 @@ static int open_checkpoint(struct tee *t)
 	sigset_t old;
 
 	/* Unnamed until complete: nothing to clean up after any death. */
-	t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-	if (t->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
+	t->fd = open(dir, O_TMPFILE | (t->compact ? O_RDWR : O_WRONLY) |
+		     O_CLOEXEC, 0600);
+	if (t->fd >= 0 && t->compact)
+		open_compaction(t, dir);
+	if (t->fd < 0 && !t->compact && (errno == EOPNOTSUPP || errno == EISDIR ||
 			  errno == EINVAL)) {
 		if (asprintf(&t->tmpname, "%s/.mig-tee.XXXXXX", dir) < 0) {
 			t->tmpname = NULL;
@@ -508,6 +547,12 @@ static void usage(FILE *out)
 		"output\n"
 		"      --meta KEY=VALUE wrap the checkpoint in an envelope with "
 		"this META\n"
+		"      --compact        FILE gets a raw QEMU stream compacted: "
+		"each RAM page once\n"
+		"                       (mig-compact(1)); the whole copy waits "
+		"in FILE's directory\n"
+		"                       (with --meta, the envelope wraps the "
+		"compacted stream)\n"
 		"      --fsync          make FILE durable before exiting 0\n"
 		"      --required       a failed checkpoint fails the pipeline "
 		"(default: warn,\n"
@@ -555,7 +600,8 @@ static int take_file(struct tee *t, int argc, char **argv)
 /* MIG_GO_ON, or the exit status to leave with. */
 static int parse_args(struct tee *t, int argc, char **argv)
 {
-	enum { OPT_FSYNC = 256, OPT_REQUIRED, OPT_META, OPT_PROGRESS, OPT_RATE };
+	enum { OPT_FSYNC = 256, OPT_REQUIRED, OPT_META, OPT_PROGRESS, OPT_RATE,
+	       OPT_COMPACT };
 	static const struct option lo[] = {
 		{ "only", no_argument, NULL, 'o' },
 		{ "fsync", no_argument, NULL, OPT_FSYNC },
@@ -563,6 +609,7 @@ static int parse_args(struct tee *t, int argc, char **argv)
 		{ "meta", required_argument, NULL, OPT_META },
 		{ "progress", no_argument, NULL, OPT_PROGRESS },
 		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "compact", no_argument, NULL, OPT_COMPACT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -587,6 +634,7 @@ static int parse_args(struct tee *t, int argc, char **argv)
 			if (mig_rate_option(optarg, &t->rate_bps) != MIG_GO_ON)
 				return MIG_EXIT_USAGE;
 			break;
+		case OPT_COMPACT: t->compact = true; break;
 		case 'v': t->verbose = true; break;
 		case 'q': t->quiet = true; break;
 		case 'h': usage(stdout); return mig_stdout_finish();
@@ -717,7 +765,8 @@ static int start_checkpoint(struct tee *t)
 
 	if (open_checkpoint(t) < 0)
 		mig_err_set(&e, MIG_EXIT_IO, "%s", strerror(errno));
-	else if (open_envelope(t, &e) < 0 && e.code != MIG_EXIT_IO)
+	else if (!t->compact && /* its envelope wraps the compacted one */
+		 open_envelope(t, &e) < 0 && e.code != MIG_EXIT_IO)
 		goto fail; /* out of memory: nothing goes on */
 	if (!e.code)
 		return MIG_GO_ON;
@@ -769,6 +818,51 @@ static int prepare(struct tee *t)
 	return start_checkpoint(t);
 }
 
+/* --compact --meta: the compacted stream into the envelope, in frames. */
+static int envelope_write(void *ctx, const void *p, size_t n, struct mig_err *e)
+{
+	struct tee *t = ctx;
+	size_t frame = mig_sink_frame_size(t->env);
+
+	while (n) {
+		uint8_t *buf = mig_sink_buffer(t->env, e);
+		size_t k = n < frame ? n : frame;
+		if (!buf)
+			return -1;
+		memcpy(buf, p, k);
+		if (mig_sink_data(t->env, k, e) < 0)
+			return -1;
+		p = (const uint8_t *)p + k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* --compact: the whole copy, verified, compacted into a new unnamed file
+ * (in an envelope with --meta) that replaces it as the checkpoint to be
+ * named; the whole copy, the pages' source, is closed once written. */
+static int compact_checkpoint(struct tee *t, struct mig_err *e)
+{
+	char *copy = strdup(t->path);
+	const char *dir = copy ? dirname(copy) : ".";
+	int whole = t->fd, rc = -1;
+
+	t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	free(copy);
+	if (t->fd < 0)
+		mig_err_set(e, MIG_EXIT_IO, "%s", strerror(errno));
+	else if (open_envelope(t, e) == 0 &&
+		 (t->env ? qc_write_to(&t->qc, &t->info, envelope_write, t, e) :
+			   qc_write(&t->qc, &t->info, t->fd, e)) == 0 &&
+		 (!t->env || mig_sink_end(t->env, e) == 0))
+		rc = 0;
+	close(whole);
+	if (rc < 0)
+		return mig_err_prefix(e, "compacting: ");
+	t->compacted = qc_output_bytes(&t->qc, &t->info);
+	return 0;
+}
+
 /* The writer has all of the stream: say what became of the checkpoint and
  * give it its name if it is whole. Returns the exit status. */
 static int verdict(struct tee *t)
@@ -786,15 +880,21 @@ static int verdict(struct tee *t)
 		mig_warn("%s: not written: %s", t->path, t->verr.msg);
 		return MIG_EXIT_DATA;
 	}
-	if (link_checkpoint(t, &e) < 0) {
+	if ((t->compact && compact_checkpoint(t, &e) < 0) ||
+	    link_checkpoint(t, &e) < 0) {
 		mig_warn("%s: %s; checkpoint abandoned", t->path, e.msg);
 		return t->required ? MIG_EXIT_IO : MIG_EXIT_OK;
 	}
 	if (t->verbose) {
-		char b[32];
+		char b[32], c[64] = "";
 		mig_format_bytes(t->written, b, sizeof b);
-		mig_warn("%s: complete checkpoint of %s (%s)%s", t->path,
-			 t->what, b, t->nmeta ? ", in an envelope with META" : "");
+		if (t->compact) {
+			char h[32];
+			mig_format_bytes(t->compacted, h, sizeof h);
+			snprintf(c, sizeof c, ", compacted to %s", h);
+		}
+		mig_warn("%s: complete checkpoint of %s (%s)%s%s", t->path,
+			 t->what, b, c, t->nmeta ? ", in an envelope with META" : "");
 	}
 	return MIG_EXIT_OK;
 }
@@ -830,6 +930,10 @@ static int tee_stream(struct tee *t)
 static void free_tee(struct tee *t)
 {
 	discard_checkpoint(t);
+	qc_free(&t->qc);
+	qs_info_free(&t->info);
+	if (t->raw_fd >= 0)
+		close(t->raw_fd);
 	mig_sink_free(t->env);
 	if (t->env_st)
 		mig_filter_envelope.destroy(t->env_st);
@@ -842,7 +946,7 @@ static void free_tee(struct tee *t)
 
 int main(int argc, char **argv)
 {
-	struct tee t = { .forward = true, .fd = -1 };
+	struct tee t = { .forward = true, .fd = -1, .raw_fd = -1 };
 	int rc;
 
 	mig_progname = "mig-tee";

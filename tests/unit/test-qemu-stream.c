@@ -697,6 +697,129 @@ static void test_read_error(void)
     qs_info_free(&p);
 }
 
+/* ------------------------------------------------------------------ */
+/* Hooks: the bytes hook and the page records rebuild the stream. */
+
+struct rebuild {
+    unsigned char *tap;           /* what the bytes hook received */
+    size_t taplen;
+    uint64_t pos;                 /* stream offset the tapped bytes reached */
+    size_t gaps;                  /* tapped bytes that are not the stream's */
+    uint64_t next;                /* where the next untapped record must start */
+    size_t pages, items, bad;     /* page records; items; inconsistencies */
+    uint64_t page_bytes;
+    unsigned first_item;
+    int stop_after;               /* the page hook fails at this page (0: never) */
+};
+
+static int rb_bytes(void *ctx, const unsigned char *p, size_t n)
+{
+    struct rebuild *b = ctx;
+    memcpy(b->tap + b->taplen, p, n);
+    b->taplen += n;
+    /* exactly the stream's bytes from where the last page record ended */
+    if (b->pos + n > dlen || memcmp(p, data + b->pos, n))
+        b->gaps++;
+    b->pos += n;
+    return 0;
+}
+
+static int rb_page(void *ctx, const struct qs_info *info, const struct qs_page *pg)
+{
+    struct rebuild *b = ctx;
+    b->pages++;
+    b->page_bytes += pg->record_bytes;
+    if (pg->offset != b->pos)           /* the record comes right after them */
+        b->gaps++;
+    b->pos = pg->offset + pg->record_bytes;
+    /* the record lies in the stream where it says, its data too */
+    if (pg->offset + pg->record_bytes > dlen || pg->block >= info->nblocks)
+        b->bad++;
+    else if (pg->kind == QS_PAGE_DATA &&
+             (pg->data_offset + info->page_size != pg->offset + pg->record_bytes ||
+              memcmp(pg->data, data + pg->data_offset, info->page_size)))
+        b->bad++;
+    else if (pg->kind == QS_PAGE_ZERO && data[pg->offset + pg->record_bytes - 1] != pg->fill)
+        b->bad++;
+    if (b->stop_after && (int)b->pages == b->stop_after)
+        return -1;
+    return 0;
+}
+
+static int rb_item(void *ctx, unsigned type, uint64_t at, unsigned cmd)
+{
+    struct rebuild *b = ctx;
+    (void)cmd;
+    if (!b->items++)
+        b->first_item = type;
+    if (at >= dlen || data[at] != type)
+        b->bad++;
+    return 0;
+}
+
+/* The tapped bytes and the page records, in order, are the stream. */
+static void test_hooks_pieces(const struct qs_info *in, const size_t *pieces,
+                              size_t npieces, const char *name)
+{
+    char err[512];
+    struct rebuild b = { .tap = malloc(dlen) };
+    struct qs_hooks h = { .ctx = &b, .bytes = rb_bytes, .page = rb_page };
+    struct mreader m;
+    struct qs_info got;
+
+    mr_init(&m, pieces, npieces);
+    mr_add(&m, data, dlen);
+    int rc = qs_scan_hooks(mread, &m, 0, &h, &got, err, sizeof err);
+    ok(rc == 0 && same_info(in, &got) && !b.gaps && b.pos == dlen,
+       "hooks, %s pieces: tapped bytes and page records tile the stream "
+       "(%zu gaps, up to %llu of %zu)%s%s", name, b.gaps, (ull)b.pos, dlen,
+       rc ? ": " : "", rc ? err : "");
+    qs_info_free(&got);
+    free(b.tap);
+}
+
+static void test_hooks(const struct qs_info *in)
+{
+    static const size_t one[] = { 1 };
+    char err[512];
+    struct rebuild b = { .tap = malloc(dlen) };
+    struct qs_hooks h = { .ctx = &b, .bytes = rb_bytes, .page = rb_page, .item = rb_item };
+    struct mreader m;
+
+    test_hooks_pieces(in, odd, NODD, "odd");
+    test_hooks_pieces(in, one, 1, "1-byte");
+    mr_init(&m, odd, NODD);
+    mr_add(&m, data, dlen);
+    struct qs_info got;
+    int rc = qs_scan_hooks(mread, &m, 0, &h, &got, err, sizeof err);
+    ok(rc == 0 && same_info(in, &got), "with hooks, in odd pieces: same description%s%s",
+       rc ? ": " : "", rc ? err : "");
+    ok(b.pages == in->normal_pages + in->zero_pages + in->other_pages && !b.bad,
+       "the page hook sees every page record where it lies (%zu, %zu wrong)", b.pages, b.bad);
+    ok(b.taplen + b.page_bytes == dlen,
+       "the bytes hook gets every byte but the page records (%zu + %llu of %zu)",
+       b.taplen, (ull)b.page_bytes, dlen);
+    ok(b.items >= 3 && b.first_item == 0x01 && !b.bad,
+       "the item hook sees the sections from the ram START on (%zu items)", b.items);
+    ok(got.ram_section_id == in->ram_section_id && got.section_footers,
+       "the ram section id (%u) and footers are known", got.ram_section_id);
+    ok(b.taplen > 4 && !memcmp(b.tap, data, 8) &&
+       !memcmp(b.tap + b.taplen - 64, data + dlen - 64, 64),
+       "the tapped bytes start with the header and end with the trailer");
+    qs_info_free(&got);
+
+    /* a hook that fails stops the scan with its message */
+    b = (struct rebuild){ .tap = b.tap, .stop_after = 3 };
+    snprintf(h.hook_err, sizeof h.hook_err, "hook says no");
+    mr_init(&m, NULL, 0);
+    mr_add(&m, data, dlen);
+    rc = qs_scan_hooks(mread, &m, 0, &h, &got, err, sizeof err);
+    ok(rc == -1 && !strcmp(err, "stopped: hook says no") && b.pages == 3,
+       "a failing hook stops the scan: \"%s\" after %zu pages", err, b.pages);
+    qs_info_free(&got);
+    free(b.tap);
+}
+
 int main(int argc, char **argv)
 {
     struct qs_info in;
@@ -721,6 +844,7 @@ int main(int argc, char **argv)
     test_order(&in);
     test_corruptions(&in);
     test_read_error();
+    test_hooks(&in);
     qs_info_free(&in);
     free((void *)data);
     return tap_done();
