@@ -481,8 +481,20 @@ vm_migrate() {
 		return 1
 	fi
 	status=$(jq -r .data.status <<<"$ev")
+	# QEMU says completed once the pipeline took the last byte, before
+	# the pipeline ends: its status comes later (at most tmo seconds)
+	local -i i
+	for ((i = 0; i < tmo * 10; i++)); do
+		[[ $status != completed || -s $d/$name.mig.rc ]] && break
+		sleep 0.1
+	done
 	prc=$(cat "$d/$name.mig.rc" 2>/dev/null) || prc=""
-	if [[ $status == completed && -n $prc && $prc != 0 ]]; then
+	if [[ $status == completed && -z $prc ]]; then
+		echo failed
+		_vm_err "vm_migrate: QEMU says completed, but the pipeline did not end within ${tmo}s"
+		return 1
+	fi
+	if [[ $status == completed && $prc != 0 ]]; then
 		echo failed
 		_vm_err "vm_migrate: QEMU says completed, but the pipeline exited with status $prc; log:"
 		vm_log_tail "$name" 8 >&2
