@@ -395,11 +395,46 @@ out:
 	return rc;
 }
 
+/* The DATA frames, until the input ends: full ones, and a short one
+ * whenever the input pauses for --flush-idle. -1 on error; with watch,
+ * watch->err says the layer it wraps is wrong. */
+static int encode_frames(struct run *r, struct mig_src *in, struct mig_sink *k,
+			 struct mig_watch *watch, struct mig_progress *pr,
+			 struct mig_err *e)
+{
+	size_t fs = mig_sink_frame_size(k);
+	struct mig_layer_totals t;
+
+	for (;;) {
+		uint8_t *buf = mig_sink_buffer(k, e);
+		bool idle;
+		if (!buf)
+			return -1;
+		long n = mig_src_read_idle(in, buf, fs, r->flush_idle, &idle, e);
+		if (n < 0)
+			return -1;
+		if (watch && mig_watch_feed(watch, buf, (size_t)n) < 0) {
+			*e = watch->err;
+			return -1;
+		}
+		if (n > 0 && mig_sink_data(k, (size_t)n, e) < 0)
+			return -1;
+		/* the input paused: what it gave goes out now, whole frames
+		 * being encoded on other threads first (an interactive
+		 * stream's message, a reply it waits for) */
+		if (idle && mig_sink_flush(k, e) < 0)
+			return -1;
+		mig_sink_totals(k, &t);
+		mig_progress_update(pr, t.bytes, t.encoded);
+		if (!idle && (size_t)n < fs)
+			return 0;
+	}
+}
+
 static int encode(struct run *r, struct mig_src *in)
 {
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
-	size_t fs;
 	struct mig_sink *k = NULL;
 	struct mig_layer_totals t;
 	struct mig_detect d;
@@ -419,7 +454,6 @@ static int encode(struct run *r, struct mig_src *in)
 	}
 	if (!(k = mig_sink_open(1, r->f, r->st, r->frame_size, r->threads, &e)))
 		goto fail;
-	fs = mig_sink_frame_size(k);
 	mig_sink_rate(k, &r->rate);
 	for (size_t i = 0; i < r->nmeta; i++)
 		if (mig_sink_meta_line(k, r->meta[i], &e) < 0) {
@@ -429,29 +463,10 @@ static int encode(struct run *r, struct mig_src *in)
 	mig_progress_start(&pr, r->progress);
 	mig_sink_totals(k, &t);
 	mig_progress_first_out(&pr, t.encoded); /* the header, META: now */
-	for (;;) {
-		uint8_t *buf = mig_sink_buffer(k, &e);
-		if (!buf)
-			goto fail;
-		bool idle;
-		long n = mig_src_read_idle(in, buf, fs, r->flush_idle, &idle, &e);
-		if (n < 0)
-			goto fail;
-		if (watch && mig_watch_feed(watch, buf, (size_t)n) < 0) {
-			e = watch->err;
+	if (encode_frames(r, in, k, watch, &pr, &e) < 0) {
+		if (watch && watch->err.msg[0])
 			goto incomplete;
-		}
-		if (n > 0 && mig_sink_data(k, (size_t)n, &e) < 0)
-			goto fail;
-		/* the input paused: what it gave goes out now, whole frames
-		 * being encoded on other threads first (an interactive
-		 * stream's message, a reply it waits for) */
-		if (idle && mig_sink_flush(k, &e) < 0)
-			goto fail;
-		mig_sink_totals(k, &t);
-		mig_progress_update(&pr, t.bytes, t.encoded);
-		if (!idle && (size_t)n < fs)
-			break;
+		goto fail;
 	}
 	/* END goes out only after a clean end of input: a reader of this
 	 * layer can tell a finished stream from one cut short. */
