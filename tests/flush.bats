@@ -28,9 +28,12 @@ setup() {
 	PIPE_PID=
 }
 
-# A pipeline a test left running (a failed assertion): ended, and waited for.
+# A pipeline a test left running (a failed assertion): its input and
+# output closed, so every stage ends; the shell that ran it killed, and
+# waited for.
 teardown() {
 	close_input
+	close_output
 	if [ -n "$PIPE_PID" ]; then
 		kill "$PIPE_PID" 2>/dev/null || true
 		wait "$PIPE_PID" 2>/dev/null || true
@@ -51,6 +54,13 @@ close_input() {
 	if [ -n "${W:-}" ]; then
 		exec {W}>&-
 		W=
+	fi
+}
+
+close_output() {
+	if [ -n "${R:-}" ]; then
+		exec {R}<&-
+		R=
 	fi
 }
 
@@ -83,7 +93,7 @@ assert_prompt() { # NAME PIPELINE
 	close_input
 	local rest
 	rest=$(cat <&"$R")
-	exec {R}<&-
+	close_output
 	[ -z "$rest" ] || fail "$1: more came out: '$rest'"
 	wait "$PIPE_PID" || fail "$1: exited $?; stderr: $(cat err)"
 	PIPE_PID=
@@ -155,7 +165,7 @@ assert_prompt() { # NAME PIPELINE
 			roundtrip "line $i of a chat, $RANDOM$RANDOM" 10
 		done
 		close_input
-		exec {R}<&-
+		close_output
 		wait "$PIPE_PID" || fail "$enc: exited $?: $(cat err)"
 		PIPE_PID=
 		# decoded again from the file: the same bytes
@@ -180,7 +190,7 @@ assert_prompt() { # NAME PIPELINE
 		roundtrip "$i" 10
 	done
 	close_input
-	exec {R}<&-
+	close_output
 	wait "$PIPE_PID"
 	PIPE_PID=
 	run -0 mig-decompress layer.mig
