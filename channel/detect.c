@@ -104,14 +104,8 @@ static const uint8_t qemu_magic[4] = { 'Q', 'E', 'V', 'M' };
 static const uint8_t mig_magic[4] = { MIG_MAGIC_0, MIG_MAGIC_1, MIG_MAGIC_2,
 				      MIG_MAGIC_3 };
 
-int mig_detect(struct mig_src *s, struct mig_detect *d, struct mig_err *e)
+static void classify(struct mig_detect *d, const uint8_t *p, size_t got)
 {
-	const uint8_t *p;
-	size_t got;
-
-	memset(d, 0, sizeof *d);
-	if (mig_src_peek(s, sizeof d->head, &p, &got, e) < 0)
-		return -1;
 	memcpy(d->head, p, got);
 	d->headlen = got;
 	if (got == 0)
@@ -125,6 +119,39 @@ int mig_detect(struct mig_src *s, struct mig_detect *d, struct mig_err *e)
 		d->kind = got > 5 ? p[5] : 0;
 	} else
 		d->type = MIG_INPUT_UNKNOWN;
+}
+
+int mig_detect(struct mig_src *s, struct mig_detect *d, struct mig_err *e)
+{
+	const uint8_t *p;
+	size_t got;
+
+	memset(d, 0, sizeof *d);
+	if (mig_src_peek(s, sizeof d->head, &p, &got, e) < 0)
+		return -1;
+	classify(d, p, got);
+	return 0;
+}
+
+int mig_detect_idle(struct mig_src *s, struct mig_detect *d, int idle_ms,
+		    struct mig_err *e)
+{
+	const uint8_t *p;
+	size_t got;
+
+	if (idle_ms <= 0)
+		return mig_detect(s, d, e);
+	memset(d, 0, sizeof *d);
+	if (mig_src_peek_idle(s, sizeof d->head, idle_ms, &p, &got, e) < 0)
+		return -1;
+	classify(d, p, got);
+	/* fewer bytes than a magic that could still become one: a layer's
+	 * header is being written (whole headers are, in one write) */
+	if (d->type == MIG_INPUT_LAYER && got < 4) {
+		if (mig_src_peek(s, 4, &p, &got, e) < 0)
+			return -1;
+		classify(d, p, got);
+	}
 	return 0;
 }
 

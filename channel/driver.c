@@ -24,6 +24,7 @@ enum {
 	OPT_THREADS,
 	OPT_MEMORY,
 	OPT_RATE,
+	OPT_FLUSH_IDLE,
 	OPT_FILTER = 1000, /* + index into the filter's options */
 };
 
@@ -35,6 +36,8 @@ struct run {
 	int threads;
 	uint64_t memory; /* --memory: 0 for the default */
 	uint64_t rate_bps; /* --rate: 0 for none */
+	int flush_idle; /* --flush-idle: milliseconds, 0 for never */
+	bool flush_idle_given;
 	struct mig_rate rate;
 	const char **meta; /* "KEY=VALUE" */
 	size_t nmeta;
@@ -72,6 +75,9 @@ static void usage(const struct mig_filter *f, FILE *out)
 		"flight (default 1G)\n"
 		"      --rate RATE      write at most RATE bytes a second "
 		"(K, M, G: 1024^n)\n"
+		"      --flush-idle MS  write a partial frame after MS ms "
+		"without input\n"
+		"                       (default %d; 0: only full frames)\n"
 		"      --progress       show bytes and rate on stderr\n"
 		"  -v, --verbose        describe the layer on stderr\n"
 		"  -q, --quiet          no warnings\n"
@@ -79,7 +85,8 @@ static void usage(const struct mig_filter *f, FILE *out)
 		"  -V, --version        version\n",
 		mig_progname, f->name, other, f->summary, f->name,
 		f->frame_ctx_create ? "  -T, --threads N      frames encoded or decoded at "
-				      "once (default: CPUs)\n" : "");
+				      "once (default: CPUs)\n" : "",
+		MIG_FLUSH_IDLE_DEFAULT);
 	for (const struct mig_option *o = f->options; o && o->long_name; o++) {
 		char left[64], shortopt[8] = "    ";
 		if (o->short_name)
@@ -124,6 +131,7 @@ static int build_options(const struct mig_filter *f, struct optset *os)
 		{ "threads", required_argument, NULL, 'T' },
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "rate", required_argument, NULL, OPT_RATE },
+		{ "flush-idle", required_argument, NULL, OPT_FLUSH_IDLE },
 	};
 	size_t nc = sizeof common / sizeof common[0], sl;
 
@@ -186,6 +194,24 @@ static int frame_size_option(struct run *r, const char *arg)
 	return MIG_GO_ON;
 }
 
+static int flush_idle_option(struct run *r, const char *arg)
+{
+	char *end;
+	long ms;
+
+	errno = 0;
+	ms = strtol(arg, &end, 10);
+	/* digits only: no sign, no space, no unit */
+	if (arg[0] < '0' || arg[0] > '9' || *end || errno ||
+	    ms > MIG_FLUSH_IDLE_MAX)
+		return mig_usage_error("--flush-idle: '%.64s' is not a number of "
+				       "milliseconds from 0 to %d", arg,
+				       MIG_FLUSH_IDLE_MAX);
+	r->flush_idle = (int)ms;
+	r->flush_idle_given = true;
+	return MIG_GO_ON;
+}
+
 #define NOT_COMMON (MIG_GO_ON + 1) /* the filter's own option */
 
 /* An option every filter command has: MIG_GO_ON, an exit status, or
@@ -204,6 +230,7 @@ static int common_option(struct run *r, int c, char **argv)
 	case OPT_MEMORY: return memory_option(r, optarg);
 	case OPT_FRAME_SIZE: return frame_size_option(r, optarg);
 	case OPT_RATE: return mig_rate_option(optarg, &r->rate_bps);
+	case OPT_FLUSH_IDLE: return flush_idle_option(r, optarg);
 	case '?':
 		return mig_unknown_option(argv);
 	}
@@ -254,6 +281,8 @@ static int check_args(struct run *r, int argc, char **argv)
 		return mig_usage_error("--meta is for encoding");
 	if (r->decode && r->frame_size)
 		return mig_usage_error("--frame-size is for encoding");
+	if (r->decode && r->flush_idle_given) /* a decoder never holds a frame */
+		return mig_usage_error("--flush-idle is for encoding");
 	return MIG_GO_ON;
 }
 
@@ -366,11 +395,46 @@ out:
 	return rc;
 }
 
+/* The DATA frames, until the input ends: full ones, and a short one
+ * whenever the input pauses for --flush-idle. -1 on error; with watch,
+ * watch->err says the layer it wraps is wrong. */
+static int encode_frames(struct run *r, struct mig_src *in, struct mig_sink *k,
+			 struct mig_watch *watch, struct mig_progress *pr,
+			 struct mig_err *e)
+{
+	size_t fs = mig_sink_frame_size(k);
+	struct mig_layer_totals t;
+
+	for (;;) {
+		uint8_t *buf = mig_sink_buffer(k, e);
+		bool idle;
+		if (!buf)
+			return -1;
+		long n = mig_src_read_idle(in, buf, fs, r->flush_idle, &idle, e);
+		if (n < 0)
+			return -1;
+		if (watch && mig_watch_feed(watch, buf, (size_t)n) < 0) {
+			*e = watch->err;
+			return -1;
+		}
+		if (n > 0 && mig_sink_data(k, (size_t)n, e) < 0)
+			return -1;
+		/* the input paused: what it gave goes out now, whole frames
+		 * being encoded on other threads first (an interactive
+		 * stream's message, a reply it waits for) */
+		if (idle && mig_sink_flush(k, e) < 0)
+			return -1;
+		mig_sink_totals(k, &t);
+		mig_progress_update(pr, t.bytes, t.encoded);
+		if (!idle && (size_t)n < fs)
+			return 0;
+	}
+}
+
 static int encode(struct run *r, struct mig_src *in)
 {
 	struct mig_err e = { 0 };
 	struct mig_progress pr;
-	size_t fs;
 	struct mig_sink *k = NULL;
 	struct mig_layer_totals t;
 	struct mig_detect d;
@@ -379,7 +443,7 @@ static int encode(struct run *r, struct mig_src *in)
 
 	/* Wrapping a layer, follow its framing: a layer cut short upstream
 	 * must not look whole once inside ours, so then we write no END. */
-	if (mig_detect(in, &d, &e) < 0)
+	if (mig_detect_idle(in, &d, r->flush_idle, &e) < 0)
 		goto fail;
 	if (d.type == MIG_INPUT_LAYER) {
 		if (!(watch = malloc(sizeof *watch))) {
@@ -390,7 +454,6 @@ static int encode(struct run *r, struct mig_src *in)
 	}
 	if (!(k = mig_sink_open(1, r->f, r->st, r->frame_size, r->threads, &e)))
 		goto fail;
-	fs = mig_sink_frame_size(k);
 	mig_sink_rate(k, &r->rate);
 	for (size_t i = 0; i < r->nmeta; i++)
 		if (mig_sink_meta_line(k, r->meta[i], &e) < 0) {
@@ -400,23 +463,10 @@ static int encode(struct run *r, struct mig_src *in)
 	mig_progress_start(&pr, r->progress);
 	mig_sink_totals(k, &t);
 	mig_progress_first_out(&pr, t.encoded); /* the header, META: now */
-	for (;;) {
-		uint8_t *buf = mig_sink_buffer(k, &e);
-		if (!buf)
-			goto fail;
-		long n = mig_src_read(in, buf, fs, &e);
-		if (n < 0)
-			goto fail;
-		if (watch && mig_watch_feed(watch, buf, (size_t)n) < 0) {
-			e = watch->err;
+	if (encode_frames(r, in, k, watch, &pr, &e) < 0) {
+		if (watch && watch->err.msg[0])
 			goto incomplete;
-		}
-		if (n > 0 && mig_sink_data(k, (size_t)n, &e) < 0)
-			goto fail;
-		mig_sink_totals(k, &t);
-		mig_progress_update(&pr, t.bytes, t.encoded);
-		if ((size_t)n < fs)
-			break;
+		goto fail;
 	}
 	/* END goes out only after a clean end of input: a reader of this
 	 * layer can tell a finished stream from one cut short. */
@@ -452,7 +502,8 @@ static const char *base_name(const char *path)
 
 int mig_filter_main(const struct mig_filter *f, int argc, char **argv)
 {
-	struct run r = { .f = f, .input_name = "stdin", .threads = mig_cpus() };
+	struct run r = { .f = f, .input_name = "stdin", .threads = mig_cpus(),
+			 .flush_idle = MIG_FLUSH_IDLE_DEFAULT };
 	struct mig_src *in = NULL;
 	int fd = 0, rc;
 

@@ -262,6 +262,11 @@ int mig_sink_data(struct mig_sink *k, size_t len, struct mig_err *e)
 	return 0;
 }
 
+int mig_sink_flush(struct mig_sink *k, struct mig_err *e)
+{
+	return flush(k, e);
+}
+
 int mig_sink_end(struct mig_sink *k, struct mig_err *e)
 {
 	uint8_t *p = k->scratch;

@@ -199,6 +199,12 @@ int mig_src_chunk(struct mig_src *s, const uint8_t **p, size_t *len,
 /* Read exactly len bytes unless the source ends first; returns the count
  * read (short only at the end), or -1. */
 long mig_src_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e);
+/* The same, for an encoder's frame: once at least one byte is in, it also
+ * returns when no more input comes for idle_ms milliseconds (0: never,
+ * as mig_src_read), setting *idle; it waits in poll(), never spinning.
+ * Before the first byte it waits as long as input takes. */
+long mig_src_read_idle(struct mig_src *s, void *buf, size_t len, int idle_ms,
+		       bool *idle, struct mig_err *e);
 /* A source behind a read(2)-like callback, for readers that pull through
  * one (the QEMU stream reader, qs_scan): mig_src_pull_read(&pull, ...)
  * reads from pull.src; on failure it keeps the source's own error in
@@ -213,6 +219,10 @@ long mig_src_pull_read(void *pull, void *buf, size_t len);
  * less than n only at the end of the source. */
 int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
 		 struct mig_err *e);
+/* The same, not waiting more than idle_ms for the next byte once one is
+ * in (*got may then be less than n before the end). */
+int mig_src_peek_idle(struct mig_src *s, size_t n, int idle_ms,
+		      const uint8_t **p, size_t *got, struct mig_err *e);
 void mig_src_free(struct mig_src *s);
 
 /* ---- What a stream is ---------------------------------------------------- */
@@ -232,6 +242,11 @@ struct mig_detect {
 	size_t headlen;
 };
 int mig_detect(struct mig_src *s, struct mig_detect *d, struct mig_err *e);
+/* The same for an encoder that must not hold a short message: once the
+ * first byte is in, it waits at most idle_ms for each further one (more
+ * only while the bytes could still start a layer); 0 waits as mig_detect. */
+int mig_detect_idle(struct mig_src *s, struct mig_detect *d, int idle_ms,
+		    struct mig_err *e);
 /* "a raw QEMU stream", "a checksum layer", "not a mig stream (starts 41 42..)" */
 void mig_detect_describe(const struct mig_detect *d, char *buf, size_t len);
 
@@ -569,6 +584,10 @@ int mig_sink_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e);
 uint8_t *mig_sink_buffer(struct mig_sink *k, struct mig_err *e);
 /* Hand over the buffer from mig_sink_buffer, holding len bytes. */
 int mig_sink_data(struct mig_sink *k, size_t len, struct mig_err *e);
+/* Write every frame handed over, waiting for those still being encoded:
+ * after a short frame the input was idle for (--flush-idle), so that it
+ * goes out now rather than when later frames push it. */
+int mig_sink_flush(struct mig_sink *k, struct mig_err *e);
 int mig_sink_end(struct mig_sink *k, struct mig_err *e);
 void mig_sink_totals(const struct mig_sink *k, struct mig_layer_totals *t);
 void mig_sink_free(struct mig_sink *k);
@@ -598,6 +617,11 @@ int mig_watch_feed(struct mig_watch *w, const uint8_t *p, size_t n);
 int mig_watch_end(struct mig_watch *w, struct mig_err *e);
 
 /* ---- The command driver -------------------------------------------------- */
+
+/* --flush-idle MS: an encoder writes a partial frame once its input has
+ * been idle this long (mig(7)); 0 turns it off. */
+#define MIG_FLUSH_IDLE_DEFAULT 10
+#define MIG_FLUSH_IDLE_MAX 60000
 
 /* main() of every filter command: options, encode or decode, errors. */
 int mig_filter_main(const struct mig_filter *f, int argc, char **argv);

@@ -16,6 +16,10 @@ struct mig_src_ops {
 	/* Optional: would next() return without blocking? (Read-ahead asks
 	 * before waiting for more input while it has frames to hand out.) */
 	bool (*ready)(struct mig_src *s);
+	/* Optional: wait at most ms milliseconds for input (or its end):
+	 * 1 ready, 0 timed out, -1 error in e. A source without it is
+	 * never idle (memory, a layer). */
+	int (*wait)(struct mig_src *s, int ms, struct mig_err *e);
 	void (*free)(struct mig_src *s);
 };
 

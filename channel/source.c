@@ -72,36 +72,87 @@ int mig_src_chunk(struct mig_src *s, const uint8_t **p, size_t *len,
 	return 1;
 }
 
+/* At most len bytes, what the source gives in one step (buffered bytes,
+ * or one read); 0 only at the end. */
+static long read_some(struct mig_src *s, uint8_t *out, size_t len,
+		      struct mig_err *e)
+{
+	if (buffered(s) == 0 && !s->ended && s->ops->read_direct &&
+	    len >= DIRECT_MIN) {
+		long n = s->ops->read_direct(s, out, len, e);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			s->ended = true;
+		s->offset += (uint64_t)n;
+		return n;
+	}
+	const uint8_t *p;
+	size_t n;
+	int r = mig_src_chunk(s, &p, &n, len, e);
+	if (r <= 0)
+		return r;
+	memcpy(out, p, n);
+	return (long)n;
+}
+
 long mig_src_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e)
 {
 	uint8_t *out = buf;
 	size_t done = 0;
 
 	while (done < len) {
-		if (buffered(s) == 0 && !s->ended && s->ops->read_direct &&
-		    len - done >= DIRECT_MIN) {
-			long n = s->ops->read_direct(s, out + done, len - done, e);
-			if (n < 0)
-				return -1;
-			if (n == 0) {
-				s->ended = true;
-				break;
-			}
-			done += (size_t)n;
-			s->offset += (uint64_t)n;
-			continue;
-		}
-		const uint8_t *p;
-		size_t n;
-		int r = mig_src_chunk(s, &p, &n, len - done, e);
-		if (r < 0)
+		long n = read_some(s, out + done, len - done, e);
+		if (n < 0)
 			return -1;
-		if (r == 0)
+		if (n == 0)
 			break;
-		memcpy(out + done, p, n);
-		done += n;
+		done += (size_t)n;
 	}
 	return (long)done;
+}
+
+/* Nothing left in cur: has input been idle until deadline (ms,
+ * mig_now_ms())? 1 idle, 0 not (or the source cannot tell), -1 error. */
+static int idle_until(struct mig_src *s, long deadline, struct mig_err *e)
+{
+	if (s->curlen > 0 || s->ended || !s->ops->wait)
+		return 0;
+	long left = deadline - mig_now_ms();
+	int r = s->ops->wait(s, left > 0 ? (int)left : 0, e);
+
+	return r < 0 ? -1 : !r;
+}
+
+long mig_src_read_idle(struct mig_src *s, void *buf, size_t len, int idle_ms,
+		       bool *idle, struct mig_err *e)
+{
+	long done = 0, deadline = 0;
+
+	*idle = false;
+	if (idle_ms <= 0)
+		return mig_src_read(s, buf, len, e);
+	while ((size_t)done < len) {
+		if (done > 0 && buffered(s) == 0) {
+			int r = idle_until(s, deadline, e);
+			if (r < 0)
+				return -1;
+			if (r > 0) {
+				*idle = true;
+				break;
+			}
+		}
+		/* what is there now: a read takes what one read(2) gives */
+		long n = read_some(s, (uint8_t *)buf + done, len - (size_t)done,
+				   e);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += n;
+		deadline = mig_now_ms() + idle_ms; /* idle from the last byte */
+	}
+	return done;
 }
 
 long mig_src_pull_read(void *pull, void *buf, size_t len)
@@ -116,9 +167,13 @@ long mig_src_pull_read(void *pull, void *buf, size_t len)
 	return n;
 }
 
-int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
-		 struct mig_err *e)
+/* mig_src_peek; with idle_ms > 0, once a byte is in, no waiting for more
+ * than idle_ms after the last one came. */
+static int peek(struct mig_src *s, size_t n, int idle_ms, const uint8_t **p,
+		size_t *got, struct mig_err *e)
 {
+	long deadline = 0;
+
 	if (n > MIG_PEEK_MAX)
 		n = MIG_PEEK_MAX;
 	if (s->lookpos == s->looklen && s->curlen >= n) {
@@ -134,6 +189,13 @@ int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
 		if (s->curlen == 0) {
 			if (s->ended)
 				break;
+			if (idle_ms > 0 && s->looklen > 0) {
+				int r = idle_until(s, deadline, e);
+				if (r < 0)
+					return -1;
+				if (r > 0)
+					break;
+			}
 			int r = s->ops->next(s, &s->cur, &s->curlen, e);
 			if (r < 0)
 				return -1;
@@ -142,6 +204,7 @@ int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
 				s->curlen = 0;
 				break;
 			}
+			deadline = mig_now_ms() + idle_ms;
 		}
 		size_t take = n - s->looklen;
 		if (take > s->curlen)
@@ -154,6 +217,18 @@ int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
 	*p = s->look;
 	*got = s->looklen;
 	return 0;
+}
+
+int mig_src_peek(struct mig_src *s, size_t n, const uint8_t **p, size_t *got,
+		 struct mig_err *e)
+{
+	return peek(s, n, 0, p, got, e);
+}
+
+int mig_src_peek_idle(struct mig_src *s, size_t n, int idle_ms,
+		      const uint8_t **p, size_t *got, struct mig_err *e)
+{
+	return peek(s, n, idle_ms, p, got, e);
 }
 
 bool mig_src_ready(struct mig_src *s)
@@ -177,29 +252,38 @@ struct fd_src {
 	struct mig_src base;
 	int fd;
 	int watch; /* the output whose reader's end is watched, or -1 */
+	bool polled; /* fd_wait just saw input (or its end): read at once */
 	uint8_t *buf;
 };
 
 /* Wait for input, or for the reader of f->watch to go: a stage whose
  * downstream died must fail at once, not at its next write, which a
  * compressor may make only megabytes later: QEMU must get EPIPE while it
- * is still sending, so that the migration fails and the source runs on. */
-static int wait_input(const struct fd_src *f, struct mig_err *e)
+ * is still sending, so that the migration fails and the source runs on.
+ * At most ms milliseconds (-1: no limit): 1 ready, 0 timed out, -1. */
+static int wait_input(const struct fd_src *f, int ms, struct mig_err *e)
 {
 	struct pollfd p[2] = { { .fd = f->fd, .events = POLLIN },
 			       { .fd = f->watch, .events = 0 } };
+	long deadline = mig_now_ms() + ms;
 
 	for (;;) {
-		if (poll(p, f->watch >= 0 ? 2 : 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return mig_err_set(e, MIG_EXIT_IO, "poll: %s", strerror(errno));
+		int n = poll(p, f->watch >= 0 ? 2 : 1, ms);
+		if (n < 0) {
+			if (errno != EINTR)
+				return mig_err_set(e, MIG_EXIT_IO, "poll: %s",
+						   strerror(errno));
+			if (ms >= 0 && (ms = (int)(deadline - mig_now_ms())) < 0)
+				ms = 0;
+			continue;
 		}
+		if (n == 0)
+			return 0;
 		if (f->watch >= 0 && (p[1].revents & (POLLERR | POLLHUP)) &&
 		    !(p[0].revents & POLLIN))
 			return mig_err_set(e, MIG_EXIT_IO, "write to stdout: %s",
 					   strerror(EPIPE));
-		return 0;
+		return 1;
 	}
 }
 
@@ -208,15 +292,16 @@ static long fd_read(struct mig_src *s, void *buf, size_t len, struct mig_err *e)
 	struct fd_src *f = (struct fd_src *)s;
 
 	for (;;) {
-		if (f->watch >= 0 && wait_input(f, e) < 0)
+		if (f->watch >= 0 && !f->polled && wait_input(f, -1, e) < 0)
 			return -1;
+		f->polled = false;
 		ssize_t n = read(f->fd, buf, len);
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN) { /* non-blocking, from our spawner */
-			if (wait_input(f, e) < 0)
+			if (wait_input(f, -1, e) < 0)
 				return -1;
 			continue;
 		}
@@ -246,6 +331,15 @@ static bool fd_ready(struct mig_src *s)
 	return poll(&p, 1, 0) != 0; /* data, end, error or EINTR: go on */
 }
 
+static int fd_wait(struct mig_src *s, int ms, struct mig_err *e)
+{
+	struct fd_src *f = (struct fd_src *)s;
+	int r = wait_input(f, ms, e);
+
+	f->polled = r > 0; /* the read that follows need not poll again */
+	return r;
+}
+
 static void fd_free(struct mig_src *s)
 {
 	struct fd_src *f = (struct fd_src *)s;
@@ -258,6 +352,7 @@ static const struct mig_src_ops fd_ops = {
 	.next = fd_next,
 	.read_direct = fd_read,
 	.ready = fd_ready,
+	.wait = fd_wait,
 	.free = fd_free,
 };
 

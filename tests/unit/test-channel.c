@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <time.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -539,6 +540,71 @@ static void test_detect(void)
 			mig_src_free(s);
 		}
 	}
+}
+
+/* mig_src_read_idle and mig_detect_idle on a pipe whose writer stays
+ * open: what came goes back after the idle time, not before, and never
+ * before the first byte; a memory source is never idle. */
+static void test_read_idle(void)
+{
+	struct mig_err e = { 0 };
+	uint8_t buf[64];
+	bool idle = false;
+	int p[2];
+
+	ok(pipe(p) == 0, "pipe");
+	struct mig_src *s = mig_src_fd(p[0], "pipe");
+	ok(write(p[1], "QE", 2) == 2, "two bytes in");
+	struct mig_detect d;
+	double t0 = mig_now();
+	int r = mig_detect_idle(s, &d, 30, &e);
+	double dt = mig_now() - t0;
+	ok(r == 0 && d.type == MIG_INPUT_UNKNOWN && d.headlen == 2,
+	   "two bytes that start no magic, then idle: not a stream (%zu bytes)",
+	   d.headlen);
+	ok(dt >= 0.029 && dt < 0.5, "after the idle time: %.3f s", dt);
+	t0 = mig_now();
+	long n = mig_src_read_idle(s, buf, sizeof buf, 30, &idle, &e);
+	dt = mig_now() - t0;
+	ok(n == 2 && idle && memcmp(buf, "QE", 2) == 0,
+	   "the peeked bytes, then idle: %ld", n);
+	ok(dt >= 0.029 && dt < 0.5, "returned after the idle time: %.3f s", dt);
+	ok(write(p[1], "abc", 3) == 3 && write(p[1], "def", 3) == 3, "more in");
+	n = mig_src_read_idle(s, buf, 4, 30, &idle, &e);
+	ok(n == 4 && !idle && memcmp(buf, "abcd", 4) == 0, "full: no idle");
+	n = mig_src_read_idle(s, buf, sizeof buf, 30, &idle, &e);
+	ok(n == 2 && idle && memcmp(buf, "ef", 2) == 0, "the rest, then idle");
+	ok(write(p[1], "xyz", 3) == 3, "the last bytes");
+	close(p[1]);
+	n = mig_src_read_idle(s, buf, sizeof buf, 30, &idle, &e);
+	ok(n == 3 && !idle && memcmp(buf, "xyz", 3) == 0, "the end is not idle");
+	n = mig_src_read_idle(s, buf, sizeof buf, 30, &idle, &e);
+	ok(n == 0 && !idle, "then the end");
+	mig_src_free(s);
+	close(p[0]);
+
+	/* a magic cut short by a pause waits for the rest of a header */
+	ok(pipe(p) == 0, "pipe");
+	s = mig_src_fd(p[0], "pipe");
+	ok(write(p[1], "\x89M", 2) == 2, "a magic's first bytes");
+	pid_t child = fork();
+	if (child == 0) {
+		usleep(100000);
+		_exit(write(p[1], "IG\1\1", 4) == 4 ? 0 : 1);
+	}
+	r = mig_detect_idle(s, &d, 10, &e);
+	ok(r == 0 && d.type == MIG_INPUT_LAYER && d.headlen >= 4,
+	   "a layer whose header came in two pieces: %zu bytes", d.headlen);
+	int st;
+	ok(waitpid(child, &st, 0) == child && st == 0, "the writer");
+	close(p[1]);
+	mig_src_free(s);
+	close(p[0]);
+
+	struct mig_src *m = mem_src("hello", 5, 2);
+	n = mig_src_read_idle(m, buf, sizeof buf, 1, &idle, &e);
+	ok(n == 5 && !idle, "memory is never idle: all of it at once");
+	mig_src_free(m);
 }
 
 static void test_meta_parse(void)
@@ -1444,6 +1510,7 @@ int main(void)
 	test_rate_windows();
 	test_rate_write();
 	test_detect();
+	test_read_idle();
 	test_meta_parse();
 	test_roundtrips();
 	test_checksum_damage();
