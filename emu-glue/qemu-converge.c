@@ -310,7 +310,11 @@ void migqemu_explain_timeout(const struct watch *w, long sec)
 		return;
 	}
 	mig_format_bytes(w->remaining, r, sizeof r);
-	if (w->eta_s >= 0)
+	if (w->syncs < 2 && w->eta_s >= 0)
+		mig_warn("timed out after %ld s in the first pass over RAM: %s left "
+			 "at %s, about %.0f s more for this pass; try a longer "
+			 "--timeout or a higher --bandwidth", sec, r, f, w->eta_s);
+	else if (w->eta_s >= 0)
 		mig_warn("timed out after %ld s: the migration converges but is not "
 			 "done: %s left, about %.0f s more at %s; try a longer "
 			 "--timeout", sec, r, w->eta_s, f);
