@@ -182,7 +182,7 @@ static void progress_json(json_t *m, const struct watch *w, long el)
 	json_decref(o);
 }
 
-/* "42 %, ETA 12 s", or "42 %" while the ETA is not known. */
+/* "42 %, ETA 12 s", or "42 %, ETA unknown" while it is not known. */
 static void percent_eta(const struct watch *w, char *buf, size_t len)
 {
 	if (w->percent < 0)
