@@ -33,7 +33,7 @@
 #include "mig.h"
 #include "mig-qemu.h"
 
-bool migqemu_quiet, migqemu_verbose, migqemu_json_out;
+bool migqemu_quiet, migqemu_verbose, migqemu_json_out, migqemu_progress;
 
 static void usage(FILE *out)
 {
@@ -55,11 +55,25 @@ static void usage(FILE *out)
 		"      --bandwidth N      max-bandwidth in bytes/s (default: "
 		"unlimited)\n"
 		"      --downtime MS      downtime-limit\n"
+		"      --downtime-max MS  raise the downtime limit step by step "
+		"up to MS\n"
+		"                         while the migration does not converge\n"
+		"      --auto-converge[=INITIAL,INCREMENT]\n"
+		"                         throttle the guest's CPUs (percent)\n"
+		"      --xbzrle[=CACHE]   send pages again as deltas (cache size)\n"
+		"      --dirty-limit[=MBPS]  limit each vCPU's dirty rate (QEMU "
+		"8.1+)\n"
+		"      --switchover-bandwidth RATE|auto  the rate QEMU counts on "
+		"to switch\n"
+		"                         over (QEMU 8.2+; auto: the measured "
+		"drain rate)\n"
 		"      --timeout SEC      cancel the migration after SEC seconds\n"
 		"      --grace SEC        wait for the pipeline after QEMU's "
 		"verdict (30)\n"
 		"      --json             progress and result as JSON lines "
 		"on stdout\n"
+		"      --progress         the progress line even where stderr "
+		"is no terminal\n"
 		"      --resume           checkpoint: let the VM run on "
 		"afterwards\n"
 		"restore:\n"
@@ -146,7 +160,74 @@ static int add_meta(const char *kv, struct common *c)
 
 enum { O_SEND = 256, O_META, O_BW, O_DT, O_TMO, O_GRACE, O_JSON, O_RESUME,
        O_FROM, O_SIGN, O_SIGNER, O_TRUST_UNSIGNED, O_NOT_BEFORE, O_EMU,
-       O_ALLOW };
+       O_ALLOW, O_PROGRESS, O_DT_MAX, O_AUTO_CONV, O_XBZRLE, O_DIRTY_LIMIT, O_SWITCH_BW };
+
+/* A whole number from LO to HI, or -1. */
+static long whole_number(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return errno || *end || v < lo || v > hi ? -1 : v;
+}
+
+/* --auto-converge[=INITIAL,INCREMENT]: QEMU's throttle, in percent. */
+static int auto_converge_option(const char *arg, struct converge *cv)
+{
+	char a[32];
+	const char *comma = arg ? strchr(arg, ',') : NULL;
+
+	cv->auto_converge = true;
+	if (!arg)
+		return MIG_GO_ON;
+	if (!comma || (size_t)(comma - arg) >= sizeof a ||
+	    (snprintf(a, sizeof a, "%.*s", (int)(comma - arg), arg),
+	     (cv->throttle_initial = whole_number(a, 1, 99)) < 0) ||
+	    (cv->throttle_increment = whole_number(comma + 1, 1, 99)) < 0)
+		return mig_usage_error("--auto-converge='%s': not INITIAL,INCREMENT "
+				       "(percent, 1 to 99)", arg);
+	return MIG_GO_ON;
+}
+
+/* The options that help a migration converge (struct converge). */
+static int converge_option(int o, const char *arg, struct converge *cv)
+{
+	switch (o) {
+	case O_AUTO_CONV: return auto_converge_option(arg, cv);
+	case O_XBZRLE:
+		cv->xbzrle = true;
+		if (arg && (mig_parse_size(arg, &cv->xbzrle_cache) < 0 ||
+			    (cv->xbzrle_cache & (cv->xbzrle_cache - 1)) ||
+			    cv->xbzrle_cache < 4096))
+			return mig_usage_error("--xbzrle='%s': not a cache size: a power "
+					       "of two, at least 4K", arg);
+		break;
+	case O_DIRTY_LIMIT:
+		cv->dirty_limit = -1; /* QEMU's vcpu-dirty-limit */
+		if (arg && (cv->dirty_limit = whole_number(arg, 1, 1L << 30)) < 0)
+			return mig_usage_error("--dirty-limit='%s': not a rate in "
+					       "MB/s", arg);
+		break;
+	case O_SWITCH_BW:
+		if (!strcmp(arg, "auto"))
+			cv->switchover_auto = true;
+		else if (mig_parse_size(arg, &cv->switchover_bw) < 0 ||
+			 !cv->switchover_bw)
+			return mig_usage_error("--switchover-bandwidth '%s': not a "
+					       "rate (bytes/s) or auto", arg);
+		break;
+	case O_DT_MAX:
+		if ((cv->downtime_max_ms = whole_number(arg, 1, 3600000)) < 0)
+			return mig_usage_error("--downtime-max '%s': not a number "
+					       "of milliseconds", arg);
+		break;
+	}
+	return MIG_GO_ON;
+}
 
 /* One option: MIG_GO_ON, or the exit status to leave with. */
 static int take_option(int o, char *arg, struct common *c)
@@ -162,6 +243,7 @@ static int take_option(int o, char *arg, struct common *c)
 	case O_TMO: c->timeout_ms = atol(arg) * 1000; break;
 	case O_GRACE: c->grace_ms = atol(arg) * 1000; break;
 	case O_JSON: migqemu_json_out = true; break;
+	case O_PROGRESS: migqemu_progress = true; break;
 	case O_RESUME: c->resume = true; break;
 	case O_FROM: c->from_stream = true; break;
 	case O_SIGN:
@@ -174,9 +256,26 @@ static int take_option(int o, char *arg, struct common *c)
 	case O_NOT_BEFORE: c->not_before = arg; break;
 	case O_EMU: c->emulator = arg; break;
 	case O_ALLOW: c->allows[c->nallows++] = arg; break;
+	case O_DT_MAX: case O_AUTO_CONV: case O_XBZRLE: case O_DIRTY_LIMIT:
+	case O_SWITCH_BW:
+		return converge_option(o, arg, &c->cv);
 	case 'v': migqemu_verbose = true; break;
 	case 'q': migqemu_quiet = true; break;
 	}
+	return MIG_GO_ON;
+}
+
+/* The options that do not go together. */
+static int check_converge(const struct common *c)
+{
+	const struct converge *cv = &c->cv;
+
+	if (cv->dirty_limit && cv->auto_converge)
+		return mig_usage_error("--dirty-limit and --auto-converge: QEMU "
+				       "throttles one way or the other, not both");
+	if (cv->downtime_max_ms && cv->downtime_max_ms < c->downtime_ms)
+		return mig_usage_error("--downtime-max %ld is below --downtime %ld",
+				       cv->downtime_max_ms, c->downtime_ms);
 	return MIG_GO_ON;
 }
 
@@ -190,6 +289,7 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		{ "timeout", required_argument, NULL, O_TMO },
 		{ "grace", required_argument, NULL, O_GRACE },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "progress", no_argument, NULL, O_PROGRESS },
 		{ "resume", no_argument, NULL, O_RESUME },
 		{ "from-stream", no_argument, NULL, O_FROM },
 		{ "sign", required_argument, NULL, O_SIGN },
@@ -198,6 +298,11 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		{ "not-before", required_argument, NULL, O_NOT_BEFORE },
 		{ "emulator", required_argument, NULL, O_EMU },
 		{ "allow", required_argument, NULL, O_ALLOW },
+		{ "downtime-max", required_argument, NULL, O_DT_MAX },
+		{ "auto-converge", optional_argument, NULL, O_AUTO_CONV },
+		{ "xbzrle", optional_argument, NULL, O_XBZRLE },
+		{ "dirty-limit", optional_argument, NULL, O_DIRTY_LIMIT },
+		{ "switchover-bandwidth", required_argument, NULL, O_SWITCH_BW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -221,6 +326,8 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 					       argv[optind - 1]);
 		rc = take_option(o, optarg, c);
 	}
+	if (rc == MIG_GO_ON)
+		rc = check_converge(c);
 	if (rc == MIG_GO_ON && migqemu_json_out && mig_stdout_closed()) {
 		mig_warn("--json: stdout: closed"); /* it would be lost */
 		return MIG_EXIT_IO;
@@ -236,6 +343,7 @@ static void fill_drive(struct drive *dr, const struct common *c)
 	dr->nmeta = c->nmeta;
 	dr->bandwidth = c->bandwidth;
 	dr->downtime_ms = c->downtime_ms;
+	dr->cv = c->cv;
 	dr->timeout_ms = c->timeout_ms;
 	dr->grace_ms = c->grace_ms;
 	dr->stages[0] = "mig-qemu seal";

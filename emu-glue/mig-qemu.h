@@ -12,8 +12,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* mig-qemu.c: -q, -v and --json, set by migqemu_parse_common() */
-extern bool migqemu_quiet, migqemu_verbose, migqemu_json_out;
+/* mig-qemu.c: -q, -v, --json and --progress, set by migqemu_parse_common() */
+extern bool migqemu_quiet, migqemu_verbose, migqemu_json_out, migqemu_progress;
+
+/* What helps a live migration converge (qemu-converge.c): QEMU's
+ * capabilities and parameters as the options ask, and our own policy. */
+struct converge {
+	bool auto_converge;     /* --auto-converge[=INITIAL,INCREMENT] */
+	long throttle_initial, throttle_increment; /* percent; 0: QEMU's */
+	bool xbzrle;            /* --xbzrle[=CACHE] */
+	uint64_t xbzrle_cache;  /* bytes; 0: QEMU's */
+	long dirty_limit;       /* --dirty-limit[=MBPS]: 0 off, -1 QEMU's rate */
+	uint64_t switchover_bw; /* --switchover-bandwidth RATE */
+	bool switchover_auto;   /* --switchover-bandwidth auto: the drain rate */
+	long downtime_max_ms;   /* --downtime-max MS: 0, the limit stays put */
+};
 
 struct common {
 	bool send_config, resume, from_stream;
@@ -29,6 +42,7 @@ struct common {
 	size_t nmeta;
 	uint64_t bandwidth;
 	long downtime_ms, timeout_ms, grace_ms;
+	struct converge cv;
 };
 
 /* MIG_GO_ON to go on, else the exit status to leave with (-h: 0) */
@@ -59,6 +73,7 @@ struct drive {
 	size_t nmeta;
 	uint64_t bandwidth;
 	long downtime_ms;
+	struct converge cv;
 	long timeout_ms;        /* 0: none */
 	long grace_ms;          /* for the pipeline to end after QEMU's verdict */
 	bool resume;            /* checkpoint --resume: cont the VM once done */
@@ -66,6 +81,8 @@ struct drive {
 	char src_status[32];
 	uint64_t transferred;
 	double seconds;
+	long dirty_syncs, downtime_done_ms; /* QEMU's, once completed */
+	int64_t pages_resent;
 };
 
 int migqemu_drive(struct drive *dr);

@@ -18,7 +18,7 @@
 
 #include "mig.h"
 #include "mig-qemu.h"
-#include "qmp.h"
+#include "qemu-converge.h"
 
 static void sleep_ms(long ms)
 {
@@ -29,7 +29,7 @@ static void sleep_ms(long ms)
 /* QMP helpers: a command whose error is reported; the VM's run state. */
 static char qerr_buf[1024];
 
-static json_t *qmp_get(struct qmp *q, const char *cmd, json_t *args)
+json_t *migqemu_qmp_get(struct qmp *q, const char *cmd, json_t *args)
 {
 	json_t *ret = NULL;
 	int r = qmp_exec(q, cmd, args, &ret, 30000, qerr_buf, sizeof qerr_buf);
@@ -42,7 +42,7 @@ static json_t *qmp_get(struct qmp *q, const char *cmd, json_t *args)
 
 static const char *qmp_status(struct qmp *q, char *buf, size_t len)
 {
-	json_t *r = qmp_get(q, "query-status", NULL);
+	json_t *r = migqemu_qmp_get(q, "query-status", NULL);
 	const char *s = r ? json_string_value(json_object_get(r, "status")) : NULL;
 	snprintf(buf, len, "%s", s ? s : "unknown");
 	json_decref(r);
@@ -117,13 +117,16 @@ static void fmt_bytes(uint64_t n, char *b, size_t len)
 	mig_format_bytes(n, b, len);
 }
 
-/* The progress line on a terminal, redrawn in place: "\rPROG: ...",
- * the rest of the old line cleared, no newline; one write, as mig_warn's. */
-static void progress_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void progress_line(const char *fmt, ...)
+/* The progress line: on a terminal redrawn in place ("\rPROG: ...", the
+ * rest of the old line cleared, no newline), else a line of its own
+ * (--progress); one write, as mig_warn's. */
+static void progress_line(bool in_place, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void progress_line(bool in_place, const char *fmt, ...)
 {
 	char line[512];
-	int n = snprintf(line, sizeof line, "\r%s: ", mig_progname), m;
+	int n = snprintf(line, sizeof line, "%s%s: ", in_place ? "\r" : "",
+			 mig_progname), m;
 	va_list ap;
 
 	if (n < 0 || (size_t)n >= sizeof line)
@@ -134,41 +137,83 @@ static void progress_line(const char *fmt, ...)
 	if (m < 0)
 		return;
 	n = (size_t)(n + m) < sizeof line - 4 ? n + m : (int)sizeof line - 4;
-	memcpy(line + n, "\033[K", 3);
-	n += 3;
+	if (in_place) {
+		memcpy(line + n, "\033[K", 3);
+		n += 3;
+	} else {
+		line[n++] = '\n';
+	}
 	while (write(STDERR_FILENO, line, (size_t)n) < 0 && errno == EINTR)
 		;
 }
 
-static void show_progress(json_t *m, long t0, bool tty_line)
+/* The ETA as JSON: a number of seconds, or null when not known. */
+static json_t *eta_json(const struct watch *w)
 {
-	json_t *ram = json_object_get(m, "ram");
+	return w->eta_s >= 0 ? json_real(w->eta_s) : json_null();
+}
+
+static void progress_json(json_t *m, const struct watch *w, long el)
+{
 	const char *st = json_string_value(json_object_get(m, "status"));
-	uint64_t tr = (uint64_t)json_integer_value(json_object_get(ram, "transferred"));
-	uint64_t rem = (uint64_t)json_integer_value(json_object_get(ram, "remaining"));
-	double mbps = json_number_value(json_object_get(ram, "mbps"));
-	long dt = (long)json_integer_value(json_object_get(m, "expected-downtime"));
+	json_t *o = json_pack(
+		"{s:s, s:s, s:I, s:I, s:I, s:f, s:o, s:f, s:I, s:I, s:I, s:f, "
+		"s:f, s:I}",
+		"event", "progress", "status", st ? st : "",
+		"transferred", (json_int_t)w->transferred,
+		"remaining", (json_int_t)w->remaining,
+		"total", (json_int_t)w->total,
+		"percent", w->percent > 0 ? w->percent : 0.0, "eta_s", eta_json(w),
+		"mbps", json_number_value(json_object_get(json_object_get(m, "ram"),
+							  "mbps")),
+		"dirty_sync_count", (json_int_t)w->syncs,
+		"expected_downtime_ms", (json_int_t)w->expected_ms,
+		"downtime_limit_ms", (json_int_t)w->limit_ms,
+		"dirty_rate", w->dirty_bps > 0 ? w->dirty_bps : 0.0,
+		"drain_rate", w->fall_bps > 0 ? w->fall_bps : 0.0,
+		"elapsed_ms", (json_int_t)el);
+	json_t *thr = json_object_get(m, "cpu-throttle-percentage");
+
+	if (thr) /* auto-converge: how much QEMU slows the guest's CPUs */
+		json_object_set(o, "cpu_throttle_percent", thr);
+	json_dumpf(o, stdout, JSON_COMPACT);
+	printf("\n");
+	fflush(stdout);
+	json_decref(o);
+}
+
+/* "42 %, ETA 12 s", or "42 %, ETA unknown" while it is not known. */
+static void percent_eta(const struct watch *w, char *buf, size_t len)
+{
+	if (w->percent < 0)
+		snprintf(buf, len, "?");
+	else if (w->eta_s >= 0)
+		snprintf(buf, len, "%.0f %%, ETA %.0f s", w->percent, w->eta_s);
+	else
+		snprintf(buf, len, "%.0f %%, ETA unknown", w->percent);
+}
+
+/* How progress is shown on stderr. */
+enum shown { SHOW_NONE, SHOW_IN_PLACE, SHOW_LINES };
+
+static void show_progress(json_t *m, const struct watch *w, long t0,
+			  enum shown how)
+{
 	long el = mig_now_ms() - t0;
 
-	if (migqemu_json_out) {
-		json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:f, s:I, s:I}",
-				      "event", "progress", "status", st ? st : "",
-				      "transferred", (json_int_t)tr,
-				      "remaining", (json_int_t)rem, "mbps", mbps,
-				      "expected_downtime_ms", (json_int_t)dt,
-				      "elapsed_ms", (json_int_t)el);
-		json_dumpf(o, stdout, JSON_COMPACT);
-		printf("\n");
-		fflush(stdout);
-		json_decref(o);
-	}
-	if (tty_line) {
-		char a[32], b[32];
-		fmt_bytes(tr, a, sizeof a);
-		fmt_bytes(rem, b, sizeof b);
-		progress_line("%s, %s sent, %.0f Mbit/s, %s remaining, expected "
-			      "downtime %ld ms, %.1f s", st ? st : "?", a, mbps, b, dt,
-			      (double)el / 1000);
+	if (migqemu_json_out)
+		progress_json(m, w, el);
+	if (how != SHOW_NONE) {
+		const char *st = json_string_value(json_object_get(m, "status"));
+		double mbps = json_number_value(json_object_get(
+			json_object_get(m, "ram"), "mbps"));
+		char a[32], b[32], pe[64];
+		fmt_bytes(w->transferred, a, sizeof a);
+		fmt_bytes(w->remaining, b, sizeof b);
+		percent_eta(w, pe, sizeof pe);
+		progress_line(how == SHOW_IN_PLACE, "%s, %s sent, %.0f Mbit/s, %s remaining (%s), "
+			      "expected downtime %ld ms, %.1f s", st ? st : "?",
+			      a, mbps, b, pe, w->expected_ms, (double)el / 1000);
 	}
 }
 
@@ -180,6 +225,8 @@ struct run {
 	int errfd;              /* the stages' stderr, relayed as it grows */
 	long t0;
 	bool tty_line;          /* progress in place on a terminal */
+	enum shown how;         /* in place, as lines (--progress), or not */
+	struct watch w;         /* rates, rounds, the downtime policy */
 	const char *final;      /* QEMU's verdict; "lost", "stuck"; NULL: none */
 	char final_buf[32], desc[512];
 	char *status;           /* the stages' exit statuses, one line */
@@ -268,57 +315,89 @@ static char *exec_uri(const struct run *r)
 static int start(struct run *r, const char *uri)
 {
 	json_t *ret, *params = json_pack("{s:I}", "max-bandwidth",
-					 (json_int_t)r->dr->bandwidth);
+					 (json_int_t)r->dr->bandwidth),
+		*caps = json_pack("[{s:s, s:b}]", "capability", "events", "state", 1);
 
 	if (r->dr->downtime_ms > 0)
 		json_object_set_new(params, "downtime-limit",
 				    json_integer(r->dr->downtime_ms));
-	if (!(ret = qmp_get(r->q, "migrate-set-parameters", params)))
-		return -1;
+	migqemu_converge_setup(&r->w, params, caps);
+	ret = migqemu_qmp_get(r->q, "migrate-set-parameters", params);
 	json_decref(ret);
-	if (!(ret = qmp_get(r->q, "migrate-set-capabilities",
-			    json_pack("{s:[{s:s, s:b}]}", "capabilities",
-				      "capability", "events", "state", 1))))
+	if (!ret) {
+		json_decref(caps);
+		return -1;
+	}
+	if (!(ret = migqemu_qmp_get(r->q, "migrate-set-capabilities",
+			    json_pack("{s:o}", "capabilities", caps))))
 		return -1;
 	json_decref(ret);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	r->t0 = mig_now_ms();
-	if (!(ret = qmp_get(r->q, "migrate", json_pack("{s:s}", "uri", uri))))
+	if (!(ret = migqemu_qmp_get(r->q, "migrate", json_pack("{s:s}", "uri", uri))))
 		return -1;
 	json_decref(ret);
 	return 0;
 }
 
+/* What the final report says besides bytes and time: QEMU's dirty
+ * syncs, its downtime, and the pages sent more than once (every page of
+ * RAM goes once, as a zero page or whole; the rest were dirtied again). */
+static void final_figures(struct drive *dr, json_t *m)
+{
+	json_t *ram = json_object_get(m, "ram"),
+	       *xb = json_object_get(json_object_get(m, "xbzrle-cache"), "pages");
+	json_int_t ps = json_integer_value(json_object_get(ram, "page-size"));
+	json_int_t sent = json_integer_value(json_object_get(ram, "normal")) +
+			  json_integer_value(json_object_get(ram, "duplicate")) +
+			  json_integer_value(xb);
+
+	if (!ram)
+		return; /* a migration cancelled: what was seen last stays */
+	dr->dirty_syncs = (long)json_integer_value(
+		json_object_get(ram, "dirty-sync-count"));
+	dr->downtime_done_ms = (long)json_integer_value(json_object_get(m, "downtime"));
+	dr->pages_resent = ps > 0 ? sent - json_integer_value(
+				json_object_get(ram, "total")) / ps : 0;
+}
+
 /* One look at query-migrate: true once QEMU has its verdict. */
 static bool poll_state(struct run *r, long *next_show)
 {
-	json_t *m = qmp_get(r->q, "query-migrate", NULL);
+	json_t *m = migqemu_qmp_get(r->q, "query-migrate", NULL);
 	if (!m) {
 		r->final = "lost";
 		return true;
 	}
 	const char *st = json_string_value(json_object_get(m, "status"));
 	json_t *ram = json_object_get(m, "ram");
-	bool show = migqemu_json_out || r->tty_line, done = false;
+	bool show = migqemu_json_out || r->how != SHOW_NONE, done = false;
 
-	if (ram)
+	if (ram) {
 		r->dr->transferred = (uint64_t)json_integer_value(
 			json_object_get(ram, "transferred"));
+		migqemu_watch(&r->w, m, mig_now_ms());
+		r->dr->dirty_syncs = r->w.syncs;
+	}
 	if (st && (!strcmp(st, "completed") || !strcmp(st, "failed") ||
 		   !strcmp(st, "cancelled"))) {
 		const char *d = json_string_value(json_object_get(m, "error-desc"));
 		snprintf(r->final_buf, sizeof r->final_buf, "%s", st);
 		snprintf(r->desc, sizeof r->desc, "%s", d ? d : "");
 		r->final = r->final_buf;
+		final_figures(r->dr, m);
 		if (show && ram)
-			show_progress(m, r->t0, r->tty_line);
+			show_progress(m, &r->w, r->t0, r->how);
 		done = true;
 	} else if (mig_now_ms() >= *next_show) {
+		if (st && !strcmp(st, "active"))
+			migqemu_converge_steer(&r->w);
 		if (show)
-			show_progress(m, r->t0, r->tty_line);
-		*next_show = mig_now_ms() + (migqemu_json_out ? 1000 : 250);
+			show_progress(m, &r->w, r->t0, r->how);
+		*next_show = mig_now_ms() + (r->tty_line && !migqemu_json_out
+					     ? 250 : 1000);
 	}
 	json_decref(m);
 	return done;
@@ -338,10 +417,13 @@ static void follow(struct run *r)
 				   (dr->timeout_ms && mig_now_ms() - r->t0 > dr->timeout_ms))) {
 			if (r->tty_line)
 				fputc('\n', stderr);
-			mig_warn(interrupted ? "interrupted: cancelling the migration"
-					     : "timed out after %ld s: cancelling the migration",
-				 dr->timeout_ms / 1000);
-			json_decref(qmp_get(r->q, "migrate_cancel", NULL));
+			if (interrupted)
+				mig_warn("interrupted: cancelling the migration");
+			else
+				migqemu_explain_timeout(&r->w, dr->timeout_ms / 1000);
+			if (!interrupted)
+				mig_warn("cancelling the migration");
+			json_decref(migqemu_qmp_get(r->q, "migrate_cancel", NULL));
 			cancelled = true;
 			r->t0 = mig_now_ms() - dr->timeout_ms; /* the grace below */
 		}
@@ -468,15 +550,30 @@ static void report_json(const struct run *r, bool ok)
 			"{s:s, s:i}", "stage",
 			r->ncodes == dr->nstages ? dr->stages[i] : "?",
 			"status", r->codes[i]));
-	json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:s, s:I, s:f, s:s}",
+	json_t *o = json_pack("{s:s, s:s, s:b, s:o, s:s, s:I, s:f, s:s, s:I, "
+			      "s:I, s:I}",
 			      "event", "result", "result",
 			      ok ? "completed" : "failed", "qemu_completed",
 			      qemu_completed(r), "stages", st, "error", r->desc,
 			      "transferred", (json_int_t)dr->transferred,
-			      "seconds", dr->seconds, "source_status", dr->src_status);
+			      "seconds", dr->seconds, "source_status", dr->src_status,
+			      "dirty_sync_count", (json_int_t)dr->dirty_syncs,
+			      "pages_resent", (json_int_t)dr->pages_resent,
+			      "downtime_ms", (json_int_t)dr->downtime_done_ms);
 	json_dumpf(o, stdout, JSON_COMPACT);
 	printf("\n");
 	json_decref(o);
+}
+
+static void report_done(const struct drive *dr)
+{
+	char b[32];
+
+	fmt_bytes(dr->transferred, b, sizeof b);
+	mig_warn("completed in %.2f s, %s of RAM sent (%ld dirty syncs, %lld "
+		 "pages re-sent, downtime %ld ms); every stage exited 0; the "
+		 "source is %s", dr->seconds, b, dr->dirty_syncs,
+		 (long long)dr->pages_resent, dr->downtime_done_ms, dr->src_status);
 }
 
 static void remove_dir(const struct run *r)
@@ -494,7 +591,7 @@ static void remove_dir(const struct run *r)
  * stage exited 0). */
 int migqemu_drive(struct drive *dr)
 {
-	struct run r = { .dr = dr, .errfd = -1 };
+	struct run r = { .dr = dr, .errfd = -1, .w = { .cv = &dr->cv } };
 	char err[1024], path[PATH_MAX + 32], *uri = NULL;
 	const char *td = getenv("TMPDIR");
 	int rc = MIG_EXIT_DATA;
@@ -503,6 +600,12 @@ int migqemu_drive(struct drive *dr)
 		mig_warn("%s", err);
 		return MIG_EXIT_IO;
 	}
+	r.w.q = r.q;
+	if ((rc = migqemu_converge_check(&r.w, dr->downtime_ms)) != MIG_GO_ON) {
+		qmp_close(r.q);
+		return rc;
+	}
+	rc = MIG_EXIT_DATA;
 	snprintf(r.dir, sizeof r.dir, "%s/mig-qemu.XXXXXX", td && *td ? td : "/tmp");
 	if (!mkdtemp(r.dir)) {
 		mig_warn("mkdtemp: %s", strerror(errno));
@@ -519,6 +622,8 @@ int migqemu_drive(struct drive *dr)
 	if (start(&r, uri) < 0)
 		goto out;
 	r.tty_line = !migqemu_quiet && isatty(2);
+	r.how = r.tty_line ? SHOW_IN_PLACE
+		: !migqemu_quiet && migqemu_progress ? SHOW_LINES : SHOW_NONE;
 	follow(&r);
 	collect_statuses(&r);
 	settle_source(&r);
@@ -528,20 +633,17 @@ int migqemu_drive(struct drive *dr)
 	if (migqemu_json_out)
 		report_json(&r, ok);
 	rc = ok ? MIG_EXIT_OK : MIG_EXIT_DATA;
-	if (ok && !migqemu_quiet) {
-		char b[32];
-		fmt_bytes(dr->transferred, b, sizeof b);
-		mig_warn("completed in %.2f s, %s of RAM sent; every stage exited 0; "
-			 "the source is %s", dr->seconds, b, dr->src_status);
-	}
+	if (ok && !migqemu_quiet)
+		report_done(dr);
 out:
 	free(uri);
 	free(r.status);
 	remove_dir(&r);
 	if (r.errfd >= 0)
 		close(r.errfd);
+	migqemu_converge_restore(&r.w);
 	if (rc == MIG_EXIT_OK && dr->resume) {
-		json_decref(qmp_get(r.q, "cont", NULL));
+		json_decref(migqemu_qmp_get(r.q, "cont", NULL));
 		qmp_status(r.q, dr->src_status, sizeof dr->src_status);
 	}
 	qmp_close(r.q);
