@@ -62,3 +62,41 @@ table_head() { # TITLE-OF-RATIO-COLUMN
 	printf '| %-44s | %8s | %8s | %6s |\n' pipeline seconds "MB/s" "$1"
 	printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ---------- ---------- --------
 }
+
+# --- A link with a rate: two network namespaces joined by a veth pair ------
+# The caller names them: NEAR FAR (namespaces), VNEAR VFAR (the veth ends),
+# A_NEAR A_FAR (addresses on a /30), and removes them with link_down.
+link_up() {
+	ip netns add "$NEAR" && ip netns add "$FAR" &&
+		ip link add "$VNEAR" netns "$NEAR" type veth peer name "$VFAR" netns "$FAR" &&
+		ip -n "$NEAR" addr add "$A_NEAR/30" dev "$VNEAR" &&
+		ip -n "$FAR" addr add "$A_FAR/30" dev "$VFAR" &&
+		ip -n "$NEAR" link set "$VNEAR" up && ip -n "$FAR" link set "$VFAR" up &&
+		ip -n "$NEAR" link set lo up && ip -n "$FAR" link set lo up
+}
+link_down() {
+	ip netns del "$NEAR" 2>/dev/null
+	ip netns del "$FAR" 2>/dev/null
+}
+# RATE|none: the same tbf on both ends (tbf, not netem, which this kernel
+# lacks), or none
+link_shape() {
+	local ns dev
+	for ns in "$NEAR:$VNEAR" "$FAR:$VFAR"; do
+		dev=${ns#*:} ns=${ns%%:*}
+		ip netns exec "$ns" tc qdisc del dev "$dev" root 2>/dev/null
+		[ "$1" = none ] && continue
+		ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$1" burst 1mb latency 100ms || return 1
+	done
+}
+# QEMU in each namespace, as DIR/qemu-near and DIR/qemu-far (QNEAR,
+# QFAR): nsenter execs, so the pid QEMU gets is the one qemu.bash tracks
+link_qemus() {
+	local ns n
+	for ns in near far; do
+		n=$NEAR; [ $ns = far ] && n=$FAR
+		printf '#!/bin/sh\nexec nsenter --net=/run/netns/%s %s "$@"\n' "$n" "$QEMU" >"$1/qemu-$ns"
+		chmod +x "$1/qemu-$ns"
+	done
+	QNEAR=$1/qemu-near QFAR=$1/qemu-far
+}
