@@ -332,7 +332,7 @@ Try 'mig-decrypt --help'."
 		assert_output paused
 		vm_pmemsave "src-$a" "src-$a.mem" "${MIB}M"
 		vm_pmemsave "dst-$a" "dst-$a.mem" "${MIB}M"
-		cmp "src-$a.mem" "dst-$a.mem"
+		vm_same_ram "src-$a.mem" "dst-$a.mem"
 		vm_stop "src-$a"
 		vm_stop "dst-$a"
 	done

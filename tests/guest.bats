@@ -156,7 +156,7 @@ nonzero_pages() { # FILE
 	assert_output paused
 	vm_pmemsave src src.mem "${MIB}M"
 	vm_pmemsave dst dst.mem "${MIB}M"
-	cmp src.mem dst.mem
+	vm_same_ram src.mem dst.mem
 	# not a blank RAM: the non-zero part of the fill (65 %) is in it
 	local used
 	used=$(nonzero_pages src.mem)

@@ -78,7 +78,7 @@ pipeline() { # DEST-NAME
 			assert_output postmigrate
 			vm_pmemsave "s$i" "s$i.mem" "${MIB}M"
 			vm_pmemsave "d$i" "d$i.mem" "${MIB}M"
-			cmp "s$i.mem" "d$i.mem"
+			vm_same_ram "s$i.mem" "d$i.mem"
 			rm -f "s$i.mem" "d$i.mem"
 			n_same=$((n_same + 1))
 		else

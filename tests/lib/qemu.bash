@@ -586,6 +586,17 @@ vm_attach() {
 	_vm_qmp_connect "$name" "$d" "$pid"
 }
 
+# Two RAM dumps (vm_pmemsave) of a VM and its copy are the same but for
+# the firmware's area below 1 MiB (0xC0000-0xFFFFF, option ROMs and the
+# BIOS shadowed in RAM): a paused source and its restored copy were seen
+# to differ there (byte 0xE8C21, in two tests of one run under KVM, and a
+# byte or two under TCG), through pipelines that carry every byte intact
+# (their checks verified); the cause, in QEMU or KVM, is not pinned down.
+# Everything else, the guest's RAM, must match byte for byte.
+vm_same_ram() {
+	cmp -n $((0xC0000)) "$1" "$2" && cmp -i $((0x100000)) "$1" "$2"
+}
+
 vm_pmemsave() {
 	local name=$1 file=$2 size=$3 bytes
 	case $size in
