@@ -60,8 +60,19 @@ ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
 UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream \
 	$(B)/tests/test-compress $(B)/tests/test-sign
 MAN = $(wildcard man/*.[157])
+HOOK = $(B)/libexec/migkit/mig-libvirt-hook $(B)/libexec/migkit/libvirt/lzop
 
-all: $(COMMANDS) $(ALIASES)
+all: $(COMMANDS) $(ALIASES) $(HOOK)
+
+# libvirt's save image compressor (mig-libvirt(7)): the script, and the
+# directory libvirtd's PATH starts with, where it is called lzop.
+LIBEXECDIR = $(PREFIX)/libexec/migkit
+$(B)/libexec/migkit/mig-libvirt-hook: tools/mig-libvirt-hook
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
+$(B)/libexec/migkit/libvirt/lzop: | $(B)/libexec/migkit/mig-libvirt-hook
+	@mkdir -p $(dir $@)
+	ln -sf ../mig-libvirt-hook $@
 
 # Only the goals that promise to install what is missing run install-deps
 # (and so maybe apt-get) before building: a plain `make` never does.
@@ -132,13 +143,15 @@ $(B)/filters/all.o: filters/all.c Makefile $(FLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
 	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
 
-OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(B)/emu-glue/qemu-stream.o \
+# the QEMU stream reader, and libvirt's save image header it skips
+QS_OBJ = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/libvirt-image.o
+OBJS_info = $(B)/filters/all.o $(FILTER_OBJ) $(QS_OBJ) \
 	$(B)/emu-glue/qemu-compact.o
 LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
 # mig-compact: the stream reader's hooks (qemu-compact.c) rebuild the stream
-OBJS_compact = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o
+OBJS_compact = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
 LIBS_compact = $(LIBS_JSON)
-OBJS_tee = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o
+OBJS_tee = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
 LIBS_tee = $(LIBS_JSON)
 # mig-ssh's steps, one file each (tools/mig-ssh.h)
 OBJS_ssh = $(addprefix $(B)/tools/,ssh-cmdline.o ssh-strict.o ssh-config.o \
@@ -160,12 +173,12 @@ $(foreach t,$(TOOLS),$(eval $(call command_rule,tools,$(t))))
 # mig-recv's parts (emu-glue/mig-recv.h)
 OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o \
 	recv-trust.o) \
-	$(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
+	$(B)/emu-glue/qmp.o $(QS_OBJ)
 LIBS_recv = $(LIBS_JSON)
 # mig-qemu's parts (emu-glue/mig-qemu.h)
 OBJS_qemu = $(addprefix $(B)/emu-glue/,qemu-strings.o qemu-seal.o qemu-converge.o \
 	qemu-migrate.o qemu-restore.o) \
-	$(B)/emu-glue/qmp.o $(B)/emu-glue/qemu-stream.o
+	$(B)/emu-glue/qmp.o $(QS_OBJ)
 LIBS_qemu = $(LIBS_JSON)
 
 $(foreach t,$(GLUE),$(eval $(call command_rule,emu-glue,$(t))))
@@ -185,7 +198,7 @@ $(B)/tests/test-sign: $(B)/tests/unit/test-sign.o $(B)/libmigchan.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
-		$(B)/emu-glue/qemu-stream.o
+		$(QS_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_JSON)
 
@@ -194,13 +207,13 @@ $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS = stream walk meta qemu-stream encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
 FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) $(FILTER_SHARED:%=filters/%.c) \
-	filters/all.c emu-glue/qemu-stream.c emu-glue/qemu-compact.c
+	filters/all.c emu-glue/qemu-stream.c emu-glue/libvirt-image.c emu-glue/qemu-compact.c
 FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))'
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	-pthread -Ichannel -Ifilters -Iemu-glue -Itests/fuzz $(FUZZ_LIST)
 FUZZ_LIBS = $(LIBS) $(FILTER_LIBS) $(LIBS_JSON)
 REPLAY_OBJS = $(B)/tests/fuzz/standalone.o $(B)/filters/all.o $(FILTER_OBJ) \
-	$(B)/emu-glue/qemu-stream.o $(B)/emu-glue/qemu-compact.o $(B)/libmigchan.a
+	$(QS_OBJ) $(B)/emu-glue/qemu-compact.o $(B)/libmigchan.a
 REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay-%)
 
 $(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | $(DEPS_FIRST)
@@ -244,6 +257,9 @@ install: all $(B)/migchan.pc
 	install -m 644 $(B)/migchan.pc $(DESTDIR)$(LIBDIR)/pkgconfig
 	for m in $(MAN); do \
 		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}; done
+	install -d $(DESTDIR)$(LIBEXECDIR)/libvirt
+	install -m 755 tools/mig-libvirt-hook $(DESTDIR)$(LIBEXECDIR)
+	ln -sf ../mig-libvirt-hook $(DESTDIR)$(LIBEXECDIR)/libvirt/lzop
 
 clean:
 	rm -rf $(B)

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "mig.h"
+#include "libvirt-image.h"
 #include "mig-recv.h"
 #include "qemu-stream.h"
 #include "qmp.h"
@@ -333,6 +334,37 @@ static void not_qemu(const struct mig_detect *d, size_t nenv, struct mig_err *e)
 			    what);
 }
 
+/*
+ * A libvirt save image (virsh save): libvirt's header and domain XML are
+ * skipped, so the emulator gets the QEMU stream after them.  Only an
+ * image libvirt finished (LibvirtQemudSave) and did not compress is
+ * taken; *d is then what follows the header.
+ */
+static int skip_libvirt(struct recv *r, struct mig_detect *d, struct mig_err *e)
+{
+	struct mig_src_pull pl = { r->src, e, false };
+	struct lv_image lv;
+	char lerr[512];
+	int rc = -1;
+
+	if (lv_read(mig_src_pull_read, &pl, &lv, lerr, sizeof lerr) < 0) {
+		if (!pl.failed)
+			mig_err_set(e, MIG_EXIT_DATA, "%s", lerr);
+	} else if (!lv.complete)
+		mig_err_set(e, MIG_EXIT_DATA, "incomplete: a libvirt save image "
+			    "whose header says " LV_MAGIC_PART " (libvirt had "
+			    "not finished it)");
+	else if (lv.format != LV_FORMAT_RAW)
+		mig_err_set(e, MIG_EXIT_DATA, "a libvirt save image of format "
+			    "%s: its QEMU stream is compressed by that program; "
+			    "restore it with virsh restore",
+			    lv_format_name(lv.format));
+	else
+		rc = mig_detect(r->src, d, e);
+	lv_image_free(&lv);
+	return rc;
+}
+
 /* The stream: its envelopes peeled and checked against --signer and
  * --not-before, their META read, then a raw QEMU stream. */
 static int open_stream(struct recv *r, const struct recv_args *a)
@@ -347,10 +379,14 @@ static int open_stream(struct recv *r, const struct recv_args *a)
 	for (size_t i = 0; i < r->env.n; i++)
 		read_meta(r->env.layer[i], &r->src_argv);
 	if (r->src && migrecv_trust_check(&r->env, &a->trust, &e) == 0) {
+		if (d.type == MIG_INPUT_UNKNOWN && lv_is_image(d.head, d.headlen) &&
+		    skip_libvirt(r, &d, &e) < 0)
+			goto bad;
 		if (d.type == MIG_INPUT_QEMU)
 			return 0;
 		not_qemu(&d, r->env.n, &e);
 	}
+bad:
 	mig_warn("stdin: %s", e.msg);
 	return e.code ? e.code : MIG_EXIT_DATA;
 }

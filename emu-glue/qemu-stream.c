@@ -1084,28 +1084,73 @@ static int parse_command(struct scan *s, uint64_t so)
     return 0;
 }
 
+/*
+ * libvirt's header, domain XML and padding in front of the QEMU stream of
+ * a saved image: parsed, kept in out->libvirt and skipped (their bytes
+ * still go to the bytes hook, so a rebuilt image keeps them as they were).
+ */
+static int parse_libvirt(struct scan *s)
+{
+    struct rdr *r = &s->r;
+    struct lv_image *lv = &s->out->libvirt;
+
+    if (fill(r, LV_HEADER_LEN, "the libvirt header", 0))
+        return -1;
+    s->out->has_libvirt = true;
+    if (lv_parse_header(r->buf + r->pos, lv, r->err, r->errlen))
+        return -1;
+    r->pos += LV_HEADER_LEN;
+    if (fill(r, lv->data_len, "the libvirt domain XML, cookie and padding",
+             LV_HEADER_LEN) ||
+        lv_parse_data(r->buf + r->pos, lv, r->err, r->errlen))
+        return -1;
+    r->pos += lv->data_len;
+    if (lv->format != LV_FORMAT_RAW)
+        return fail(r, "libvirt image of format %s (%u): what follows its header "
+                    "at offset %llu is the output of the program '%s', not a QEMU "
+                    "stream this reader can verify", lv_format_name(lv->format),
+                    lv->format, (ull)lv->stream_offset, lv_format_name(lv->format));
+    return 0;
+}
+
 static int parse_header(struct scan *s)
 {
     struct rdr *r = &s->r;
     struct qs_info *o = s->out;
 
-    if (fill(r, 8, "the stream header", 0))
+    if (fill(r, 1, "the stream header", 0))
+        return -1;
+    if (lv_is_image(r->buf + r->pos, 1) && parse_libvirt(s))
+        return -1;
+    uint64_t so = off(r);
+    if (fill(r, 8, "the stream header", so))
         return -1;
     o->magic = get32(r);
     if (o->magic != QS_MAGIC)
-        return fail(r, "bad magic 0x%08x at offset 0 (expected 0x%08x \"QEVM\"): "
-                    "not a QEMU migration stream", o->magic, QS_MAGIC);
+        return fail(r, "bad magic 0x%08x at offset %llu (expected 0x%08x \"QEVM\"): "
+                    "not a QEMU migration stream", o->magic, (ull)so, QS_MAGIC);
     o->version = get32(r);
     if (o->version != QS_VERSION)
-        return fail(r, "unsupported stream version %u at offset 4 (expected %u)",
-                    o->version, QS_VERSION);
-    if (fill(r, 1, "configuration section", 8))
+        return fail(r, "unsupported stream version %u at offset %llu (expected %u)",
+                    o->version, (ull)so + 4, QS_VERSION);
+    if (fill(r, 1, "configuration section", so + 8))
         return -1;
     if (r->buf[r->pos] != SEC_CONFIG)
-        return fail(r, "no configuration section at offset 8 (found byte 0x%02x): QEMU "
-                    "sends one, naming the machine type, before any section",
-                    r->buf[r->pos]);
+        return fail(r, "no configuration section at offset %llu (found byte 0x%02x): "
+                    "QEMU sends one, naming the machine type, before any section",
+                    (ull)so + 8, r->buf[r->pos]);
     return parse_config(s);
+}
+
+/* A libvirt image whose QEMU stream is whole is complete only once libvirt
+ * re-wrote its header with the final magic. */
+static int libvirt_finished(struct scan *s)
+{
+    if (!s->out->has_libvirt || s->out->libvirt.complete)
+        return 0;
+    return fail(&s->r, "incomplete: the libvirt header says " LV_MAGIC_PART
+                ": libvirt had not finished this image (it writes "
+                LV_MAGIC_SAVE " last, after the QEMU stream)");
 }
 
 /* Returns 0 once the tail (device state, EOF, VMDESCRIPTION) is verified. */
@@ -1184,6 +1229,8 @@ int qs_scan_hooks(qs_read_fn rd, void *ctx, unsigned flags, struct qs_hooks *h,
         return fail(&s.r, "out of memory");
 
     int rc = parse_stream(&s);
+    if (rc == 0)
+        rc = libvirt_finished(&s);
     if (!out->bytes)
         out->bytes = end_off(&s.r);
     for (size_t i = 0; i < out->nblocks; i++) {
@@ -1201,5 +1248,6 @@ void qs_info_free(struct qs_info *info)
         return;
     free(info->blocks);
     free(info->devices);
+    lv_image_free(&info->libvirt);
     memset(info, 0, sizeof *info);
 }

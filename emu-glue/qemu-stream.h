@@ -40,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "libvirt-image.h"
+
 #define QS_MAGIC   0x5145564Du          /* "QEVM" */
 #define QS_VERSION 3u
 
@@ -72,6 +74,17 @@ struct qs_device {             /* one entry of the vmdesc "devices" array */
 };
 
 struct qs_info {
+    /*
+     * A libvirt save image (virsh save, managedsave): libvirt's header, the
+     * domain XML and padding before the QEMU stream, read and skipped
+     * (libvirt-image.h).  Offsets below then count from the file's start.
+     * Only a raw image is read on (another format is the output of an
+     * external compressor: an error), and it is complete only if its
+     * magic is LibvirtQemudSave.
+     */
+    bool     has_libvirt;
+    struct lv_image libvirt;
+
     /* header and configuration section */
     uint32_t magic, version;   /* QS_MAGIC, QS_VERSION */
     bool     has_config;       /* a configuration section (0x07) was present */
@@ -130,8 +143,8 @@ enum {
 };
 
 /*
- * Read a whole migration stream through rd(ctx, ...) and describe it in
- * *out.  Returns 0 on success; -1 on a malformed, truncated or unreadable
+ * Read a whole migration stream, or a raw libvirt save image, through
+ * rd(ctx, ...) and describe it in *out.  Returns 0 on success; -1 on a malformed, truncated or unreadable
  * stream, with a one-line message naming the byte offset in err (if err
  * is not NULL and errlen > 0): truncation messages start with
  * "truncated:".  On failure *out holds what was parsed before the error

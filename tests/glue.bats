@@ -219,6 +219,20 @@ kill_stage_case() {
 	assert_output "mig-qemu: seal: refusing to write a stream to a terminal"
 }
 
+@test "mig-recv: a raw libvirt save image: libvirt's header skipped, the destination loads the QEMU stream" {
+	load lib/libvirt
+	libvirt_image LibvirtQemudSave 0 "$STREAM" >img
+	run -0 --separate-stderr mig-recv $(dest dst) < img
+	vm_attach dst
+	run vm_status dst
+	assert_output prelaunch # the test stream's VM never ran (-S)
+	vm_pmemsave dst dst.mem "${MIB}M"
+	# RAM as the stream carried it (below 640 KiB and above 1 MiB: the
+	# physical addresses between show the firmware's ROMs)
+	cmp -n 655360 dst.mem "$RAM"
+	cmp -i 1048576 dst.mem "$RAM"
+}
+
 @test "mig-recv: a log it cannot make: exit 3, no emulator started" {
 	touch plain
 	run -3 --separate-stderr mig-recv --log plain/log $(dest d1) < "$STREAM"

@@ -9,6 +9,7 @@ setup_file() {
 
 setup() {
 	load lib/common
+	load lib/libvirt
 	cd "$BATS_TEST_TMPDIR" || exit 1
 }
 
@@ -267,4 +268,47 @@ Try 'mig-info --help'."
 	output=$stderr assert_output "mig-info: nonexistent: No such file or directory"
 	run -0 mig-info --help
 	assert_line --index 0 "usage: mig-info [--json] [-q] [--signer PUB]... [FILE]"
+}
+
+@test "a libvirt save image: its header and XML, then the QEMU stream; complete" {
+	libvirt_image LibvirtQemudSave 0 "$STREAM" >img
+	run -0 mig-info img
+	assert_line --index 1 "libvirt save image: LibvirtQemudSave (complete), version 2"
+	assert_line --index 2 "  running yes, format raw (0), XML 45 bytes, cookie 9 bytes, stream at offset 212"
+	assert_line --index 3 "  xml=<domain type='kvm'><name>vm1</name></domain>\\x0a"
+	assert_line --index 4 "QEMU migration stream, version 3"
+	run -0 mig-info --json img
+	jq -e '.libvirt.complete and .libvirt.format == "raw" and .libvirt.cookie == "<cookie/>"
+		and .libvirt.stream_offset == 212 and .complete' <<<"$output"
+}
+
+@test "a libvirt save image libvirt did not finish (LibvirtQemudPart) is incomplete (1)" {
+	libvirt_image LibvirtQemudPart 0 "$STREAM" >img
+	run -1 mig-info img
+	assert_line --index 1 "libvirt save image: LibvirtQemudPart (not finished by libvirt), version 2"
+	assert_line "mig-info: img: incomplete: the libvirt header says LibvirtQemudPart: libvirt had not finished this image (it writes LibvirtQemudSave last)"
+}
+
+@test "a libvirt save image through migkit's hook (format lzop, mig layers): the layers and the stream verified" {
+	mig-compress <"$STREAM" >payload
+	libvirt_image LibvirtQemudSave 4 payload >img
+	run -0 mig-info img
+	assert_line --index 2 --partial "  running yes, format lzop (4), "
+	assert_line --index 4 --regexp "^layer 1: compress "
+}
+
+@test "a libvirt save image compressed by another program: followed to its end, not verified (5)" {
+	head -c 1000 /dev/urandom >payload
+	libvirt_image LibvirtQemudSave 3 payload >img
+	run -5 mig-info img
+	assert_line "mig-info: img: libvirt image of format xz: its 1000 bytes after the header are the output of the program 'xz', not migkit's: not verified"
+}
+
+@test "a libvirt save image cut inside its XML, or with a bad version: refused by name (1)" {
+	libvirt_image LibvirtQemudSave 0 "$STREAM" | head -c 150 >img
+	run -1 mig-info img
+	assert_line "mig-info: img: truncated: the input ends at offset 150, inside the libvirt domain XML, cookie and padding (62 more bytes expected)"
+	{ printf LibvirtQemudSave; printf '\x03'; libvirt_image LibvirtQemudSave 0 "$STREAM" | tail -c +18; } >img
+	run -1 mig-info img
+	assert_line "mig-info: img: libvirt header: unsupported version 3 at offset 16 (expected 2)"
 }

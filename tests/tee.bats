@@ -79,6 +79,22 @@ wait_for_temporary() {
 	[ "$(stat -c %a ckpt)" = 600 ]
 }
 
+@test "a raw libvirt save image: kept byte for byte only if libvirt finished it; --compact keeps its header" {
+	load lib/libvirt
+	libvirt_image LibvirtQemudSave 0 "$STREAM" >img
+	mig-tee ckpt <img >out
+	cmp out img
+	cmp ckpt img
+	mig-tee --compact -o compact <img
+	cmp -n 212 compact img
+	run -0 mig-info -q compact
+	libvirt_image LibvirtQemudPart 0 "$STREAM" >part
+	run -1 --separate-stderr bash -c 'mig-tee ckpt2 <part >out2'
+	output=$stderr assert_output "mig-tee: ckpt2: not written: QEMU stream: incomplete: the libvirt header says LibvirtQemudPart: libvirt had not finished this image (it writes LibvirtQemudSave last, after the QEMU stream)"
+	cmp out2 part
+	[ ! -e ckpt2 ]
+}
+
 @test "a mig stream: the checkpoint is the layer, byte for byte" {
 	mig-checksum < "$STREAM" | mig-tee ckpt | mig-checksum -d > out
 	cmp out "$STREAM"

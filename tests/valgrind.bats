@@ -39,6 +39,26 @@ vg() {
 	run -1 vg mig-tee ckpt2 < part
 }
 
+@test "valgrind: libvirt save images in mig-info, mig-compact, mig-tee and mig-recv: whole, unfinished, cut, compressed" {
+	load lib/libvirt
+	libvirt_image LibvirtQemudSave 0 "$STREAM" >img
+	libvirt_image LibvirtQemudPart 0 "$STREAM" >unfinished
+	libvirt_image LibvirtQemudSave 0 part | head -c 150 >cut
+	head -c 1000 /dev/zero >payload # not a stream migkit knows
+	libvirt_image LibvirtQemudSave 3 payload >xz
+	vg mig-info img >/dev/null
+	vg mig-info --json img >/dev/null
+	run -1 vg mig-info unfinished
+	run -1 vg mig-info cut
+	run -5 vg mig-info xz
+	vg mig-compact img >c
+	run -1 vg mig-compact unfinished
+	vg mig-tee ckpt <img >/dev/null
+	run -1 vg mig-tee ckpt2 <unfinished
+	run -1 vg mig-recv /bin/true -incoming - <unfinished
+	run -1 vg mig-recv /bin/true -incoming - <cut
+}
+
 @test "valgrind: mig-compact (from a file, a pipe, spilling) and mig-tee --compact, whole and cut" {
 	vg mig-compact "$STREAM" > c1
 	cat "$STREAM" | vg mig-compact > c2

@@ -24,6 +24,7 @@
 
 #include "mig.h"
 #include "qemu-compact.h"
+#include "libvirt-image.h"
 #include "qemu-stream.h"
 
 struct compact {
@@ -167,7 +168,10 @@ static int check_kind(struct compact *c)
 		return mig_err_set(&c->err, MIG_EXIT_DATA, "%s, not a raw QEMU "
 				   "stream: decode it first (mig-compact(1))",
 				   what);
-	default:
+	default: /* a libvirt save image: the stream reader skips its
+		  * header, whose bytes the compacted image keeps as they are */
+		if (lv_is_image(d.head, d.headlen))
+			return 0;
 		return mig_err_set(&c->err, MIG_EXIT_DATA, "not a QEMU "
 				   "migration stream");
 	}

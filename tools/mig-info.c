@@ -10,6 +10,14 @@
  * `mig-info -q FILE` a test of a checkpoint. A layer it cannot open (it
  * needs a key) is followed to its END frame without being decoded, and
  * reported as not verified, with a status of its own.
+ *
+ * A libvirt save image (virsh save, managedsave) starts with libvirt's
+ * header and the domain XML: they are read and shown first, then what
+ * follows is described as any stream (the QEMU stream of a raw image, or
+ * migkit's layers when the image was saved through mig-libvirt-hook).
+ * Such an image is complete only if libvirt finished it (magic
+ * LibvirtQemudSave); one compressed by a program other than migkit's
+ * hook cannot be verified here (EXIT_NOT_VERIFIED).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +28,7 @@
 #include <unistd.h>
 
 #include "all.h"
+#include "libvirt-image.h"
 #include "mig.h"
 #include "qemu-compact.h"
 #include "qemu-stream.h"
@@ -42,6 +51,8 @@ struct layer {
 struct info {
 	const char *name;
 	struct mig_src *base;
+	bool has_libvirt;           /* a libvirt save image: its header */
+	struct lv_image lv;
 	struct layer layers[MAX_LAYERS];
 	size_t nlayers;
 	enum mig_input_type inner;  /* what the innermost bytes are */
@@ -142,10 +153,71 @@ static bool has_envelope(const struct info *in)
 	return false;
 }
 
+/* libvirt's header and domain XML, read when the input starts with them. */
+static int libvirt_header(struct info *in)
+{
+	const uint8_t *p;
+	size_t got;
+	char lerr[512];
+
+	if (mig_src_peek(in->base, LV_MAGIC_LEN, &p, &got, &in->err) < 0)
+		return -1;
+	if (got < LV_MAGIC_LEN || !lv_is_image(p, got))
+		return 0;
+	struct mig_src_pull pl = { in->base, &in->err, false };
+	in->has_libvirt = true;
+	if (lv_read(mig_src_pull_read, &pl, &in->lv, lerr, sizeof lerr) < 0)
+		return pl.failed ? -1 : mig_err_set(&in->err, MIG_EXIT_DATA, "%s",
+						    lerr);
+	return 0;
+}
+
+/* After libvirt's header of a compressed image: migkit's layers (the
+ * hook's output) are read on; another program's output is not verified. */
+static int libvirt_payload(struct info *in, const struct mig_detect *d)
+{
+	const char *prog = lv_format_name(in->lv.format);
+
+	if (!in->has_libvirt || in->lv.format == LV_FORMAT_RAW ||
+	    d->type == MIG_INPUT_LAYER || d->type == MIG_INPUT_QEMU)
+		return 0;
+	if (drain(in) < 0)
+		return -1;
+	return mig_err_set(&in->err, EXIT_NOT_VERIFIED, "libvirt image of "
+			   "format %s: its %llu bytes after the header are the "
+			   "output of the program '%s', not migkit's: not "
+			   "verified", prog,
+			   (unsigned long long)in->inner_bytes, prog);
+}
+
+/* libvirt writes LibvirtQemudSave once the rest is written. */
+static int libvirt_finished(struct info *in)
+{
+	if (!in->has_libvirt || in->lv.complete)
+		return 0;
+	return mig_err_set(&in->err, MIG_EXIT_DATA, "incomplete: the libvirt "
+			   "header says " LV_MAGIC_PART ": libvirt had not "
+			   "finished this image (it writes " LV_MAGIC_SAVE
+			   " last)");
+}
+
+static int scan_stream(struct info *in);
+
 static int scan(struct info *in)
+{
+	if (libvirt_header(in) < 0 || scan_stream(in) < 0)
+		return -1;
+	return libvirt_finished(in);
+}
+
+static int scan_stream(struct info *in)
 {
 	struct mig_detect d;
 
+	if (mig_detect(top(in), &d, &in->err) < 0)
+		return -1;
+	if (libvirt_payload(in, &d) < 0)
+		return -1;
 	for (;;) {
 		if (mig_detect(top(in), &d, &in->err) < 0)
 			return -1;
@@ -330,13 +402,34 @@ static void print_compact_text(const struct info *in)
 		       bytes ? 100.0 * (double)(bytes - out) / (double)bytes : 0.0);
 }
 
+/* libvirt's header, and the domain XML escaped as META is. */
+static void print_libvirt_text(const struct lv_image *lv)
+{
+	char *xml = lv->xml ? mig_escape(lv->xml, lv->xml_len) : NULL;
+
+	printf("libvirt save image: %s (%s), version %u%s\n",
+	       lv->complete ? LV_MAGIC_SAVE : LV_MAGIC_PART,
+	       lv->complete ? "complete" : "not finished by libvirt",
+	       lv->version, lv->swapped ? ", other byte order" : "");
+	printf("  running %s, format %s (%u), XML %zu bytes, cookie %zu bytes, "
+	       "stream at offset %llu\n", lv->was_running ? "yes" : "no",
+	       lv_format_name(lv->format), lv->format, lv->xml_len,
+	       lv->cookie_len, (unsigned long long)lv->stream_offset);
+	if (lv->xml)
+		printf("  xml=%s\n", xml ? xml : "(out of memory)");
+	free(xml);
+}
+
 static void print_text(const struct info *in)
 {
 	printf("%s: %llu bytes\n", in->name,
 	       (unsigned long long)mig_src_offset(in->base));
+	if (in->has_libvirt)
+		print_libvirt_text(&in->lv);
 	for (size_t i = 0; i < in->nlayers; i++)
 		print_layer_text(in, i);
-	print_inner_text(in);
+	if (!in->has_libvirt || in->lv.xml) /* else its header failed */
+		print_inner_text(in);
 	if (in->have_qemu)
 		print_qemu_text(&in->qemu);
 	if (in->have_qemu && !in->failed)
@@ -448,6 +541,21 @@ static json_t *layer_json(const struct info *in, const struct layer *l)
 		"encoded_bytes", (json_int_t)t.encoded);
 }
 
+static json_t *libvirt_json(const struct info *in)
+{
+	const struct lv_image *lv = &in->lv;
+
+	if (!in->has_libvirt)
+		return json_null();
+	return json_pack("{s:s, s:b, s:i, s:b, s:b, s:s, s:i, s:s?, s:s?, s:I}",
+		"magic", lv->complete ? LV_MAGIC_SAVE : LV_MAGIC_PART,
+		"complete", lv->complete, "version", (int)lv->version,
+		"swapped", lv->swapped, "running", lv->was_running != 0,
+		"format", lv_format_name(lv->format), "format_code",
+		(int)lv->format, "xml", lv->xml, "cookie", lv->cookie,
+		"stream_offset", (json_int_t)lv->stream_offset);
+}
+
 static void print_json(const struct info *in)
 {
 	static const char *inner_names[] = { "empty", "qemu", "layer", "unknown" };
@@ -462,8 +570,9 @@ static void print_json(const struct info *in)
 			"opened", 0));
 	}
 	json_t *root = json_pack(
-		"{s:s, s:I, s:o, s:s, s:o, s:o, s:b, s:o}", "file", in->name,
-		"bytes", (json_int_t)mig_src_offset(in->base), "layers", layers,
+		"{s:s, s:I, s:o, s:o, s:s, s:o, s:o, s:b, s:o}", "file", in->name,
+		"bytes", (json_int_t)mig_src_offset(in->base),
+		"libvirt", libvirt_json(in), "layers", layers,
 		"inner", in->closed_kind ? "closed" : inner_names[in->inner],
 		"qemu", in->have_qemu ? qemu_json(&in->qemu) : json_null(),
 		"compaction", in->have_qemu && !in->failed ? compact_json(in) :
@@ -577,6 +686,7 @@ static int describe(struct info *in, const struct request *rq)
 
 static void free_info(struct info *in)
 {
+	lv_image_free(&in->lv);
 	qs_info_free(&in->qemu);
 	qc_free(&in->compact);
 	for (size_t i = in->nlayers; i-- > 0;) {

@@ -36,6 +36,7 @@
 #include "../channel/progress.h"
 #include "mig.h"
 #include "qemu-compact.h"
+#include "libvirt-image.h"
 #include "qemu-stream.h"
 #include "tagged.h"
 
@@ -171,6 +172,9 @@ static void check_stream(struct tee *t, struct mig_src *src)
 	if (mig_detect(src, &d, e) < 0)
 		return;
 	mig_detect_describe(&d, t->what, sizeof t->what);
+	/* a raw libvirt save image: the reader skips (and keeps) its header */
+	if (d.type == MIG_INPUT_UNKNOWN && lv_is_image(d.head, d.headlen))
+		d.type = MIG_INPUT_QEMU;
 	if (t->compact && d.type != MIG_INPUT_QEMU) {
 		mig_err_set(e, MIG_EXIT_DATA, "--compact: %s, not a raw QEMU "
 			    "stream", t->what);

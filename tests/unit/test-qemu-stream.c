@@ -820,6 +820,197 @@ static void test_hooks(const struct qs_info *in)
     free(b.tap);
 }
 
+/* ------------------------------------------------------------------ */
+/* libvirt save images: libvirt's header, XML, cookie and padding, then
+ * the real stream (libvirt-image.h) */
+
+#define LV_XML    "<domain type='kvm'>\n  <name>t&amp;</name>\n</domain>\n"
+#define LV_COOKIE "<qemuDomainSaveCookie/>\n"
+#define LV_DATA   (sizeof LV_XML + sizeof LV_COOKIE + 64)
+
+struct lv_fields { const char *magic; uint32_t v[5]; bool big_endian; };
+
+/* The 92-byte header and data_len bytes of data after it, into img. */
+static size_t lv_make(unsigned char *img, const struct lv_fields *f)
+{
+    memset(img, 0, LV_HEADER_LEN + LV_DATA);
+    memcpy(img, f->magic, LV_MAGIC_LEN);
+    for (int i = 0; i < 5; i++)
+        for (int b = 0; b < 4; b++)
+            img[16 + 4 * i + b] = (unsigned char)(f->v[i] >>
+                (f->big_endian ? 24 - 8 * b : 8 * b));
+    memcpy(img + LV_HEADER_LEN, LV_XML, sizeof LV_XML);
+    memcpy(img + LV_HEADER_LEN + sizeof LV_XML, LV_COOKIE, sizeof LV_COOKIE);
+    return LV_HEADER_LEN + LV_DATA;
+}
+
+static const struct lv_fields lv_good = {
+    LV_MAGIC_SAVE, { 2, LV_DATA, 1, 0, sizeof LV_XML }, false,
+};
+
+/* Scan the image (head + the real stream) in the given pieces. */
+static int lv_scan(const unsigned char *head, size_t hlen, const size_t *pieces,
+                   size_t np, struct qs_info *o, char *err, size_t errlen)
+{
+    struct mreader m;
+    mr_init(&m, pieces, np);
+    mr_add(&m, head, hlen);
+    mr_add(&m, data, dlen);
+    return qs_scan(mread, &m, 0, o, err, errlen);
+}
+
+static void test_libvirt_good(const struct qs_info *in)
+{
+    unsigned char img[LV_HEADER_LEN + LV_DATA];
+    static const size_t one[] = { 1 };
+    struct lv_fields be = lv_good;
+    char err[512];
+    struct qs_info o;
+
+    size_t n = lv_make(img, &lv_good);
+    int rc = lv_scan(img, n, NULL, 0, &o, err, sizeof err);
+    ok(rc == 0 && o.has_libvirt && o.libvirt.complete && !o.libvirt.swapped,
+       "libvirt image (Save, raw): complete%s%s", rc ? ": " : "", rc ? err : "");
+    ok(o.libvirt.version == 2 && o.libvirt.was_running == 1 &&
+       o.libvirt.format == LV_FORMAT_RAW && o.libvirt.data_len == LV_DATA,
+       "libvirt image: version, running flag, format and data length");
+    ok(o.libvirt.xml && !strcmp(o.libvirt.xml, LV_XML) &&
+       o.libvirt.xml_len == strlen(LV_XML), "libvirt image: the domain XML");
+    ok(o.libvirt.cookie && !strcmp(o.libvirt.cookie, LV_COOKIE),
+       "libvirt image: the cookie");
+    ok(o.libvirt.stream_offset == n && o.bytes == n + in->bytes &&
+       same_info(in, &o) == false && !strcmp(o.machine, in->machine) &&
+       o.normal_pages == in->normal_pages && o.ndevices == in->ndevices,
+       "libvirt image: the QEMU stream after it, offsets from the file's start");
+    qs_info_free(&o);
+
+    rc = lv_scan(img, n, one, 1, &o, err, sizeof err);
+    ok(rc == 0 && o.libvirt.complete, "libvirt image read in 1-byte pieces%s%s",
+       rc ? ": " : "", rc ? err : "");
+    qs_info_free(&o);
+
+    be.big_endian = true;
+    lv_make(img, &be);
+    rc = lv_scan(img, n, NULL, 0, &o, err, sizeof err);
+    ok(rc == 0 && o.libvirt.swapped && o.libvirt.data_len == LV_DATA,
+       "libvirt image of the other byte order%s%s", rc ? ": " : "", rc ? err : "");
+    qs_info_free(&o);
+}
+
+/* One header field changed: refused with a message holding `words`. */
+static void lv_refused(const struct lv_fields *f, const char *words,
+                       const char *what)
+{
+    unsigned char img[LV_HEADER_LEN + LV_DATA];
+    char err[512] = "";
+    struct qs_info o;
+
+    size_t n = lv_make(img, f);
+    int rc = lv_scan(img, n, NULL, 0, &o, err, sizeof err);
+    ok(rc == -1 && strstr(err, words), "libvirt image %s: refused (%s)", what, err);
+    qs_info_free(&o);
+}
+
+static void test_libvirt_bad(void)
+{
+    struct lv_fields f = lv_good;
+
+    f.magic = LV_MAGIC_PART;
+    lv_refused(&f, "incomplete: the libvirt header says LibvirtQemudPart",
+               "still marked Part");
+    f = lv_good;
+    f.v[3] = LV_FORMAT_LZOP;
+    lv_refused(&f, "format lzop (4): what follows its header at offset",
+               "compressed by lzop");
+    f.v[3] = 9;
+    lv_refused(&f, "unknown image format 9", "of an unknown format");
+    f = lv_good;
+    f.v[0] = 3;
+    lv_refused(&f, "unsupported version 3", "of version 3");
+    f = lv_good;
+    f.v[1] = 0;
+    lv_refused(&f, "data length 0", "with no data");
+    f.v[1] = LV_DATA_MAX + 1;
+    lv_refused(&f, "data length 983041", "with too much data");
+    f = lv_good;
+    f.v[2] = 7;
+    lv_refused(&f, "running flag 7", "with a bad running flag");
+    f = lv_good;
+    f.v[4] = LV_DATA;
+    lv_refused(&f, "cookie offset", "with a cookie outside its data");
+    f = lv_good;
+    f.v[4] = 10;   /* the XML would end inside its first 10 bytes */
+    lv_refused(&f, "the domain XML at offset 92 has no terminating NUL",
+               "with an XML without its NUL");
+    f = lv_good;
+    f.v[4] = 0;    /* no cookie: the XML's room is all the data */
+    {
+        unsigned char img[LV_HEADER_LEN + LV_DATA];
+        char err[512] = "";
+        struct qs_info o;
+        size_t n = lv_make(img, &f);
+        int rc = lv_scan(img, n, NULL, 0, &o, err, sizeof err);
+        ok(rc == 0 && !o.libvirt.cookie && !strcmp(o.libvirt.xml, LV_XML),
+           "libvirt image without a cookie%s%s", rc ? ": " : "", rc ? err : "");
+        qs_info_free(&o);
+    }
+}
+
+static void test_libvirt_cuts(void)
+{
+    unsigned char img[LV_HEADER_LEN + LV_DATA];
+    size_t n = lv_make(img, &lv_good);
+    static const size_t cuts[] = { 1, 16, 91, 92, 93, LV_HEADER_LEN + LV_DATA - 1 };
+
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        struct mreader m;
+        struct qs_info o;
+        char err[512] = "";
+        mr_init(&m, NULL, 0);
+        mr_add(&m, img, cuts[i]);
+        int rc = qs_scan(mread, &m, 0, &o, err, sizeof err);
+        ok(rc == -1 && !strncmp(err, "truncated:", 10) && strstr(err, "libvirt"),
+           "libvirt image cut after %zu bytes: %s", cuts[i], err);
+        qs_info_free(&o);
+    }
+    /* whole header, nothing after: the QEMU stream is missing */
+    struct mreader m;
+    struct qs_info o;
+    char err[512] = "";
+    mr_init(&m, NULL, 0);
+    mr_add(&m, img, n);
+    int rc = qs_scan(mread, &m, 0, &o, err, sizeof err);
+    ok(rc == -1 && strstr(err, "truncated: stream ends at offset") &&
+       strstr(err, "where the stream header was expected"),
+       "libvirt header alone: truncated where the QEMU stream starts (%s)", err);
+    qs_info_free(&o);
+}
+
+/* lv_read leaves the reader at the QEMU stream's first byte. */
+static void test_libvirt_read(void)
+{
+    unsigned char img[LV_HEADER_LEN + LV_DATA], next[4];
+    struct lv_image lv;
+    struct mreader m;
+    char err[512] = "";
+    size_t n = lv_make(img, &lv_good);
+
+    mr_init(&m, NULL, 0);
+    mr_add(&m, img, n);
+    mr_add(&m, data, dlen);
+    int rc = lv_read(mread, &m, &lv, err, sizeof err);
+    ok(rc == 0 && lv.complete && !strcmp(lv.xml, LV_XML) &&
+       mread(&m, next, 4) == 4 && !memcmp(next, "QEVM", 4),
+       "lv_read: header and XML read, the reader left at QEVM%s%s",
+       rc ? ": " : "", rc ? err : "");
+    lv_image_free(&lv);
+    ok(lv_is_image("LibvirtQemudPart", 16) && lv_is_image("Libv", 4) &&
+       !lv_is_image("QEVM", 4) && !lv_is_image("LibvirtQemudXXXX", 16),
+       "lv_is_image: both magics and their beginnings, nothing else");
+    ok(!strcmp(lv_format_name(4), "lzop") && !strcmp(lv_format_name(77), "unknown"),
+       "lv_format_name");
+}
+
 int main(int argc, char **argv)
 {
     struct qs_info in;
@@ -845,6 +1036,10 @@ int main(int argc, char **argv)
     test_corruptions(&in);
     test_read_error();
     test_hooks(&in);
+    test_libvirt_good(&in);
+    test_libvirt_bad();
+    test_libvirt_cuts();
+    test_libvirt_read();
     qs_info_free(&in);
     free((void *)data);
     return tap_done();
