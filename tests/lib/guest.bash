@@ -133,15 +133,24 @@ _guest_dead() {
 	return 1
 }
 
+# The console's complete lines so far, without their "\r" (the tty's
+# ONLCR): a line QEMU is still writing is not one yet (CI once read
+# "MIGGUEST ERROR mig.region=1" of "... mig.region=16 is larger ...").
+_guest_console() {
+	local c
+	c=$(tr -d '\r\0' <"$1" 2>/dev/null; echo x)
+	c=${c%x}
+	printf '%s' "${c%"${c##*$'\n'}"}"
+}
+
 guest_wait_line() {
 	local name=$1 re=$2 tmo=$3 deadline line why next_check=0 now
 	local f=$VM_DIR/$name.serial
 	deadline=$(($(_vm_now_ms) + $(_vm_ms "$tmo")))
 	while :; do
-		# The console's lines end in "\r\n" (the tty's ONLCR).
-		line=$(tr -d '\r' <"$f" 2>/dev/null | grep -a -E -m 1 -- "$re") || true
+		line=$(_guest_console "$f" | grep -a -E -m 1 -- "$re") || true
 		[[ -n $line ]] && { printf '%s\n' "$line"; return 0; }
-		line=$(tr -d '\r' <"$f" 2>/dev/null | grep -a -m 1 '^MIGGUEST ERROR') || true
+		line=$(_guest_console "$f" | grep -a -m 1 '^MIGGUEST ERROR') || true
 		if [[ -n $line ]]; then
 			_vm_err "guest '$name': $line"
 			return 1
@@ -225,7 +234,9 @@ guest_wait_ready() {
 }
 
 guest_beats() {
-	cat -- "$@" | tr -d '\r' | sed -n -E 's/^MIGGUEST BEAT ([0-9]+) [0-9]+$/\1/p'
+	local f
+	for f in "$@"; do _guest_console "$f"; done |
+		sed -n -E 's/^MIGGUEST BEAT ([0-9]+) [0-9]+$/\1/p'
 }
 
 guest_beat() {
