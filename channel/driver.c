@@ -196,14 +196,9 @@ static int frame_size_option(struct run *r, const char *arg)
 
 static int flush_idle_option(struct run *r, const char *arg)
 {
-	char *end;
-	long ms;
+	long ms = mig_parse_whole(arg, 0, MIG_FLUSH_IDLE_MAX);
 
-	errno = 0;
-	ms = strtol(arg, &end, 10);
-	/* digits only: no sign, no space, no unit */
-	if (arg[0] < '0' || arg[0] > '9' || *end || errno ||
-	    ms > MIG_FLUSH_IDLE_MAX)
+	if (ms < 0)
 		return mig_usage_error("--flush-idle: '%.64s' is not a number of "
 				       "milliseconds from 0 to %d", arg,
 				       MIG_FLUSH_IDLE_MAX);

@@ -635,6 +635,9 @@ long mig_now_ms(void);
 int mig_cpus(void);
 /* Parse "1M", "64K", "4096" (bytes); -1 on garbage or overflow. */
 int mig_parse_size(const char *s, uint64_t *out);
+/* A whole number from LO (at least 0) to HI, digits only: no sign, space
+ * or unit; -1 otherwise. */
+long mig_parse_whole(const char *s, long lo, long hi);
 /* "1.5 GiB" */
 void mig_format_bytes(uint64_t n, char *buf, size_t len);
 

@@ -6,6 +6,18 @@
 
 #include "mig.h"
 
+long mig_parse_whole(const char *s, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	if (!s || *s < '0' || *s > '9') /* no sign, no space */
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	return errno || *end || v < lo || v > hi ? -1 : v;
+}
+
 int mig_parse_size(const char *s, uint64_t *out)
 {
 	char *end;

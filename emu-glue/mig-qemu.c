@@ -162,19 +162,6 @@ enum { O_SEND = 256, O_META, O_BW, O_DT, O_TMO, O_GRACE, O_JSON, O_RESUME,
        O_FROM, O_SIGN, O_SIGNER, O_TRUST_UNSIGNED, O_NOT_BEFORE, O_EMU,
        O_ALLOW, O_PROGRESS, O_DT_MAX, O_AUTO_CONV, O_XBZRLE, O_DIRTY_LIMIT, O_SWITCH_BW };
 
-/* A whole number from LO to HI, or -1. */
-static long whole_number(const char *s, long lo, long hi)
-{
-	char *end;
-	long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	return errno || *end || v < lo || v > hi ? -1 : v;
-}
-
 /* --auto-converge[=INITIAL,INCREMENT]: QEMU's throttle, in percent. */
 static int auto_converge_option(const char *arg, struct converge *cv)
 {
@@ -186,8 +173,8 @@ static int auto_converge_option(const char *arg, struct converge *cv)
 		return MIG_GO_ON;
 	if (!comma || (size_t)(comma - arg) >= sizeof a ||
 	    (snprintf(a, sizeof a, "%.*s", (int)(comma - arg), arg),
-	     (cv->throttle_initial = whole_number(a, 1, 99)) < 0) ||
-	    (cv->throttle_increment = whole_number(comma + 1, 1, 99)) < 0)
+	     (cv->throttle_initial = mig_parse_whole(a, 1, 99)) < 0) ||
+	    (cv->throttle_increment = mig_parse_whole(comma + 1, 1, 99)) < 0)
 		return mig_usage_error("--auto-converge='%s': not INITIAL,INCREMENT "
 				       "(percent, 1 to 99)", arg);
 	return MIG_GO_ON;
@@ -208,7 +195,7 @@ static int converge_option(int o, const char *arg, struct converge *cv)
 		break;
 	case O_DIRTY_LIMIT:
 		cv->dirty_limit = -1; /* QEMU's vcpu-dirty-limit */
-		if (arg && (cv->dirty_limit = whole_number(arg, 1, 1L << 30)) < 0)
+		if (arg && (cv->dirty_limit = mig_parse_whole(arg, 1, 1L << 30)) < 0)
 			return mig_usage_error("--dirty-limit='%s': not a rate in "
 					       "MB/s", arg);
 		break;
@@ -221,7 +208,7 @@ static int converge_option(int o, const char *arg, struct converge *cv)
 					       "rate (bytes/s) or auto", arg);
 		break;
 	case O_DT_MAX:
-		if ((cv->downtime_max_ms = whole_number(arg, 1, 3600000)) < 0)
+		if ((cv->downtime_max_ms = mig_parse_whole(arg, 1, 3600000)) < 0)
 			return mig_usage_error("--downtime-max '%s': not a number "
 					       "of milliseconds", arg);
 		break;
