@@ -633,6 +633,14 @@ long mig_now_ms(void);
 
 /* Online CPUs: the default number of threads. */
 int mig_cpus(void);
+/* The CPUs the whole machine left idle since the mark, on average (0 to
+ * mig_cpus()); -1 where unknown (no /proc/stat, or a first call, which
+ * only sets the mark). The mark moves to now. (cpu.c) */
+struct mig_cpu_mark {
+	unsigned long long idle, total; /* jiffies */
+	bool valid;
+};
+double mig_spare_cpus(struct mig_cpu_mark *m);
 /* Parse "1M", "64K", "4096" (bytes); -1 on garbage or overflow. */
 int mig_parse_size(const char *s, uint64_t *out);
 /* A whole number from LO (at least 0) to HI, digits only: no sign, space

@@ -31,8 +31,9 @@
  * decoder follows the stream in order,
  * still checking each frame's tag before a byte of it is written. Where
  * the output is not a file, its level adapts to the link, as zstd --adapt
- * does: up while writing the output waits (a slow link leaves CPU to
- * spare), down while it does not (the compressor sets the pace).
+ * does: up while writing the output waits and the machine has CPU to
+ * spare (a slow link), down while it does not wait or the CPU is all
+ * taken (the compressor, or stages starved of CPU, set the pace).
  */
 #include <errno.h>
 #include <limits.h>
@@ -64,15 +65,21 @@
 #define LONG_FRAME_SIZE (4u << 20) /* a flush every 4 MiB: zstd's jobs run in parallel within */
 #define ADAPT_MAX 9 /* above it zstd with long matching falls below 100 MB/s a core */
 #define ADAPT_PERIOD 0.25 /* seconds between two looks at the encoder's load */
+/* Spare CPUs (cpu.c) a level up needs, and below which a level goes: a
+ * level up takes about half a core more at zstd-long's levels, and on a
+ * machine whose CPUs are all busy it is taken from the stages after. */
+#define ADAPT_SPARE_UP 0.5
+#define ADAPT_SPARE_DOWN 0.2
 
 /* The level of an adaptive encoder: where it may go, the levels it used,
- * and what it measured when it last looked (the clock, and the seconds
- * the layer's writes had waited by then). */
+ * and what it measured when it last looked (the clock, the seconds the
+ * layer's writes had waited by then, the machine's CPU times). */
 struct adapt {
 	bool on;
 	int min, max, low, high;
 	const double *output_wait;
 	double since, waited;
+	struct mig_cpu_mark cpu;
 };
 
 /* A frame context: one codec's state and one output buffer. */
@@ -581,6 +588,8 @@ static void *compress_ctx_create(void *st, struct mig_err *e)
 				   .low = c->level, .high = c->level,
 				   .output_wait = c->output_wait, .since = mig_now(),
 				   .waited = c->output_wait ? *c->output_wait : 0 };
+	if (x->adapt.on)
+		mig_spare_cpus(&x->adapt.cpu); /* the mark the first look starts from */
 	return x;
 oom:
 	compress_ctx_destroy(x);
@@ -589,22 +598,27 @@ oom:
 }
 
 /* Every ADAPT_PERIOD: one level up while writing the output waited for a
- * quarter of the time or more (the link is slower than the compressor, so
- * CPU spent on ratio is time won on the wire), one down while it hardly
- * waited (the compressor, or the stages after it, set the pace). Waiting
- * for input says nothing of the link, and moves nothing. */
+ * quarter of the time or more and the machine had CPU to spare (the link
+ * is slower than the compressor, so CPU spent on ratio is time won on the
+ * wire); one down while it hardly waited (the compressor sets the pace)
+ * or the CPUs were all busy (the stages after it wait for CPU, not for
+ * the link: a level up would slow them). Waiting for input says nothing
+ * of the link, and moves nothing. Where the spare CPU is unknown (no
+ * /proc), back-pressure alone decides. */
 static void adapt_level(struct fctx *x)
 {
 	struct adapt *a = &x->adapt;
-	double now = mig_now(), wait;
+	double now = mig_now(), wait, spare;
 	int level = x->level;
 
 	if (now - a->since < ADAPT_PERIOD)
 		return;
 	wait = (*a->output_wait - a->waited) / (now - a->since);
-	if (wait > 0.25 && level < a->max)
+	spare = mig_spare_cpus(&a->cpu);
+	if (wait > 0.25 && level < a->max && (spare < 0 || spare >= ADAPT_SPARE_UP))
 		level++;
-	else if (wait < 0.02 && level > a->min)
+	else if ((wait < 0.02 || (spare >= 0 && spare < ADAPT_SPARE_DOWN)) &&
+		 level > a->min)
 		level--;
 	a->since = now;
 	a->waited = *a->output_wait;

@@ -505,3 +505,23 @@ Try 'mig-decrypt --help'."
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"
 }
+
+@test "zstd-long --adapt: a slow reader while every CPU is busy keeps level 1 (the stages after wait for CPU, not for a link)" {
+	head -c $((48 << 20)) "$STREAM" > part
+	# a busy loop on every CPU, niced so the test itself still runs:
+	# the kernel counts their time as busy, none is spare
+	local hogs=() i
+	for ((i = 0; i < $(nproc); i++)); do
+		timeout 120 nice -n 19 sh -c 'while :; do :; done' &
+		hogs+=($!)
+	done
+	run -0 --separate-stderr bash -c 'mig-compress -v --adapt < part | {
+		for ((n = 0; n < 2000; n++)); do
+			[ "$(dd bs=131072 count=1 iflag=fullblock status=none | wc -c)" -gt 0 ] || break
+			sleep 0.0125
+		done; cat > /dev/null; }'
+	kill "${hogs[@]}"
+	wait "${hogs[@]}" 2>/dev/null || true
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"
+}

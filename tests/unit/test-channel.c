@@ -1502,9 +1502,27 @@ static void test_fields(void)
 	unlink(field_key);
 }
 
+/* The machine's spare CPUs: the first look only sets the mark; a look
+ * after a busy spell on this thread sees at most the other CPUs spare. */
+static void test_spare_cpus(void)
+{
+	struct mig_cpu_mark m = { 0 };
+	volatile unsigned long spin = 0;
+	double t0, spare;
+
+	ok(mig_spare_cpus(&m) == -1 && m.valid, "spare CPUs: a first look sets the mark");
+	for (t0 = mig_now(); mig_now() - t0 < 0.1;)
+		spin++;
+	spare = mig_spare_cpus(&m);
+	ok(spare >= 0 && spare <= mig_cpus() - 0.5,
+	   "spare CPUs: after 0.1 s of this thread's work, from 0 to the other CPUs (%.2f of %d)",
+	   spare, mig_cpus());
+}
+
 int main(void)
 {
 	test_sizes();
+	test_spare_cpus();
 	test_rate_parse();
 	test_rate_bucket();
 	test_rate_windows();
