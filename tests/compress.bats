@@ -479,6 +479,35 @@ Try 'mig-decrypt --help'."
 	[ "$n" -gt 2 ]
 }
 
+@test "zstd-long: a stream whose level changed midway (--adapt under --rate): it decodes; a changed byte after the change, swapped frames, a cut: refused, output a prefix" {
+	head -c $((24 << 20)) "$STREAM" > part
+	# --rate makes writing wait: the level climbs while the frames go
+	mig-compress -v --adapt --rate 2M < part 2> err | cat > z
+	run cat err
+	assert_line --regexp '^mig-compress: zstd-long levels 1 to [2-9], adapted to the output$'
+	mig-decompress < z | cmp - part
+	local a4 a5
+	a4=$(mz_frame_offset z 4); a5=$(mz_frame_offset z 5)
+	cp z bad
+	flip_byte bad $((a5 + 8 + $(mz_frame_len z "$a5") / 2))
+	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 5 \(offset $a5\): "
+	[ "$(stat -c %s out)" -eq $((5 * (4 << 20))) ]
+	assert_prefix out part
+	# frames 4 and 5 swapped
+	{ head -c "$a4" z; tail -c +$((a5 + 1)) z | head -c $((8 + $(mz_frame_len z "$a5")));
+	  tail -c +$((a4 + 1)) z | head -c $((a5 - a4)); tail -c +$((a5 + 9 + $(mz_frame_len z "$a5"))) z; } > swapped
+	[ "$(stat -c %s swapped)" -eq "$(stat -c %s z)" ]
+	run -1 --separate-stderr bash -c 'mig-decompress < swapped > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 4 \(offset $a4\): "
+	[ "$(stat -c %s out)" -eq $((4 * (4 << 20))) ]
+	assert_prefix out part
+	head -c $((a5 + 50)) z > cut
+	run -1 --separate-stderr bash -c 'mig-decompress < cut > out'
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: truncated: "
+	assert_prefix out part
+}
+
 @test "zstd-long: a window over 2^27 or a stray parameter byte is refused at the header" {
 	printf 'x' | mig-compress > z
 	cp z bad
