@@ -63,6 +63,18 @@ table_head() { # TITLE-OF-RATIO-COLUMN
 	printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" ---------- ---------- --------
 }
 
+# --- Rows of runs: times[KEY] holds "SECONDS BYTES," for each run ---------
+# median of field F (1 seconds, 2 bytes) of KEY's runs
+median_of() { # KEY F
+	tr ',' '\n' <<<"${times[$1]:-}" | awk -v f="$2" 'NF { print $f }' |
+		sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int(NR / 2) + 1] }'
+}
+# "MIN-MAX" seconds of KEY's runs: how much the machine let them scatter
+range_of() { # KEY
+	tr ',' '\n' <<<"${times[$1]:-}" | awk 'NF { print $1 }' | sort -g |
+		awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s", lo, hi }'
+}
+
 # --- A link with a rate: two network namespaces joined by a veth pair ------
 # The caller names them: NEAR FAR (namespaces), VNEAR VFAR (the veth ends),
 # A_NEAR A_FAR (addresses on a /30), and removes them with link_down.
