@@ -1029,6 +1029,8 @@ struct bytes { const void *p; size_t n; };
 
 static void sb_put(struct sb *b, const void *p, size_t n)
 {
+    if (!n)                       /* an absent part: p is NULL */
+        return;
     if (b->len + n > sizeof b->p)
         exit(2);
     memcpy(b->p + b->len, p, n);
