@@ -1408,6 +1408,22 @@ static void test_mini_commands(void)
     mini_build(&b, &(struct mini){ .mid = BYTES(next) }, &at);
     snprintf(want, sizeof want, "unknown command 12 at offset %zu", at.mid);
     mini_refused(&b, want, "command 12 (none up to QEMU 10.2)");
+
+    /* the return path's, postcopy's and COLO's, refused by name */
+    static const char *const names[] = {
+        NULL, "OPEN_RETURN_PATH", NULL, "POSTCOPY_ADVISE", "POSTCOPY_LISTEN",
+        "POSTCOPY_RUN", "POSTCOPY_RAM_DISCARD", "PACKAGED", "ENABLE_COLO",
+        "POSTCOPY_RESUME", "RECV_BITMAP",
+    };
+    for (unsigned c = 1; c <= 10; c++) {
+        if (!names[c])
+            continue;
+        unsigned char cmd[] = { 0x08, 0, (unsigned char)c, 0, 0 };
+        mini_build(&b, &(struct mini){ .pre = BYTES(cmd) }, &at);
+        snprintf(want, sizeof want, "unsupported command %s (%u) at offset %zu: only "
+                 "precopy streams without a return path are carried", names[c], c, at.pre);
+        mini_refused(&b, want, names[c]);
+    }
 }
 
 /* The configuration's capabilities: x-ignore-shared (block addresses in
