@@ -3,7 +3,7 @@
  * qemu-stream: one-pass, pull-based reader of QEMU's migration stream
  * (savevm format v3).  See qemu-stream.h for what is parsed and how.
  *
- * Stream layout handled here (QEMU 7.2 precopy, all integers big endian):
+ * Stream layout handled here (QEMU 7.2 to 10.2 precopy, all integers big endian):
  *
  *   be32 magic "QEVM", be32 version 3
  *   0x07 configuration: be32 len + machine type, then optional
@@ -51,20 +51,29 @@ enum {
     SEC_FOOTER    = 0x7E,
 };
 
-/* QEMU_VM_COMMAND's sub-commands (migration/savevm.c, enum qemu_vm_cmd).
+/* QEMU_VM_COMMAND's sub-commands (migration/savevm.c, enum qemu_vm_cmd;
+ * the same numbers in QEMU 7.2 to 10.2, SWITCHOVER_START added in 10.0).
  * A precopy stream through exec: has no return path and no postcopy, so
- * only PING passes: the others would have the destination open a return
- * path, or, for POSTCOPY_LISTEN and POSTCOPY_RUN, load the rest in a
- * thread of its own and start the guest before the end was verified;
- * PACKAGED embeds a whole nested stream. */
-#define MIG_CMD_PING 2
+ * only PING and SWITCHOVER_START pass: the others would have the
+ * destination open a return path, or, for POSTCOPY_LISTEN and
+ * POSTCOPY_RUN, load the rest in a thread of its own and start the guest
+ * before the end was verified; PACKAGED embeds a whole nested stream.
+ * SWITCHOVER_START (no payload) is sent by 10.0+ (machine types 10.0 and
+ * later: property send-switchover-start) right before the completion
+ * stage; the destination only tells its devices (VFIO) the switchover
+ * begins: it carries no page and loads nothing. */
+#define MIG_CMD_PING             2
+#define MIG_CMD_SWITCHOVER_START 11
 static const char *const command_names[] = {
     "INVALID", "OPEN_RETURN_PATH", "PING", "POSTCOPY_ADVISE", "POSTCOPY_LISTEN",
     "POSTCOPY_RUN", "POSTCOPY_RAM_DISCARD", "PACKAGED", "ENABLE_COLO",
-    "POSTCOPY_RESUME", "RECV_BITMAP",
+    "POSTCOPY_RESUME", "RECV_BITMAP", "SWITCHOVER_START",
 };
 
-/* RAM record flags (migration/ram.c) */
+/* RAM record flags (migration/ram.c; migration/ram.h from 10.0 on).  The
+ * same values in QEMU 7.2 to 10.2: MULTIFD_FLUSH was added in 8.1,
+ * COMPRESS_PAGE removed in 9.1 (the compress capability), FULL unused
+ * since 2009; QEMU says no flag can be added above 0x200. */
 #define RF_FULL          0x001u   /* obsolete since 2009 */
 #define RF_ZERO          0x002u
 #define RF_MEM_SIZE      0x004u
@@ -73,8 +82,10 @@ static const char *const command_names[] = {
 #define RF_CONTINUE      0x020u
 #define RF_XBZRLE        0x040u
 #define RF_HOOK          0x080u   /* RDMA */
-#define RF_COMPRESS      0x100u
+#define RF_COMPRESS      0x100u   /* QEMU 7.2 to 9.0 */
 #define RF_MULTIFD_FLUSH 0x200u   /* QEMU >= 8.1, no payload */
+#define RF_PAGE_KINDS    (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS)
+#define RF_KNOWN         0x3FFu
 
 #define XBZRLE_ENCODING  0x01
 
@@ -318,6 +329,33 @@ static bool printable(const char *s)
 /* ------------------------------------------------------------------ */
 /* configuration section                                                */
 
+/*
+ * One capability of the configuration: QEMU 7.2 to 10.2 send only those
+ * both ends must agree on (should_validate_capability in
+ * migration/savevm.c): x-ignore-shared (4.0+: the block list carries each
+ * block's guest address, shared blocks send no page) and mapped-ram
+ * (9.0+).  A mapped-ram stream is a file: each RAM block's pages lie at
+ * fixed, aligned offsets of the file QEMU seeks to, not in the stream's
+ * order, so nothing of it can be read or rebuilt here.  Any other name is
+ * one this reader does not know the effect of.
+ */
+static int check_capability(struct scan *s, const char *cap, uint64_t at)
+{
+    struct rdr *r = &s->r;
+    if (!strcmp(cap, "x-ignore-shared")) {
+        s->ignore_shared = true;
+        return 0;
+    }
+    if (!strcmp(cap, "mapped-ram"))
+        return fail(r, "unsupported: mapped-ram stream (QEMU 9.0+ capability mapped-ram) "
+                    "at offset %llu: its pages are not in the stream but at fixed offsets "
+                    "of the file QEMU wrote; load it with QEMU's own file: migration",
+                    (ull)at);
+    return fail(r, "unsupported: unknown capability '%s' in the configuration at offset "
+                "%llu (QEMU 7.2 to 10.2 send only x-ignore-shared and mapped-ram)",
+                printable(cap) ? cap : "?", (ull)at);
+}
+
 /* configuration/capabilities: be32 count, then u8 len + name each. */
 static int parse_capabilities(struct scan *s, uint64_t so)
 {
@@ -332,14 +370,15 @@ static int parse_capabilities(struct scan *s, uint64_t so)
                     n, (ull)so);
     for (uint32_t i = 0; i < n; i++) {
         char cap[256];
+        uint64_t co = off(r);
         if (fill(r, 1, "configuration/capabilities", so))
             return -1;
         uint8_t cl = get8(r);
         if (fill(r, cl, "configuration/capabilities", so))
             return -1;
         getstr(r, cap, cl);
-        if (!strcmp(cap, "x-ignore-shared"))
-            s->ignore_shared = true;
+        if (check_capability(s, cap, co))
+            return -1;
         size_t used = strlen(o->capabilities);
         snprintf(o->capabilities + used, sizeof o->capabilities - used,
                  "%s%s", used ? " " : "", cap);
@@ -541,8 +580,6 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
     const uint64_t psz = s->out->page_size;
     size_t bi = 0;
 
-    if (kind & (kind - 1))
-        return fail(r, "conflicting ram flags 0x%x at offset %llu", flags, (ull)rec);
     if (record_block(s, flags, rec, &bi))
         return -1;
     struct qs_ramblock *b = &s->out->blocks[bi];
@@ -603,16 +640,13 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
 
 /*
  * A page record with hooks: its bytes go to the page hook, not to the
- * bytes hook, so a rebuilt stream can leave it out or move it.  One that
- * also carries MEM_SIZE or EOS could not be left out alone.
+ * bytes hook, so a rebuilt stream can leave it out or move it (a record
+ * is one kind only: record_kind).
  */
 static int hooked_page(struct scan *s, unsigned kind, unsigned flags,
                        uint64_t addr, uint64_t rec)
 {
     struct rdr *r = &s->r;
-    if (flags & (RF_MEM_SIZE | RF_EOS))
-        return fail(r, "ram page record with flags 0x%x at offset %llu: a page record "
-                    "that also carries MEM_SIZE or EOS cannot be rebuilt", flags, (ull)rec);
     if (tap_to(r, rec))
         return -1;
     r->hold = true;
@@ -624,15 +658,67 @@ static int hooked_page(struct scan *s, unsigned kind, unsigned flags,
     return 0;
 }
 
+/* "ZERO|EOS" for flags 0x12, into buf (for messages). */
+static void flag_names(unsigned flags, char *buf, size_t n)
+{
+    static const char *const names[] = {
+        "FULL", "ZERO", "MEM_SIZE", "PAGE", "EOS", "CONTINUE", "XBZRLE",
+        "HOOK", "COMPRESS_PAGE", "MULTIFD_FLUSH",
+    };
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
+        if (flags & (1u << i) && used < n)
+            used += (size_t)snprintf(buf + used, n - used, "%s%s",
+                                     used ? "|" : "", names[i]);
+}
+
+/*
+ * The flags of one record as QEMU's loader reads them (ram_load_precopy,
+ * the same in 7.2 to 10.2): exactly one kind per record, CONTINUE only
+ * on a page; every other combination it refuses ("Unknown combination of
+ * migration flags"), so it is refused here too.  *kind: the one flag.
+ */
+static int record_kind(struct rdr *r, unsigned flags, uint64_t rec, unsigned *kind)
+{
+    char names[96];
+    if (flags & RF_HOOK)
+        return fail(r, "unsupported ram flag 0x80 (RAM_SAVE_FLAG_HOOK, RDMA) at offset %llu",
+                    (ull)rec);
+    if (flags & RF_FULL)
+        return fail(r, "unsupported ram flag 0x01 (obsolete RAM_SAVE_FLAG_FULL) at offset %llu",
+                    (ull)rec);
+    if (flags & ~RF_KNOWN)
+        return fail(r, "unknown ram flags 0x%x at offset %llu", flags & ~RF_KNOWN, (ull)rec);
+    unsigned k = flags & ~RF_CONTINUE;
+    if (!k && flags)
+        return fail(r, "ram flag CONTINUE without a page at offset %llu", (ull)rec);
+    if (!k)
+        return fail(r, "ram record without a flag at offset %llu (QEMU's loader refuses it)",
+                    (ull)rec);
+    flag_names(flags, names, sizeof names);
+    if (k & (k - 1))
+        return fail(r, "ram record with flags 0x%x (%s) at offset %llu: QEMU writes one "
+                    "kind of record per header and its loader refuses this combination",
+                    flags, names, (ull)rec);
+    if ((flags & RF_CONTINUE) && !(k & RF_PAGE_KINDS))
+        return fail(r, "ram flag CONTINUE without a page at offset %llu (flags 0x%x, %s)",
+                    (ull)rec, flags, names);
+    *kind = k;
+    return 0;
+}
+
 /*
  * Records until EOS.  Each starts with be64 (address | flags), flags in
- * the bits below the page size:
+ * the bits below the page size, one kind per record:
  *   MEM_SIZE  total RAM size; the block list follows
  *   ZERO      [block] + one fill byte
  *   PAGE      [block] + page_size bytes
  *   XBZRLE    [block] + u8 encoding (1) + be16 len + len bytes
- *   COMPRESS  [block] + be32 len + len bytes (zlib)
- *   MULTIFD_FLUSH (8.1+): no payload
+ *   COMPRESS  [block] + be32 len + len bytes (zlib; QEMU 7.2 to 9.0)
+ *   MULTIFD_FLUSH (8.1+): no payload; the multifd channels synchronise
+ *             here: this stream is the main channel and the pages went
+ *             on the others (counted; compaction refuses it)
  *   EOS       end of this section's ram data
  * where [block] is nothing with CONTINUE, else u8 len + block idstr.
  */
@@ -648,42 +734,25 @@ static int parse_ram(struct scan *s)
         uint64_t v = get64(r);
         unsigned flags = (unsigned)(v & (psz - 1));
         uint64_t addr = v & ~(psz - 1);
+        unsigned kind = 0;
 
-        if (flags & RF_HOOK)
-            return fail(r, "unsupported ram flag 0x80 (RAM_SAVE_FLAG_HOOK, RDMA) at offset %llu",
-                        (ull)rec);
-        if (flags & RF_FULL)
-            return fail(r, "unsupported ram flag 0x01 (obsolete RAM_SAVE_FLAG_FULL) at offset %llu",
-                        (ull)rec);
-        unsigned kind = flags & (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS);
-        if (kind && r->h && !(kind & (kind - 1))) {
-            if (hooked_page(s, kind, flags, addr, rec))
-                return -1;
-            flags &= ~(kind | RF_CONTINUE);
-        }
-        if (flags & RF_MEM_SIZE) {
+        if (record_kind(r, flags, rec, &kind))
+            return -1;
+        switch (kind) {
+        case RF_EOS:
+            return 0;
+        case RF_MEM_SIZE:
             if (parse_block_list(s, addr, rec))
                 return -1;
-            flags &= ~RF_MEM_SIZE;
-        }
-
-        kind = flags & (RF_ZERO | RF_PAGE | RF_XBZRLE | RF_COMPRESS);
-        if (kind) {
-            if (parse_page(s, kind, flags, addr, rec))
-                return -1;
-            flags &= ~(kind | RF_CONTINUE);
-        } else if (flags & RF_CONTINUE) {
-            return fail(r, "ram flag CONTINUE without a page at offset %llu", (ull)rec);
-        }
-
-        bool eos = flags & RF_EOS;
-        if (flags & RF_MULTIFD_FLUSH)
+            break;
+        case RF_MULTIFD_FLUSH:
             s->out->multifd_flushes++;
-        flags &= ~(RF_MULTIFD_FLUSH | RF_EOS);
-        if (flags)
-            return fail(r, "unknown ram flags 0x%x at offset %llu", flags, (ull)rec);
-        if (eos)
-            return 0;
+            break;
+        default:                                /* one of RF_PAGE_KINDS */
+            if (r->h ? hooked_page(s, kind, flags, addr, rec)
+                     : parse_page(s, kind, flags, addr, rec))
+                return -1;
+        }
     }
 }
 
@@ -968,10 +1037,26 @@ static int early_eof(struct scan *s, uint64_t at)
                 "before it", (ull)at);
 }
 
+/*
+ * Device state QEMU 8.0+ saves in the setup, before any page (a vmsd with
+ * early_setup; up to 10.2 only virtio-mem's): like every device section
+ * it carries no length, so the RAM records after it cannot be found.
+ */
+static int early_setup_state(struct scan *s, const char *name, uint64_t so)
+{
+    if (s->ram_ended || strcmp(name, "virtio-mem-device-early"))
+        return 0;
+    return fail(&s->r, "unsupported: early-setup device state (section '%s', virtio-mem, "
+                "QEMU 8.0+) at offset %llu: device sections carry no length, so the RAM "
+                "records after it cannot be read", name, (ull)so);
+}
+
 /* The first FULL section that is not ram: device state, opaque from here. */
 static int device_state(struct scan *s, const char *name, uint64_t so)
 {
     struct qs_info *o = s->out;
+    if (early_setup_state(s, name, so))
+        return -1;
     if (!s->have_ram)
         return fail(&s->r, "incomplete: device state (section '%s') at offset %llu before "
                     "any RAM section: the stream carries no RAM", name, (ull)so);
@@ -1061,6 +1146,9 @@ static int parse_ram_section(struct scan *s, uint8_t t, uint64_t so)
     return 0;
 }
 
+/* COMMAND: be16 number, be16 length, payload.  Only PING (be32 payload)
+ * and SWITCHOVER_START (none) pass, each with the length QEMU's loader
+ * insists on (mig_cmd_args in migration/savevm.c). */
 static int parse_command(struct scan *s, uint64_t so)
 {
     struct rdr *r = &s->r;
@@ -1069,13 +1157,17 @@ static int parse_command(struct scan *s, uint64_t so)
     r->pos++;
     uint16_t cmd = get16(r);
     uint16_t len = get16(r);
-    if (cmd != MIG_CMD_PING) {
+    if (cmd != MIG_CMD_PING && cmd != MIG_CMD_SWITCHOVER_START) {
         if (cmd >= sizeof command_names / sizeof *command_names)
             return fail(r, "unknown command %u at offset %llu", cmd, (ull)so);
         return fail(r, "unsupported command %s (%u) at offset %llu: only precopy "
                     "streams without a return path are carried",
                     command_names[cmd], cmd, (ull)so);
     }
+    unsigned want = cmd == MIG_CMD_PING ? 4 : 0;
+    if (len != want)
+        return fail(r, "command %s (%u) at offset %llu with length %u: QEMU's loader "
+                    "takes only %u", command_names[cmd], cmd, (ull)so, len, want);
     if (item_hook(r, SEC_COMMAND, so, cmd))
         return -1;
     if (skip(r, len, "command", so))

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-stream: a one-pass, pull-based reader of QEMU's raw migration
- * stream (savevm format version 3, as written by QEMU 7.2 to "exec:",
- * "fd:" or a file), used by mig-info to describe a stream in the spirit
- * of QEMU's scripts/analyze-migration.py.
+ * stream (savevm format version 3, as written by QEMU 7.2 to 10.2 to
+ * "exec:", "fd:" or a file), used by mig-info to describe a stream in the
+ * spirit of QEMU's scripts/analyze-migration.py.  What each release adds
+ * (SWITCHOVER_START, MULTIFD_FLUSH, mapped-ram, early-setup device state)
+ * is read from QEMU's sources; whatever is not understood is refused by
+ * name (mig-compact(1), "QEMU versions").
  *
  * Unlike analyze-migration.py it never seeks: it works on a pipe, reads
  * the stream once, in large chunks, and its memory use is bounded
@@ -16,7 +19,8 @@
  *     capabilities and uuid);
  *   - every "ram" section (setup with the RAM block list, iterations,
  *     completion), page record by page record, counted per block;
- *   - COMMAND records and section footers in between.
+ *   - COMMAND records (PING and, from QEMU 10.0, SWITCHOVER_START; all
+ *     others refused) and section footers in between.
  * A stream is complete only in the order QEMU's precopy writes it
  * (migration/savevm.c): the configuration section, the ram setup (START,
  * with its block list), iterations (PART), the ram completion (END, which
@@ -205,8 +209,9 @@ struct qs_hooks {
 /*
  * qs_scan with hooks (h may be NULL: then it is qs_scan).  With a page
  * hook, page records are read whole (PAGE data contiguous, so the page
- * size must be at most 1 MiB), and a page record that also carries
- * MEM_SIZE or EOS is refused: a rebuilt stream could not drop it alone.
+ * size must be at most 1 MiB).  With or without hooks, a RAM record
+ * carries one kind only (QEMU's loader refuses any other), so a page
+ * record never also carries MEM_SIZE or EOS and can be dropped alone.
  */
 int qs_scan_hooks(qs_read_fn rd, void *ctx, unsigned flags, struct qs_hooks *h,
                   struct qs_info *out, char *err, size_t errlen);

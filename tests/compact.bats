@@ -96,20 +96,26 @@ assert_same_ram_loaded() { # A B
 # the END; a device section; EOF; the device description. With COMPACT=1,
 # what mig-compact must make of it: one PART with page 0's "B"s and page
 # 1's zero record (continuing block "a"), the END with nothing but EOS.
+# CAP=NAME: a configuration/capabilities subsection naming it; CMD=HEX: a
+# QEMU_VM_COMMAND record right before the ram END.
 tiny_stream() { # [COMPACT]
 	COMPACT=${1:-0} perl -e '
 		my $c = $ENV{COMPACT};
 		sub rec { pack("Q>", $_[0]) }
 		my $s = "QEVM" . pack("N", 3) . "\x07" . pack("N", 10) . "pc-q35-7.2";
+		$s .= "\x05\x1aconfiguration/capabilities" . pack("N", 1) . pack("N", 1) .
+			chr(length $ENV{CAP}) . $ENV{CAP} if $ENV{CAP};
 		$s .= "\x01" . pack("N", 2) . "\x03ram" . pack("N", 0) . pack("N", 4);
 		$s .= rec(8192 | 0x4) . "\x01a" . pack("Q>", 8192) . rec(0x10) . "\x7e" . pack("N", 2);
 		if ($c) {
 			$s .= "\x02" . pack("N", 2) . rec(0x8) . "\x01a" . ("B" x 4096) .
 				rec(4096 | 0x2 | 0x20) . "\x00" . rec(0x10) . "\x7e" . pack("N", 2);
+			$s .= pack("H*", $ENV{CMD} // "");
 			$s .= "\x03" . pack("N", 2) . rec(0x10) . "\x7e" . pack("N", 2);
 		} else {
 			$s .= "\x02" . pack("N", 2) . rec(0x8) . "\x01a" . ("A" x 4096) .
 				rec(4096 | 0x2 | 0x20) . "\x00" . rec(0x10) . "\x7e" . pack("N", 2);
+			$s .= pack("H*", $ENV{CMD} // "");
 			$s .= "\x03" . pack("N", 2) . rec(0x8) . "\x01a" . ("B" x 4096) .
 				rec(0x10) . "\x7e" . pack("N", 2);
 		}
@@ -130,6 +136,24 @@ tiny_stream() { # [COMPACT]
 	cmp out2 expect
 	run -0 mig-info out
 	assert_line "  pages sent more than once: 0 (0 records re-sent)"
+}
+
+@test "QEMU 10.0+'s SWITCHOVER_START is kept where it was; mapped-ram (9.0+) and a command of a wrong length are refused by name, with no output" {
+	CMD=08000b0000 tiny_stream > sw
+	CMD=08000b0000 tiny_stream 1 > expect
+	run -0 mig-info sw
+	mig-compact sw > out
+	cmp out expect
+	# header 8, configuration 15, START 17 + 8 + 10 + 8 + 5, PART 5 + 4106 + 9 + 8 + 5
+	local end=4204
+	CMD=08000b000400000000 tiny_stream > sw4
+	run -1 --separate-stderr bash -c 'mig-compact sw4 > out4'
+	[ "$stderr" = "mig-compact: sw4: command SWITCHOVER_START (11) at offset $end with length 4: QEMU's loader takes only 0" ]
+	[ "$(size_of out4)" = 0 ]
+	CAP=mapped-ram tiny_stream > mr
+	run -1 --separate-stderr bash -c 'mig-compact mr > out5'
+	[ "$stderr" = "mig-compact: mr: unsupported: mapped-ram stream (QEMU 9.0+ capability mapped-ram) at offset 59: its pages are not in the stream but at fixed offsets of the file QEMU wrote; load it with QEMU's own file: migration" ]
+	[ "$(size_of out5)" = 0 ]
 }
 
 @test "a live migration re-sends pages; compacted from a pipe, each page appears once and the stream is smaller" {

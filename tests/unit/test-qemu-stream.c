@@ -14,8 +14,10 @@
 #include "qemu-stream.h"
 #include "tap.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1011,6 +1013,567 @@ static void test_libvirt_read(void)
        "lv_format_name");
 }
 
+/* ------------------------------------------------------------------ */
+/*
+ * Hand-built streams, one per record, flag, command and configuration
+ * form QEMU 7.2 to 10.2 write (read in QEMU's migration/savevm.c, ram.c
+ * and ram.h at each release): each accepted with what it means, or
+ * refused with its exact message.  With QS_SEED_DIR=DIR set, each is also
+ * written to DIR as a seed for the qemu-stream fuzz target (first byte
+ * 0xFF: read whole).
+ */
+
+struct sb { unsigned char p[32768]; size_t len; };
+struct bytes { const void *p; size_t n; };
+#define BYTES(a) ((struct bytes){ (a), sizeof (a) })
+
+static void sb_put(struct sb *b, const void *p, size_t n)
+{
+    if (!n)                       /* an absent part: p is NULL */
+        return;
+    if (b->len + n > sizeof b->p)
+        exit(2);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void sb_u8(struct sb *b, unsigned v)
+{
+    unsigned char c = (unsigned char)v;
+    sb_put(b, &c, 1);
+}
+
+static void sb_u32(struct sb *b, uint32_t v)
+{
+    unsigned char c[4];
+    put32(c, v);
+    sb_put(b, c, 4);
+}
+
+static void sb_u64(struct sb *b, uint64_t v)
+{
+    sb_u32(b, (uint32_t)(v >> 32));
+    sb_u32(b, (uint32_t)v);
+}
+
+static void sb_str8(struct sb *b, const char *s)
+{
+    sb_u8(b, (unsigned)strlen(s));
+    sb_put(b, s, strlen(s));
+}
+
+#define MINI_RAM 2u               /* section ids */
+#define MINI_DEV 3u
+
+/* What a minimal stream holds besides its fixed parts: a q35 machine with
+ * RAM blocks "mem" (2 pages) and "pc.rom" (1 page, never sent), the ram
+ * END sending a PAGE and a ZERO record of "mem", one device ("timer"). */
+struct mini {
+    const char *caps[3];          /* configuration/capabilities (NULL-ended) */
+    unsigned page_bits;           /* configuration/target-page-bits (0: none) */
+    bool uuid;                    /* configuration/uuid */
+    struct bytes pre;             /* items between the configuration and the ram START */
+    struct bytes setup;           /* records of the ram START after its block list */
+    struct bytes part;            /* records of a ram PART (none if p is NULL) */
+    struct bytes mid;             /* items before the ram END */
+    struct bytes end;             /* records of the ram END before its pages */
+};
+
+struct mini_at {                  /* where the parts went */
+    size_t caps[3], pre, setup, part, mid, end, dev;
+};
+
+static void mini_config(struct sb *b, const struct mini *m, struct mini_at *at)
+{
+    sb_u8(b, 0x07);
+    sb_u32(b, 11);
+    sb_put(b, "pc-q35-10.0", 11);
+    if (m->page_bits) {
+        sb_u8(b, 0x05);
+        sb_str8(b, "configuration/target-page-bits");
+        sb_u32(b, 1);
+        sb_u32(b, m->page_bits);
+    }
+    size_t n = 0;
+    while (n < 3 && m->caps[n])
+        n++;
+    if (n) {
+        sb_u8(b, 0x05);
+        sb_str8(b, "configuration/capabilities");
+        sb_u32(b, 1);
+        sb_u32(b, (uint32_t)n);
+        for (size_t i = 0; i < n; i++) {
+            at->caps[i] = b->len;
+            sb_str8(b, m->caps[i]);
+        }
+    }
+    if (m->uuid) {
+        sb_u8(b, 0x05);
+        sb_str8(b, "configuration/uuid");
+        sb_u32(b, 1);
+        sb_put(b, "0123456789abcdef", 16);
+    }
+}
+
+static bool mini_shared(const struct mini *m)
+{
+    for (size_t i = 0; i < 3 && m->caps[i]; i++)
+        if (!strcmp(m->caps[i], "x-ignore-shared"))
+            return true;
+    return false;
+}
+
+/* The ram START: MEM_SIZE, the block list (with guest addresses under
+ * x-ignore-shared), the extra setup records, EOS, footer. */
+static void mini_setup(struct sb *b, const struct mini *m, uint64_t psz, struct mini_at *at)
+{
+    sb_u8(b, 0x01);
+    sb_u32(b, MINI_RAM);
+    sb_str8(b, "ram");
+    sb_u32(b, 0);
+    sb_u32(b, 4);
+    sb_u64(b, 3 * psz | 0x04);
+    sb_str8(b, "mem");
+    sb_u64(b, 2 * psz);
+    if (mini_shared(m))
+        sb_u64(b, 0);
+    sb_str8(b, "pc.rom");
+    sb_u64(b, psz);
+    if (mini_shared(m))
+        sb_u64(b, 0xfffc0000);
+    at->setup = b->len;
+    sb_put(b, m->setup.p, m->setup.n);
+    sb_u64(b, 0x10);
+    sb_u8(b, 0x7E);
+    sb_u32(b, MINI_RAM);
+}
+
+/* PART (if any), the items before END, END with its pages, the device. */
+static void mini_ram(struct sb *b, const struct mini *m, uint64_t psz, struct mini_at *at)
+{
+    static unsigned char page[8192];
+    memset(page, 0x5a, sizeof page);
+    if (m->part.p) {
+        sb_u8(b, 0x02);
+        sb_u32(b, MINI_RAM);
+        at->part = b->len;
+        sb_put(b, m->part.p, m->part.n);
+        sb_u64(b, 0x10);
+        sb_u8(b, 0x7E);
+        sb_u32(b, MINI_RAM);
+    }
+    at->mid = b->len;
+    sb_put(b, m->mid.p, m->mid.n);
+    sb_u8(b, 0x03);
+    sb_u32(b, MINI_RAM);
+    at->end = b->len;
+    sb_put(b, m->end.p, m->end.n);
+    sb_u64(b, 0x08);                            /* PAGE mem @0 */
+    sb_str8(b, "mem");
+    sb_put(b, page, psz);
+    sb_u64(b, psz | 0x02 | 0x20);               /* ZERO|CONTINUE mem @1 page */
+    sb_u8(b, 0);
+    sb_u64(b, 0x10);
+    sb_u8(b, 0x7E);
+    sb_u32(b, MINI_RAM);
+}
+
+static void mini_build(struct sb *b, const struct mini *m, struct mini_at *at)
+{
+    const uint64_t psz = (uint64_t)1 << (m->page_bits ? m->page_bits : 12);
+    char json[160];
+
+    memset(at, 0, sizeof *at);
+    b->len = 0;
+    sb_u32(b, QS_MAGIC);
+    sb_u32(b, QS_VERSION);
+    mini_config(b, m, at);
+    at->pre = b->len;
+    sb_put(b, m->pre.p, m->pre.n);
+    mini_setup(b, m, psz, at);
+    mini_ram(b, m, psz, at);
+    at->dev = b->len;
+    sb_u8(b, 0x04);
+    sb_u32(b, MINI_DEV);
+    sb_str8(b, "timer");
+    sb_u32(b, 0);
+    sb_u32(b, 2);
+    sb_u64(b, 0x0123456789abcdefULL);
+    sb_u8(b, 0x7E);
+    sb_u32(b, MINI_DEV);
+    sb_u8(b, 0x00);
+    int n = snprintf(json, sizeof json, "{\"page_size\":%llu,\"devices\":[{\"name\":"
+                     "\"timer\",\"instance_id\":0,\"version\":2}]}", (ull)psz);
+    sb_u8(b, 0x06);
+    sb_u32(b, (uint32_t)n);
+    sb_put(b, json, (size_t)n);
+}
+
+/* The hooks see the stream tile by tile: every byte once, in order. */
+struct tiles {
+    const unsigned char *src;
+    size_t len, pos, gaps, switchovers;
+};
+
+static int tl_bytes(void *ctx, const unsigned char *p, size_t n)
+{
+    struct tiles *t = ctx;
+    if (t->pos + n > t->len || memcmp(p, t->src + t->pos, n))
+        t->gaps++;
+    t->pos += n;
+    return 0;
+}
+
+static int tl_page(void *ctx, const struct qs_info *info, const struct qs_page *pg)
+{
+    struct tiles *t = ctx;
+    (void)info;
+    if (pg->offset != t->pos)
+        t->gaps++;
+    t->pos = (size_t)(pg->offset + pg->record_bytes);
+    return 0;
+}
+
+static int tl_item(void *ctx, unsigned type, uint64_t at, unsigned cmd)
+{
+    struct tiles *t = ctx;
+    if (at >= t->len || t->src[at] != type)
+        t->gaps++;
+    if (type == 0x08 && cmd == 11)
+        t->switchovers++;
+    return 0;
+}
+
+/* Scan with the tiling hooks in odd pieces: rc; *t says what they saw. */
+static int mini_hooked(const struct sb *b, struct tiles *t, char *err, size_t errlen)
+{
+    struct qs_hooks h = { .ctx = t, .bytes = tl_bytes, .page = tl_page, .item = tl_item };
+    struct mreader m;
+    struct qs_info in;
+    *t = (struct tiles){ .src = b->p, .len = b->len };
+    mr_init(&m, odd, NODD);
+    mr_add(&m, b->p, b->len);
+    int rc = qs_scan_hooks(mread, &m, 0, &h, &in, err, errlen);
+    qs_info_free(&in);
+    return rc;
+}
+
+static void mini_seed(const struct sb *b, const char *name)
+{
+    const char *dir = getenv("QS_SEED_DIR");
+    char path[512];
+    if (!dir)
+        return;
+    size_t k = (size_t)snprintf(path, sizeof path, "%s/", dir);
+    for (; *name && k + 1 < sizeof path; name++)
+        path[k++] = isalnum((unsigned char)*name) ? *name : '-';
+    path[k] = '\0';
+    FILE *f = fopen(path, "wb");
+    if (!f || fputc(0xFF, f) == EOF || fwrite(b->p, 1, b->len, f) != b->len || fclose(f)) {
+        perror(path);
+        exit(2);
+    }
+}
+
+/* Refused with exactly `want`, whole, in odd pieces and through hooks. */
+static void mini_refused(const struct sb *b, const char *want, const char *what)
+{
+    struct qs_info in;
+    struct tiles t;
+    char e1[512], e2[512], e3[512];
+    int rc1 = scan_mem(b->p, b->len, NULL, 0, 0, &in, e1, sizeof e1);
+    qs_info_free(&in);
+    int rc2 = scan_mem(b->p, b->len, odd, NODD, 0, &in, e2, sizeof e2);
+    qs_info_free(&in);
+    int rc3 = mini_hooked(b, &t, e3, sizeof e3);
+    ok(rc1 == -1 && rc2 == -1 && rc3 == -1 && !strcmp(e1, want) && !strcmp(e2, want) &&
+       !strcmp(e3, want), "%s: refused: \"%s\"", what, e1);
+    if (strcmp(e1, want))
+        printf("#   expected: \"%s\"\n", want);
+    mini_seed(b, what);
+}
+
+/* Accepted whole, the same in odd pieces, and tiled by the hooks; *in
+ * holds the description (call qs_info_free). */
+static int mini_accepted(const struct sb *b, struct qs_info *in, struct tiles *t,
+                         const char *what)
+{
+    struct qs_info in2;
+    char e1[512], e2[512], e3[512];
+    int rc1 = scan_mem(b->p, b->len, NULL, 0, 0, in, e1, sizeof e1);
+    int rc2 = scan_mem(b->p, b->len, odd, NODD, 0, &in2, e2, sizeof e2);
+    int rc3 = mini_hooked(b, t, e3, sizeof e3);
+    int good = rc1 == 0 && rc2 == 0 && rc3 == 0 && same_info(in, &in2) && !t->gaps &&
+               t->pos == b->len;
+    ok(good, "%s: accepted%s%s%s%s", what, rc1 ? ": " : "", rc1 ? e1 : "",
+       rc3 ? " / hooks: " : "", rc3 ? e3 : "");
+    qs_info_free(&in2);
+    mini_seed(b, what);
+    return good ? 0 : -1;
+}
+
+/* The plain form (QEMU 7.2 to 10.2 without capabilities), and the
+ * configuration's other subsections: target-page-bits and uuid. */
+static void test_mini_plain(void)
+{
+    struct sb b;
+    struct mini_at at;
+    struct qs_info in;
+    struct tiles t;
+
+    mini_build(&b, &(struct mini){ 0 }, &at);
+    if (mini_accepted(&b, &in, &t, "minimal stream") == 0) {
+        const struct qs_ramblock *mem = find_block(&in, "mem"), *rom = find_block(&in, "pc.rom");
+        ok(!strcmp(in.machine, "pc-q35-10.0") && in.nblocks == 2 && mem && rom &&
+           mem->size == 8192 && mem->normal_pages == 1 && mem->zero_pages == 1 &&
+           !rom->normal_pages && !rom->zero_pages && in.ram_total == 12288 &&
+           in.has_vmdesc && in.ndevices == 1 && !in.multifd_flushes && !in.commands &&
+           in.device_offset == at.dev && !in.capabilities[0],
+           "minimal stream: two blocks, a PAGE and a ZERO record, one device");
+    }
+    qs_info_free(&in);
+
+    mini_build(&b, &(struct mini){ .page_bits = 13, .uuid = true }, &at);
+    if (mini_accepted(&b, &in, &t, "target-page-bits 13 and uuid") == 0)
+        ok(in.page_size == 8192 && in.ram_total == 3 * 8192 && in.normal_pages == 1 &&
+           in.zero_pages == 1, "target-page-bits 13: 8 KiB pages (%llu)", (ull)in.page_size);
+    qs_info_free(&in);
+}
+
+/* RAM_SAVE_FLAG_MULTIFD_FLUSH (0x200, QEMU 8.1+, no payload): in the
+ * setup (10.x syncs there), a PART and the END, each counted; it carries
+ * no page (the pages of a multifd migration go on the other channels). */
+static void test_mini_multifd(void)
+{
+    static const unsigned char flush[8] = { 0, 0, 0, 0, 0, 0, 0x02, 0x00 };
+    static const unsigned char zero_then_flush[] = {
+        0, 0, 0, 0, 0, 0, 0x10, 0x02, 3, 'm', 'e', 'm', 0,  /* ZERO mem @4096 */
+        0, 0, 0, 0, 0, 0, 0x02, 0x00,
+    };
+    struct sb b;
+    struct mini_at at;
+    struct qs_info in;
+    struct tiles t;
+
+    mini_build(&b, &(struct mini){ .setup = BYTES(flush), .part = BYTES(zero_then_flush),
+                                    .end = BYTES(flush) }, &at);
+    if (mini_accepted(&b, &in, &t, "MULTIFD_FLUSH in the setup, a PART and the END") == 0)
+        ok(in.multifd_flushes == 3 && in.normal_pages == 1 && in.zero_pages == 2 &&
+           in.sections_part == 1, "MULTIFD_FLUSH: 3 counted, no page (%llu pages)",
+           (ull)(in.normal_pages + in.zero_pages));
+    qs_info_free(&in);
+
+    static const unsigned char flush_eos[8] = { 0, 0, 0, 0, 0, 0, 0x02, 0x10 };
+    static const unsigned char flush_cont[8] = { 0, 0, 0, 0, 0, 0, 0x02, 0x20 };
+    char want[256];
+    mini_build(&b, &(struct mini){ .part = BYTES(flush_eos) }, &at);
+    snprintf(want, sizeof want, "ram record with flags 0x210 (EOS|MULTIFD_FLUSH) at offset "
+             "%zu: QEMU writes one kind of record per header and its loader refuses this "
+             "combination", at.part);
+    mini_refused(&b, want, "MULTIFD_FLUSH with EOS");
+    mini_build(&b, &(struct mini){ .part = BYTES(flush_cont) }, &at);
+    snprintf(want, sizeof want, "ram flag CONTINUE without a page at offset %zu "
+             "(flags 0x220, CONTINUE|MULTIFD_FLUSH)", at.part);
+    mini_refused(&b, want, "MULTIFD_FLUSH with CONTINUE");
+}
+
+/* QEMU_VM_COMMAND: SWITCHOVER_START (11, QEMU 10.0+, before the
+ * completion) passes and is kept; the lengths QEMU's loader checks. */
+static void test_mini_commands(void)
+{
+    static const unsigned char sw[] = { 0x08, 0, 11, 0, 0 };
+    static const unsigned char sw4[] = { 0x08, 0, 11, 0, 4, 0, 0, 0, 0 };
+    static const unsigned char ping0[] = { 0x08, 0, 2, 0, 0 };
+    static const unsigned char next[] = { 0x08, 0, 12, 0, 0 };
+    struct sb b;
+    struct mini_at at;
+    struct qs_info in;
+    struct tiles t;
+    char want[256];
+
+    mini_build(&b, &(struct mini){ .mid = BYTES(sw) }, &at);
+    if (mini_accepted(&b, &in, &t, "SWITCHOVER_START before the ram END") == 0)
+        ok(in.commands == 1 && t.switchovers == 1 && in.normal_pages == 1,
+           "SWITCHOVER_START: one command, seen by the item hook, no page");
+    qs_info_free(&in);
+
+    mini_build(&b, &(struct mini){ .mid = BYTES(sw4) }, &at);
+    snprintf(want, sizeof want, "command SWITCHOVER_START (11) at offset %zu with length 4: "
+             "QEMU's loader takes only 0", at.mid);
+    mini_refused(&b, want, "SWITCHOVER_START with a payload");
+    mini_build(&b, &(struct mini){ .mid = BYTES(ping0) }, &at);
+    snprintf(want, sizeof want, "command PING (2) at offset %zu with length 0: "
+             "QEMU's loader takes only 4", at.mid);
+    mini_refused(&b, want, "PING without its payload");
+    mini_build(&b, &(struct mini){ .mid = BYTES(next) }, &at);
+    snprintf(want, sizeof want, "unknown command 12 at offset %zu", at.mid);
+    mini_refused(&b, want, "command 12 (none up to QEMU 10.2)");
+
+    /* the return path's, postcopy's and COLO's, refused by name */
+    static const char *const names[] = {
+        NULL, "OPEN_RETURN_PATH", NULL, "POSTCOPY_ADVISE", "POSTCOPY_LISTEN",
+        "POSTCOPY_RUN", "POSTCOPY_RAM_DISCARD", "PACKAGED", "ENABLE_COLO",
+        "POSTCOPY_RESUME", "RECV_BITMAP",
+    };
+    for (unsigned c = 1; c <= 10; c++) {
+        if (!names[c])
+            continue;
+        unsigned char cmd[] = { 0x08, 0, (unsigned char)c, 0, 0 };
+        mini_build(&b, &(struct mini){ .pre = BYTES(cmd) }, &at);
+        snprintf(want, sizeof want, "unsupported command %s (%u) at offset %zu: only "
+                 "precopy streams without a return path are carried", names[c], c, at.pre);
+        mini_refused(&b, want, names[c]);
+    }
+}
+
+/* The configuration's capabilities: x-ignore-shared (block addresses in
+ * the list) passes; mapped-ram (QEMU 9.0+) and any other name are refused
+ * by name where they stand. */
+static void test_mini_capabilities(void)
+{
+    struct sb b;
+    struct mini_at at;
+    struct qs_info in;
+    struct tiles t;
+    char want[320];
+
+    mini_build(&b, &(struct mini){ .caps = { "x-ignore-shared" } }, &at);
+    if (mini_accepted(&b, &in, &t, "x-ignore-shared, block addresses in the list") == 0)
+        ok(!strcmp(in.capabilities, "x-ignore-shared") && in.nblocks == 2 &&
+           in.ram_total == 12288 && in.normal_pages == 1,
+           "x-ignore-shared: \"%s\", both blocks, the addresses skipped", in.capabilities);
+    qs_info_free(&in);
+
+    mini_build(&b, &(struct mini){ .caps = { "x-ignore-shared", "mapped-ram" } }, &at);
+    snprintf(want, sizeof want, "unsupported: mapped-ram stream (QEMU 9.0+ capability "
+             "mapped-ram) at offset %zu: its pages are not in the stream but at fixed "
+             "offsets of the file QEMU wrote; load it with QEMU's own file: migration",
+             at.caps[1]);
+    mini_refused(&b, want, "mapped-ram capability");
+    mini_build(&b, &(struct mini){ .caps = { "postcopy-ram" } }, &at);
+    snprintf(want, sizeof want, "unsupported: unknown capability 'postcopy-ram' in the "
+             "configuration at offset %zu (QEMU 7.2 to 10.2 send only x-ignore-shared and "
+             "mapped-ram)", at.caps[0]);
+    mini_refused(&b, want, "a capability QEMU does not validate");
+}
+
+/* Every other flag and combination of a RAM record header, in a PART. */
+static void test_mini_flags(void)
+{
+    static const struct { unsigned char lo, hi; const char *want, *what; } v[] = {
+        { 0x00, 0x00, "ram record without a flag at offset %zu (QEMU's loader refuses it)",
+          "a record without a flag" },
+        { 0x00, 0x20, "ram flag CONTINUE without a page at offset %zu", "CONTINUE alone" },
+        { 0x00, 0x30, "ram flag CONTINUE without a page at offset %zu (flags 0x30, "
+          "EOS|CONTINUE)", "CONTINUE with EOS" },
+        { 0x00, 0x12, "ram record with flags 0x12 (ZERO|EOS) at offset %zu: QEMU writes one "
+          "kind of record per header and its loader refuses this combination", "ZERO with EOS" },
+        { 0x00, 0x0a, "ram record with flags 0xa (ZERO|PAGE) at offset %zu: QEMU writes one "
+          "kind of record per header and its loader refuses this combination", "ZERO with PAGE" },
+        { 0x00, 0x0c, "ram record with flags 0xc (MEM_SIZE|PAGE) at offset %zu: QEMU writes "
+          "one kind of record per header and its loader refuses this combination",
+          "MEM_SIZE with PAGE" },
+        { 0x00, 0x80, "unsupported ram flag 0x80 (RAM_SAVE_FLAG_HOOK, RDMA) at offset %zu",
+          "HOOK (RDMA)" },
+        { 0x00, 0x01, "unsupported ram flag 0x01 (obsolete RAM_SAVE_FLAG_FULL) at offset %zu",
+          "FULL (obsolete)" },
+        { 0x04, 0x00, "unknown ram flags 0x400 at offset %zu", "flag 0x400" },
+        { 0x08, 0x08, "unknown ram flags 0x800 at offset %zu", "flag 0x800 with PAGE" },
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        unsigned char rec[8] = { 0, 0, 0, 0, 0, 0, v[i].lo, v[i].hi };
+        struct sb b;
+        struct mini_at at;
+        char want[320];
+        mini_build(&b, &(struct mini){ .part = BYTES(rec) }, &at);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        snprintf(want, sizeof want, v[i].want, at.part);
+#pragma GCC diagnostic pop
+        mini_refused(&b, want, v[i].what);
+    }
+}
+
+/* The page records of the capabilities QEMU 7.2 to 9.0 still had:
+ * XBZRLE and COMPRESS_PAGE pass the reader, counted apart (compaction
+ * refuses them: mig-compact's own tests). */
+static void test_mini_pages(void)
+{
+    static const unsigned char xb[] = {
+        0, 0, 0, 0, 0, 0, 0x10, 0x40, 3, 'm', 'e', 'm', 1, 0, 4, 1, 2, 3, 4,
+    };
+    static const unsigned char zc[] = {
+        0, 0, 0, 0, 0, 0, 0x11, 0x20, 0, 0, 0, 4, 1, 2, 3, 4,
+    };
+    struct sb b;
+    struct mini_at at;
+    struct qs_info in;
+    struct tiles t;
+    unsigned char both[sizeof xb + sizeof zc];
+
+    memcpy(both, xb, sizeof xb);
+    memcpy(both + sizeof xb, zc, sizeof zc);
+    mini_build(&b, &(struct mini){ .part = BYTES(both) }, &at);
+    if (mini_accepted(&b, &in, &t, "an XBZRLE and a COMPRESS_PAGE record") == 0)
+        ok(in.other_pages == 2 && find_block(&in, "mem")->other_pages == 2,
+           "XBZRLE and COMPRESS_PAGE: 2 other pages of 'mem'");
+    qs_info_free(&in);
+}
+
+/* Sections: QEMU 8.0+'s early-setup device state (virtio-mem), and the
+ * iterable modules other than ram, refused by name. */
+static void test_mini_sections(void)
+{
+    struct sb b, early;
+    struct mini_at at;
+    char want[320];
+
+    early.len = 0;
+    sb_u8(&early, 0x04);
+    sb_u32(&early, 4);
+    sb_str8(&early, "virtio-mem-device-early");
+    sb_u32(&early, 0);
+    sb_u32(&early, 1);
+    sb_u64(&early, 0);
+    sb_u8(&early, 0x7E);
+    sb_u32(&early, 4);
+    mini_build(&b, &(struct mini){ .pre = { early.p, early.len } }, &at);
+    snprintf(want, sizeof want, "unsupported: early-setup device state (section "
+             "'virtio-mem-device-early', virtio-mem, QEMU 8.0+) at offset %zu: device "
+             "sections carry no length, so the RAM records after it cannot be read", at.pre);
+    mini_refused(&b, want, "virtio-mem early setup before the ram START");
+    mini_build(&b, &(struct mini){ .mid = { early.p, early.len } }, &at);
+    snprintf(want, sizeof want, "unsupported: early-setup device state (section "
+             "'virtio-mem-device-early', virtio-mem, QEMU 8.0+) at offset %zu: device "
+             "sections carry no length, so the RAM records after it cannot be read", at.mid);
+    mini_refused(&b, want, "virtio-mem early setup after the ram START");
+
+    static const char *const iterable[] = { "dirty-bitmap", "block", "spapr/htab" };
+    for (size_t i = 0; i < 3; i++) {
+        struct sb st = { .len = 0 };
+        sb_u8(&st, 0x01);
+        sb_u32(&st, 5);
+        sb_str8(&st, iterable[i]);
+        sb_u32(&st, 0);
+        sb_u32(&st, 1);
+        mini_build(&b, &(struct mini){ .pre = { st.p, st.len } }, &at);
+        snprintf(want, sizeof want, "unsupported: iterable section '%s' at offset %zu (block "
+                 "migration, dirty bitmaps or VFIO); only \"ram\" is read", iterable[i], at.pre);
+        mini_refused(&b, want, iterable[i]);
+    }
+}
+
+static void test_mini(void)
+{
+    test_mini_plain();
+    test_mini_multifd();
+    test_mini_commands();
+    test_mini_capabilities();
+    test_mini_flags();
+    test_mini_pages();
+    test_mini_sections();
+}
+
 int main(int argc, char **argv)
 {
     struct qs_info in;
@@ -1040,6 +1603,7 @@ int main(int argc, char **argv)
     test_libvirt_bad();
     test_libvirt_cuts();
     test_libvirt_read();
+    test_mini();
     qs_info_free(&in);
     free((void *)data);
     return tap_done();
