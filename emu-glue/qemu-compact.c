@@ -89,7 +89,8 @@ static void mark_pages_at(struct qc *c)
 }
 
 /* What the reader passes here is compactable: it refuses every command
- * but PING (postcopy, COLO, a return path, a nested stream) by name. */
+ * but PING and SWITCHOVER_START (postcopy, COLO, a return path, a nested
+ * stream) by name, and the commands it passes are kept in place. */
 static int on_item(void *ctx, unsigned type, uint64_t at, unsigned cmd)
 {
 	struct qc *c = ctx;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * qemu-compact: rebuild a QEMU migration stream (savevm format 3, QEMU
- * 7.2 precopy) so that each RAM page appears once, with its final
+ * qemu-compact: rebuild a QEMU migration stream (savevm format 3,
+ * precopy, QEMU 7.2 to 10.x: mig-compact(1), "QEMU versions") so that each RAM page appears once, with its final
  * content.  It runs as the hooks of qs_scan_hooks (qemu-stream.h):
  *
  *   - a page index: for every page of every RAM block (from the ram
