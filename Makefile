@@ -18,7 +18,7 @@ CHANNEL_FILTERS = envelope
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
-TOOLS = info tee ssh keygen compact
+TOOLS = info tee ssh keygen compact delta
 
 # Commands that drive emulators: emu-glue/mig-NAME.c, linked with OBJS_NAME
 # and LIBS_NAME like the tools.
@@ -151,6 +151,10 @@ LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
 # mig-compact: the stream reader's hooks (qemu-compact.c) rebuild the stream
 OBJS_compact = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
 LIBS_compact = $(LIBS_JSON)
+# mig-delta: the compactor's index with a key per page (qemu-delta*.c)
+OBJS_delta = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o \
+	$(B)/emu-glue/qemu-delta.o $(B)/emu-glue/qemu-delta-rebuild.o
+LIBS_delta = $(LIBS_JSON)
 OBJS_tee = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
 LIBS_tee = $(LIBS_JSON)
 # mig-ssh's steps, one file each (tools/mig-ssh.h)

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * qemu-delta: a checkpoint as the pages that differ from a base checkpoint
+ * (mig-delta(1), the delta layer of mig-stream(5)).
+ *
+ * The base and the new stream are read by the stream reader with the
+ * compactor's hooks (qemu-compact.h), which index each page's final
+ * record; on top of them every page gets a key: XXH3-128 of its content
+ * (of its fill byte, seeded apart, for a ZERO record).  A page is carried
+ * in the delta where its key differs from the base's.
+ *
+ * The delta is a mig layer of kind 5: tagged frames as the checksum layer
+ * (XXH3-64 per frame bound to its place, XXH3-128 of the inner bytes in
+ * END), whose parameters bind the base (a digest of the whole base file,
+ * its length, a digest of its RAM block layout) and the rebuilt stream (its
+ * page records and a digest of them).  Its inner bytes are the new stream
+ * compacted (each page once), keeping only the pages that differ.
+ *
+ * Rebuilding (qd_decode) merges the base's pages into that stream's one ram
+ * PART as it passes, each base page checked against its key; everything
+ * after the pages (the ram END, device state, EOF) is held back until the
+ * layer's END and the rebuilt pages' digest are verified, so a cut or
+ * altered delta never gives a stream QEMU completes loading.
+ */
+#ifndef MIGKIT_QEMU_DELTA_H
+#define MIGKIT_QEMU_DELTA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <xxhash.h>
+
+#include "mig.h"
+#include "qemu-compact.h"
+#include "qemu-stream.h"
+
+#define QD_HASH_XXH3 1
+#define QD_DIGEST 16
+#define QD_PARAMS_LEN 81
+/* Memory per page of guest RAM: an index entry and a key, for the base
+ * and (encoding) for the new stream. */
+#define QD_BYTES_PER_PAGE (QC_INDEX_BYTES_PER_PAGE + QD_DIGEST)
+/* What follows the pages (ram END, device state, EOF, VMDESCRIPTION) is
+ * held in memory until verified: at most this much. */
+#define QD_TAIL_MAX (64u << 20)
+
+/* The layer's parameters (mig-stream(5), "Kind 5: delta"). */
+struct qd_ident {
+	uint8_t base_digest[QD_DIGEST];   /* XXH3-128 of the whole base file */
+	uint64_t base_bytes;              /* its length */
+	uint8_t layout_digest[QD_DIGEST]; /* of its RAM block layout */
+	uint64_t ram_pages;               /* pages of RAM in that layout */
+	uint64_t records;                 /* page records of the rebuilt stream */
+	uint64_t delta_pages;             /* page records the delta carries */
+	uint8_t ram_digest[QD_DIGEST];    /* of the rebuilt page records */
+};
+
+/* The delta layer (kind 5). Its state is made by qd_layer_new. */
+extern const struct mig_filter qd_filter;
+/* A layer state that writes id's parameters (encoding) or, once the header
+ * was read (decoding), holds them. */
+void *qd_layer_new(const struct qd_ident *id);
+const struct qd_ident *qd_layer_ident(const void *st);
+
+/* A page's key: XXH3-128 of its data, or of its fill byte (seed "ZERO"). */
+XXH128_hash_t qd_page_key(unsigned kind, uint8_t fill, const void *data,
+			  size_t page_size);
+/* XXH3-128 of a RAM block layout: le64 page size, then per block u8 id
+ * length, id, le64 size. */
+void qd_layout_digest(const struct qs_info *info, uint8_t out[QD_DIGEST]);
+/* One page record into the digest of the rebuilt records: le64 page
+ * number in the index, then the key in canonical (big-endian) form. */
+void qd_digest_record(XXH3_state_t *s, uint64_t page, XXH128_hash_t key);
+
+/* A stream read with page keys: the base, or the new stream. */
+struct qd_stream {
+	const char *name;
+	int fd;                   /* the base file (-1 for the new stream) */
+	struct qc qc;             /* each page's final record */
+	struct qs_info info;
+	XXH128_hash_t *key;       /* one per page of the index */
+	uint8_t digest[QD_DIGEST];/* of every byte read (the base) */
+	uint64_t bytes;
+	uint8_t layout[QD_DIGEST];
+	struct qs_hooks hooks;    /* qc's, with the keys added */
+};
+
+/* The base: a regular file holding a raw QEMU stream (maybe compacted),
+ * read once whole, its pages to be read again by offset. 0, or -1 with e
+ * set (the message names path). Call qd_stream_free either way. */
+int qd_base_open(struct qd_stream *b, const char *path, struct mig_err *e);
+/* The same from an open descriptor (fuzzing), not closed by qd_stream_free. */
+int qd_base_open_fd(struct qd_stream *b, int fd, const char *name,
+		    struct mig_err *e);
+
+/* The new stream, read from src through a compactor qc already made
+ * (spill and kept-bytes files, or qc_use_source): s->qc must be set up by
+ * qd_stream_init_new. 0 or -1 with e set. */
+void qd_stream_init_new(struct qd_stream *s, const char *name);
+int qd_stream_scan_new(struct qd_stream *s, struct mig_src *src,
+		       struct mig_err *e);
+void qd_stream_free(struct qd_stream *s);
+
+/* Encoding: compare the new stream's pages with the base's, choose the
+ * pages to carry (s->qc.keep) and fill id. 0, or -1 with e set (a layout
+ * that differs from the base's). */
+struct qd_plan {
+	uint8_t *changed;         /* bitmap over the index */
+	struct qd_stream *base, *now;
+};
+int qd_plan(struct qd_plan *p, struct qd_stream *base, struct qd_stream *now,
+	    struct qd_ident *id, struct mig_err *e);
+void qd_plan_free(struct qd_plan *p);
+
+/* Write the planned delta layer to fd. 0, or -1 with e set. */
+int qd_encode(struct qd_plan *p, const struct qd_ident *id, int fd,
+	      struct mig_err *e);
+
+/* Rebuilding: what was done, for -v. */
+struct qd_stats {
+	uint64_t records, from_delta, bytes_out, held;
+};
+/* Read a delta layer (maybe in envelopes) from in and write the rebuilt
+ * raw QEMU stream through write(ctx, ...): see the top of this file for
+ * what is written before the end is verified. 0, or -1 with e set; its
+ * message names what is wrong, not the input (the caller does). */
+int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
+	      void *ctx, struct qd_stats *st, struct mig_err *e);
+
+#endif /* MIGKIT_QEMU_DELTA_H */
