@@ -1,0 +1,321 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
+# mig-delta: the pages that differ from a base checkpoint, and back. Real
+# streams of paused VMs (firmware only) whose RAM images differ in pages
+# this file chose; QEMU loads the rebuilt streams.
+# shellcheck disable=SC2154  # bats sets $output, $stderr, $status
+
+load lib/common
+load lib/qemu
+
+MIB=64
+PAGES_NEW=37    # pages of new.ram that differ from base.ram
+PAGES_BIG=1200  # of big.ram: a delta of 5 frames
+PAGES_NEW2=50   # of new2.ram from new.ram
+
+# Overwrite COUNT pages of RAM (FILE) with random bytes, from page FIRST
+# on, STEP apart.
+change_pages() { # FILE FIRST STEP COUNT
+	perl -e 'my ($f, $first, $step, $n) = @ARGV;
+		open(my $h, "+<:raw", $f) or die "$f: $!\n";
+		open(my $r, "<:raw", "/dev/urandom") or die;
+		for my $k (0 .. $n - 1) {
+			read($r, my $b, 4096) == 4096 or die;
+			seek($h, ($first + $k * $step) * 4096, 0) or die;
+			print $h $b or die;
+		}
+		close($h) or die "$f: $!\n";' "$@"
+}
+
+# A paused VM running from RAM image RAM migrated to OUT.
+stream_of() { # RAM OUT
+	local VM_DIR rc=0
+	VM_DIR=$(mktemp -d "$BATS_FILE_TMPDIR/vm.XXXXXX")
+	vm_start_source s "$1" "$MIB" -S || rc=1
+	((rc)) || vm_migrate s "cat > $(vm_shq "$2")" >/dev/null || rc=1
+	_vm_kill "$VM_DIR" s
+	return "$rc"
+}
+
+setup_file() {
+	load lib/common
+	D=$BATS_FILE_TMPDIR
+	export D
+	vm_make_ram "$D/base.ram" "$MIB"
+	cp "$D/base.ram" "$D/new.ram"
+	change_pages "$D/new.ram" 100 397 "$PAGES_NEW"
+	cp "$D/base.ram" "$D/big.ram"
+	change_pages "$D/big.ram" 17 13 "$PAGES_BIG"
+	cp "$D/new.ram" "$D/new2.ram"
+	change_pages "$D/new2.ram" 50 311 "$PAGES_NEW2"
+	for s in base new big new2; do
+		stream_of "$D/$s.ram" "$D/$s"
+	done
+	# the same RAM again: a checkpoint of the same VM, other bytes
+	stream_of "$D/base.ram" "$D/again"
+	mig-delta --base "$D/big" < "$D/big" > /dev/null # warm the cache
+}
+
+setup() {
+	cd "$BATS_TEST_TMPDIR" || exit 1
+}
+
+teardown() {
+	vm_cleanup_all
+}
+
+size_of() { stat -c %s "$1"; }
+
+# Two destinations, paused, loaded from A and B: their RAM (the mem block
+# and the 256 KiB BIOS below 4 GiB) must be the same (as in compact.bats).
+assert_same_ram_loaded() { # A B
+	vm_start_dest a "$MIB" "cat $(vm_shq "$1")" -S
+	vm_start_dest b "$MIB" "cat $(vm_shq "$2")" -S
+	run -0 vm_wait_incoming a 60
+	assert_output completed
+	run -0 vm_wait_incoming b 60
+	assert_output completed
+	for v in a b; do
+		vm_pmemsave "$v" "$v.mem" "${MIB}M"
+		qmp "$v" "{\"execute\":\"pmemsave\",\"arguments\":{\"val\":4294705152,\"size\":262144,\"filename\":\"$PWD/$v.bios\"}}" >/dev/null
+		[ "$(size_of "$v.bios")" = 262144 ]
+	done
+	vm_same_ram a.mem b.mem
+	cmp a.bios b.bios
+}
+
+@test "the same RAM again: a delta of no pages, under 0.2 % of the checkpoint; rebuilt, the new stream compacted byte for byte" {
+	run -0 --separate-stderr bash -c 'mig-delta -v --base "$D/base" < "$D/again" > d'
+	assert_equal "${#stderr_lines[@]}" 2
+	[[ ${stderr_lines[1]} =~ ^mig-delta:\ ([0-9]+)\ pages\ in\ the\ input,\ 0\ differ\ from\ the\ base:\ 0\ carried$ ]]
+	[ "$(size_of d)" -lt $(($(size_of "$D/again") / 500)) ]
+	mig-delta -d --base "$D/base" d > r
+	mig-compact "$D/again" > c
+	cmp r c
+	echo "# identical RAM: delta $(size_of d) bytes of $(size_of "$D/again")" >&3
+}
+
+@test "$PAGES_NEW pages changed: exactly they are carried; rebuilt, QEMU loads it to the RAM of the new stream" {
+	run -0 --separate-stderr bash -c 'mig-delta -v --base "$D/base" "$D/new" > d'
+	[[ ${stderr_lines[0]} =~ ^mig-delta:\ index:\ ([0-9]+)\ pages\ of\ RAM,\ 24\ bytes\ each\ for\ the\ base\ and\ the\ input:\ [0-9.]+\ (KiB|MiB)\ in\ memory$ ]]
+	local pages=${BASH_REMATCH[1]}
+	[ "$pages" -ge $((MIB * 256)) ]
+	assert_equal "${stderr_lines[1]}" "mig-delta: $pages pages in the input, $PAGES_NEW differ from the base: $PAGES_NEW carried"
+	run -0 --separate-stderr bash -c 'mig-delta -d -v --base "$D/base" < d > r'
+	assert_equal "${stderr_lines[0]}" "mig-delta: index: $pages pages of RAM, 24 bytes each for the base: $(awk -v n=$((pages * 24)) 'BEGIN { printf "%.1f KiB", n / 1024 }') in memory"
+	[[ ${stderr_lines[1]} == "mig-delta: $pages page records, $PAGES_NEW from the delta, $((pages - PAGES_NEW)) from the base; $(size_of r) bytes written ("*" held back until verified)" ]]
+	mig-compact "$D/new" > c
+	cmp r c
+	assert_same_ram_loaded "$D/new" r
+	cmp -i 1048576 b.mem "$D/new.ram"
+}
+
+@test "a chain: base -> d1 -> rebuilt1 -> d2 -> rebuilt2, which QEMU loads to the RAM of the last stream" {
+	mig-delta --base "$D/base" < "$D/new" > d1
+	mig-delta -d --base "$D/base" < d1 > rebuilt1
+	run -0 --separate-stderr bash -c 'mig-delta -v --base rebuilt1 < "$D/new2" > d2'
+	[[ ${stderr_lines[1]} == *", $PAGES_NEW2 differ from the base: $PAGES_NEW2 carried" ]]
+	mig-delta -d --base rebuilt1 < d2 > rebuilt2
+	mig-compact "$D/new2" > c
+	cmp rebuilt2 c
+	# d2 belongs to rebuilt1, not to the first base
+	run -1 --separate-stderr mig-delta -d --base "$D/base" d2
+	[[ $stderr == "mig-delta: d2: wrong base: $D/base ("*" bytes, XXH3-128 "*"...) is not the base this delta was made against ($(size_of rebuilt1) bytes, "*"...)" ]]
+	assert_same_ram_loaded "$D/new2" rebuilt2
+	cmp -i 1048576 b.mem "$D/new2.ram"
+}
+
+@test "it composes: mig-delta | mig-compress | mig-encrypt | mig-tee | mig-decrypt | mig-decompress | mig-delta -d" {
+	mig-keygen -o key
+	mig-delta --base "$D/base" < "$D/new" > plain
+	bash -c 'mig-delta --base "$D/base" < "$D/new" | mig-compress | mig-decompress | mig-delta -d --base "$D/base" > r1'
+	mig-compact "$D/new" > c
+	cmp r1 c
+	bash -c 'mig-delta --base "$D/base" < "$D/new" | mig-compress | mig-encrypt -k key |
+		mig-tee kept | mig-decrypt -k key | mig-decompress | mig-delta -d --base "$D/base" > r2'
+	cmp r2 c
+	mig-decrypt -k key < kept | mig-decompress > d
+	cmp d plain
+	# the other decoders name it and what peels it
+	run -1 mig-decompress < plain
+	assert_output "mig-decompress: stdin: input is a delta layer; run mig-delta -d --base BASE first"
+	# envelopes are peeled as by every decoder
+	mig-envelope --meta vm=test < plain | mig-delta -d --base "$D/base" > r3
+	cmp r3 c
+}
+
+# The delta of big (5 DATA frames), the stream it rebuilds, and where the
+# pages end in it (what follows is held back).
+big_delta() {
+	mig-delta --base "$D/base" < "$D/big" > d
+	run -0 --separate-stderr bash -c 'mig-delta -d -v --base "$D/base" < d > full'
+	[[ ${stderr_lines[1]} =~ \(([0-9]+)\ held\ back ]]
+	PAGES_END=$(($(size_of full) - BASH_REMATCH[1]))
+	[ "$(size_of d)" -gt $((4 << 20)) ]
+}
+
+# Rebuilding IN: exit 1 with MESSAGE; the output a prefix of the whole
+# stream that ends before the ram END section, so QEMU cannot complete.
+assert_refused_prefix() { # IN MESSAGE
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < "$1" > out' _ "$1"
+	assert_equal "$stderr" "$2"
+	assert_prefix out full
+	[ "$(size_of out)" -le "$PAGES_END" ]
+}
+
+@test "a truncated delta: refused where it was cut, exit 1, the output a prefix that stops inside the RAM pages" {
+	big_delta
+	local frame=$((8 + 1048576 + 8)) n
+	n=$(size_of d)
+	head -c 50 d > cut
+	assert_refused_prefix cut "mig-delta: stdin: truncated: the stream ends inside the layer header"
+	[ "$(size_of out)" = 0 ]
+	head -c $((101 + 2 * frame + 1000)) d > cut
+	assert_refused_prefix cut "mig-delta: stdin: truncated: the stream ends inside frame 2 (offset $((101 + 2 * frame)))"
+	[ "$(size_of out)" -gt $((1 << 20)) ] # what was verified went out
+	head -c $((n - 10)) d > cut # inside END (48 bytes)
+	assert_refused_prefix cut "mig-delta: stdin: truncated: the stream ends inside frame 5 (offset $((n - 48)))"
+	head -c $((n - 48)) d > cut
+	assert_refused_prefix cut "mig-delta: stdin: truncated: the stream ends after frame 5 (offset $((n - 48))) with no END frame"
+	# QEMU does not complete on what came out
+	vm_start_dest t "$MIB" "cat out" -S
+	run vm_wait_incoming t 60
+	refute_output completed
+}
+
+@test "an altered delta (one byte flipped in several places): refused, exit 1, prefix only" {
+	big_delta
+	local frame=$((8 + 1048576 + 8)) n tag
+	n=$(size_of d)
+	cp d x && flip_byte x 5 # the kind
+	assert_refused_prefix x "mig-delta: stdin: input is a mig layer of unknown kind 69"
+	cp d x && flip_byte x 30 # the base's digest in the parameters
+	assert_refused_prefix x "mig-delta: stdin: layer header is corrupt (check mismatch)"
+	for at in $((101 + frame + 5000)) $((101 + 3 * frame + 8)); do
+		local k=$(((at - 101) / frame))
+		cp d x && flip_byte x "$at"
+		tag=$(od -An -tx8 -j $((101 + (k + 1) * frame - 8)) -N8 d | tr -d ' ')
+		run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < x > out'
+		[[ $stderr == "mig-delta: stdin: frame $k (offset $((101 + k * frame))): checksum mismatch (stored $tag, computed "*"): the frame is corrupt, or frames were dropped, repeated or reordered" ]]
+		assert_prefix out full
+		[ "$(size_of out)" -le $((k * (1 << 20) * 10)) ]
+	done
+	cp d x && flip_byte x $((n - 30)) # the digest in END
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < x > out'
+	[[ $stderr == "mig-delta: stdin: frame 5 (offset $((n - 48))): checksum mismatch (stored "* ]]
+	assert_prefix out full
+	[ "$(size_of out)" -le "$PAGES_END" ]
+}
+
+@test "reordered, dropped or repeated frames: refused at the first frame out of place, prefix only" {
+	big_delta
+	local frame=$((8 + 1048576 + 8))
+	{ head -c $((101 + frame)) d; tail -c +$((101 + 2 * frame + 1)) d | head -c "$frame"
+	  tail -c +$((101 + frame + 1)) d | head -c "$frame"; tail -c +$((101 + 3 * frame + 1)) d; } > x
+	[ "$(size_of x)" = "$(size_of d)" ]
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < x > out'
+	[[ $stderr == "mig-delta: stdin: frame 1 (offset $((101 + frame))): checksum mismatch (stored "*"): the frame is corrupt, or frames were dropped, repeated or reordered" ]]
+	assert_prefix out full
+	{ head -c $((101 + frame)) d; tail -c +$((101 + 2 * frame + 1)) d; } > x
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < x > out'
+	[[ $stderr == "mig-delta: stdin: frame 1 (offset $((101 + frame))): checksum mismatch"* ]]
+	assert_prefix out full
+	cat d d > x
+	assert_refused_prefix x "mig-delta: stdin: data after the END frame at offset $(size_of d)"
+}
+
+@test "a wrong or altered base is refused before a byte is written" {
+	mig-delta --base "$D/base" < "$D/new" > d
+	# the same VM and RAM, checkpointed again: other bytes, another base
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/again" < d > out'
+	[[ $stderr =~ ^"mig-delta: stdin: wrong base: $D/again ($(size_of "$D/again") bytes, XXH3-128 "[0-9a-f]{16}"...) is not the base this delta was made against ($(size_of "$D/base") bytes, "[0-9a-f]{16}"...)"$ ]]
+	[ "$(size_of out)" = 0 ]
+	# one byte of one page changed, the length the same
+	cp "$D/base" altered
+	flip_byte altered 20000000
+	run -1 --separate-stderr bash -c 'mig-delta -d --base altered < d > out'
+	[[ $stderr == "mig-delta: stdin: wrong base: altered ($(size_of "$D/base") bytes, XXH3-128 "* ]]
+	[ "$(size_of out)" = 0 ]
+	# a base of another VM (other RAM size): refused when encoding too
+	local VM_DIR
+	VM_DIR=$(mktemp -d "$BATS_TEST_TMPDIR/vm.XXXXXX")
+	vm_make_ram small.ram 32
+	vm_start_source s small.ram 32 -S
+	vm_migrate s "cat > small" >/dev/null
+	run -1 --separate-stderr bash -c 'mig-delta --base small < "$D/new" > out'
+	[[ $stderr =~ ^"mig-delta: stdin: its RAM blocks differ from the base's ("[0-9]+" blocks, "[0-9]+" pages of RAM against "[0-9]+" and "[0-9]+"): not a later checkpoint of the same VM"$ ]]
+	[ "$(size_of out)" = 0 ]
+	run -1 --separate-stderr bash -c 'mig-delta -d --base small < d > out'
+	[[ $stderr == "mig-delta: stdin: wrong base: small ("* ]]
+	[ "$(size_of out)" = 0 ]
+}
+
+@test "what is not the right input is refused by name: a layer for a base or an input, a raw stream for -d, an empty input" {
+	mig-delta --base "$D/base" < "$D/new" > d
+	mig-compress < "$D/base" > base.z
+	run -1 --separate-stderr mig-delta --base base.z "$D/new"
+	assert_equal "$stderr" "mig-delta: base.z: a compress layer, not a raw QEMU stream: decode it into a raw QEMU stream file first, the base a delta needs (mig-delta(1))"
+	run -1 --separate-stderr mig-delta -d --base d d
+	assert_equal "$stderr" "mig-delta: d: a delta layer, not a raw QEMU stream: decode it into a raw QEMU stream file first, the base a delta needs (mig-delta(1))"
+	run -1 --separate-stderr bash -c 'mig-delta --base "$D/base" < d > out'
+	assert_equal "$stderr" "mig-delta: stdin: a delta layer, not a raw QEMU stream: decode it first (mig-delta(1))"
+	[ "$(size_of out)" = 0 ]
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < "$D/new" > out'
+	assert_equal "$stderr" "mig-delta: stdin: input is a raw QEMU stream, not a delta layer: nothing to decode"
+	[ "$(size_of out)" = 0 ]
+	run -1 --separate-stderr bash -c 'mig-compress < d | mig-delta -d --base "$D/base" > out'
+	assert_equal "$stderr" "mig-delta: stdin: input is a compress layer; run mig-decompress first"
+	run -1 --separate-stderr bash -c 'mig-delta --base "$D/base" < /dev/null > out'
+	assert_equal "$stderr" "mig-delta: stdin: empty input"
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < /dev/null > out'
+	assert_equal "$stderr" "mig-delta: stdin: input is empty, not a delta layer"
+	# a truncated new stream: nothing written
+	head -c 20000000 "$D/new" > cut
+	run -1 --separate-stderr bash -c 'mig-delta --base "$D/base" < cut > out'
+	[[ $stderr == "mig-delta: stdin: truncated: "* ]]
+	[ "$(size_of out)" = 0 ]
+}
+
+@test "usage errors, a terminal, -h, -V, a base that cannot be read" {
+	run -2 --separate-stderr mig-delta
+	assert_equal "$stderr" "mig-delta: --base BASE is required
+Try 'mig-delta --help'."
+	run -2 --separate-stderr mig-delta --base "$D/base" --bogus
+	assert_equal "$stderr" "mig-delta: unknown or incomplete option '--bogus'
+Try 'mig-delta --help'."
+	run -2 --separate-stderr mig-delta --base
+	assert_equal "$stderr" "mig-delta: unknown or incomplete option '-b'
+Try 'mig-delta --help'."
+	run -2 --separate-stderr mig-delta --base "$D/base" a b
+	assert_equal "$stderr" "mig-delta: one input at most
+Try 'mig-delta --help'."
+	run -2 --separate-stderr mig-delta -d -S --base "$D/base"
+	assert_equal "$stderr" "mig-delta: -S is for encoding
+Try 'mig-delta --help'."
+	run -0 mig-delta -h
+	assert_line --index 0 "usage: mig-delta [-v] [-S] --base BASE [FILE] > DELTA"
+	assert_line "  -b, --base BASE  the base checkpoint (a regular file)"
+	run -0 mig-delta -V
+	assert_output "mig-delta (migkit) $(sed -n 's/^#define MIG_VERSION_STRING "\(.*\)"/\1/p' "$REPO/channel/mig.h")"
+	run -2 on_tty "mig-delta --base $D/base"
+	assert_output "mig-delta: refusing to write a stream to a terminal; redirect standard output"
+	run -3 --separate-stderr bash -c 'mig-delta --base nothing < "$D/new" > out'
+	assert_equal "$stderr" "mig-delta: nothing: No such file or directory"
+	run -2 --separate-stderr bash -c 'mig-delta --base /dev/null < "$D/new" > out'
+	assert_equal "$stderr" "mig-delta: /dev/null: not a regular file: the base's pages are read again by offset"
+	run -3 --separate-stderr bash -c 'mig-delta --base "$D/base" "$D/none" > out'
+	assert_equal "$stderr" "mig-delta: $D/none: No such file or directory"
+	run -3 --separate-stderr bash -c 'mig-delta --base "$D/base" < "$D/new" > /dev/full'
+	[[ $stderr == "mig-delta: write to stdout: "* ]]
+}
+
+@test "from a pipe, from a file, spilled (-S): the same delta" {
+	mig-delta --base "$D/base" "$D/new" > from-file
+	cat "$D/new" | mig-delta --base "$D/base" > from-pipe
+	mig-delta -S --base "$D/base" < "$D/new" > spilled
+	cmp from-file from-pipe
+	cmp from-file spilled
+	cat from-file | mig-delta -d --base "$D/base" > r
+	mig-compact "$D/new" > c
+	cmp r c
+}
