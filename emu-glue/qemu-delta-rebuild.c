@@ -400,7 +400,7 @@ int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
 	}
 	XXH3_128bits_reset(r.ram);
 	if (!(src = mig_envelopes_peel(in, &env, &d, e)) ||
-	    !(layer = mig_src_layer(src, &qd_filter, lst, 1, e)) ||
+	    !(layer = mig_src_layer(src, &mig_filter_delta, lst, 1, e)) ||
 	    mig_layer_open(layer, e) < 0)
 		goto out;
 	r.id = qd_layer_ident(lst);
@@ -410,7 +410,7 @@ int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
 out:
 	mig_src_free(layer);
 	mig_envelopes_free(&env);
-	qd_filter.destroy(lst);
+	mig_filter_delta.destroy(lst);
 	XXH3_freeState(r.ram);
 	free(r.buf);
 	free(r.win);

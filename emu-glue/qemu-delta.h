@@ -29,37 +29,17 @@
 #include <stdint.h>
 #include <xxhash.h>
 
+#include "delta-layer.h"
 #include "mig.h"
 #include "qemu-compact.h"
 #include "qemu-stream.h"
 
-#define QD_HASH_XXH3 1
-#define QD_DIGEST 16
-#define QD_PARAMS_LEN 81
 /* Memory per page of guest RAM: an index entry and a key, for the base
  * and (encoding) for the new stream. */
 #define QD_BYTES_PER_PAGE (QC_INDEX_BYTES_PER_PAGE + QD_DIGEST)
 /* What follows the pages (ram END, device state, EOF, VMDESCRIPTION) is
  * held in memory until verified: at most this much. */
 #define QD_TAIL_MAX (64u << 20)
-
-/* The layer's parameters (mig-stream(5), "Kind 5: delta"). */
-struct qd_ident {
-	uint8_t base_digest[QD_DIGEST];   /* XXH3-128 of the whole base file */
-	uint64_t base_bytes;              /* its length */
-	uint8_t layout_digest[QD_DIGEST]; /* of its RAM block layout */
-	uint64_t ram_pages;               /* pages of RAM in that layout */
-	uint64_t records;                 /* page records of the rebuilt stream */
-	uint64_t delta_pages;             /* page records the delta carries */
-	uint8_t ram_digest[QD_DIGEST];    /* of the rebuilt page records */
-};
-
-/* The delta layer (kind 5). Its state is made by qd_layer_new. */
-extern const struct mig_filter qd_filter;
-/* A layer state that writes id's parameters (encoding) or, once the header
- * was read (decoding), holds them. */
-void *qd_layer_new(const struct qd_ident *id);
-const struct qd_ident *qd_layer_ident(const void *st);
 
 /* A page's key: XXH3-128 of its data, or of its fill byte (seed "ZERO"). */
 XXH128_hash_t qd_page_key(unsigned kind, uint8_t fill, const void *data,
