@@ -217,6 +217,10 @@ int qd_base_open_fd(struct qd_stream *b, int fd, const char *name,
 	int rc = -1;
 
 	stream_init(b, name, fd);
+	if (lseek(fd, 0, SEEK_SET) < 0) { /* the whole file is the base */
+		mig_err_set(e, MIG_EXIT_IO, "%s: %s", name, strerror(errno));
+		goto out;
+	}
 	if (!d || !src || qc_init(&b->qc, -1, -1) < 0) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
