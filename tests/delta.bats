@@ -319,3 +319,26 @@ Try 'mig-delta --help'."
 	mig-compact "$D/new" > c
 	cmp r c
 }
+
+@test "the vectors of mig-stream(5): written byte for byte, rebuilt to the new stream, described by mig-info" {
+	local v=$REPO/tests/vectors
+	"$v/make-delta-vectors" .
+	cmp delta-base.qemu "$v/delta-base.qemu"
+	cmp delta-new.qemu "$v/delta-new.qemu"
+	mig-delta --base "$v/delta-base.qemu" < "$v/delta-new.qemu" > ab
+	cmp ab "$v/delta-ab.mig"
+	mig-delta --base "$v/delta-base.qemu" "$v/delta-base.qemu" > aa
+	cmp aa "$v/delta-aa.mig"
+	mig-delta -d --base "$v/delta-base.qemu" "$v/delta-ab.mig" > r
+	cmp r "$v/delta-new.qemu"
+	mig-delta -d --base "$v/delta-base.qemu" "$v/delta-aa.mig" > r
+	cmp r "$v/delta-base.qemu"
+	run -0 mig-info "$v/delta-ab.mig"
+	assert_line "layer 1: delta (hash=xxh3 base=dfae80ff0e7972cf0ce8a194aba9e6f5 base-bytes=8447 pages=3 records=3 carried=1)"
+	assert_line "    a                          12.0 KiB  1 pages, 0 zero"
+	run -0 mig-info "$v/delta-aa.mig"
+	assert_line "    a                          12.0 KiB  0 pages, 0 zero"
+	# the base is what the header names: any other is refused
+	run -1 --separate-stderr mig-delta -d --base "$v/delta-new.qemu" "$v/delta-ab.mig"
+	assert_equal "$stderr" "mig-delta: $v/delta-ab.mig: wrong base: $v/delta-new.qemu (12542 bytes, XXH3-128 $(mig-delta --base "$v/delta-new.qemu" "$v/delta-new.qemu" | od -An -tx1 -j 13 -N8 | tr -d ' \n')...) is not the base this delta was made against (8447 bytes, dfae80ff0e7972cf...)"
+}
