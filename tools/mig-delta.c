@@ -120,6 +120,7 @@ static int prepare(struct delta *d)
 		return MIG_EXIT_IO;
 	}
 	mig_pipe_grow(d->in_fd);
+	mig_pipe_grow(1); /* 1 MiB a write: fewer system calls */
 	if (!(d->src = mig_src_fd(d->in_fd, d->name))) {
 		mig_warn("out of memory");
 		return MIG_EXIT_SYS;
