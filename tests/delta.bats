@@ -343,3 +343,44 @@ Try 'mig-delta --help'."
 	run -1 --separate-stderr mig-delta -d --base "$v/delta-new.qemu" "$v/delta-ab.mig"
 	assert_equal "$stderr" "mig-delta: $v/delta-ab.mig: wrong base: $v/delta-new.qemu (12542 bytes, XXH3-128 $(mig-delta --base "$v/delta-new.qemu" "$v/delta-new.qemu" | od -An -tx1 -j 13 -N8 | tr -d ' \n')...) is not the base this delta was made against (8447 bytes, dfae80ff0e7972cf...)"
 }
+
+# A paused destination of the Linux guest loading FILE (as in compact.bats).
+guest_incoming() { # NAME MIB FILE
+	_guest_qemu_args "$1" "$2"
+	QEMU_ACCEL=$GUEST_ACCEL vm_start_incoming "$1" "cat $(vm_shq "$3")" \
+		"${_GUEST_ARGS[@]}" -global migration.x-events=on -S
+}
+
+@test "a real Linux guest: two checkpoints of it running, beats apart; the delta carries what it dirtied and rebuilds a stream that loads to the RAM of the second" {
+	load lib/guest
+	guest_build "$BATS_TEST_TMPDIR/guest" > /dev/null
+	guest_start src 256 mig.fill=64 mig.dirty=4
+	run -0 guest_wait_ready src 120
+	guest_wait_beat src 2 20 > /dev/null
+	run -0 vm_migrate src "cat > ck1"
+	assert_output completed
+	qmp src '{"execute":"cont"}' > /dev/null # on from postmigrate
+	local n
+	n=$(guest_beat src)
+	guest_wait_beat src $((n + 3)) 30 > /dev/null # 3 s of 4 MB/s rewritten
+	run -0 vm_migrate src "cat > ck2"
+	assert_output completed
+	run -0 --separate-stderr bash -c 'mig-delta -v --base ck1 < ck2 > d'
+	[[ ${stderr_lines[1]} =~ ^mig-delta:\ ([0-9]+)\ pages\ in\ the\ input,\ ([0-9]+)\ differ ]]
+	local pages=${BASH_REMATCH[1]} carried=${BASH_REMATCH[2]}
+	# at least what the guest rewrote (3 s at 4 MB/s), far from everything
+	[ "$carried" -gt 2000 ] && [ "$carried" -lt $((pages / 4)) ]
+	mig-delta -d --base ck1 < d > r
+	mig-compact ck2 > c
+	cmp r c
+	guest_incoming a 256 ck2
+	guest_incoming b 256 r
+	run -0 vm_wait_incoming a 120
+	run -0 vm_wait_incoming b 120
+	vm_pmemsave a a.mem 256M
+	vm_pmemsave b b.mem 256M
+	vm_same_ram a.mem b.mem
+	echo "# Linux guest ($GUEST_ACCEL), 64 MB page cache, 4 MB/s dirtied:" \
+		"checkpoint $(size_of ck2) bytes, delta $(size_of d) ($carried of $pages pages);" \
+		"compressed $(mig-compress < ck2 | wc -c) and $(mig-compress < d | wc -c)" >&3
+}
