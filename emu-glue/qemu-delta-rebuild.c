@@ -175,7 +175,7 @@ static const unsigned char *base_page(struct rb *r, uint64_t off)
 	if (off < r->win_at || off + ps > r->win_at + r->win_len) {
 		ssize_t n;
 		do
-			n = pread(r->base->fd, r->win, BUF_CAP, (off_t)off);
+			n = pread(r->base->page_fd, r->win, BUF_CAP, (off_t)off);
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			mig_err_set(r->e, MIG_EXIT_IO, "%s: %s", r->base->name,

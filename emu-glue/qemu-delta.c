@@ -106,6 +106,7 @@ static void stream_init(struct qd_stream *s, const char *name, int fd)
 	memset(s, 0, sizeof *s);
 	s->name = name;
 	s->fd = fd;
+	s->page_fd = fd;
 	s->hooks.ctx = s;
 	s->hooks.bytes = on_bytes;
 	s->hooks.item = on_item;
@@ -123,6 +124,9 @@ void qd_stream_init_new(struct qd_stream *s, const char *name)
 
 void qd_stream_free(struct qd_stream *s)
 {
+	if (s->page_fd >= 0 && s->page_fd != s->fd)
+		close(s->page_fd);
+	s->page_fd = s->fd;
 	qc_free(&s->qc);
 	qs_info_free(&s->info);
 	free(s->key);
@@ -173,10 +177,29 @@ static int check_kind(struct mig_src *src, const char *hint, struct mig_err *e)
 	}
 }
 
-/* Read the whole stream, keying its pages; the digest of its bytes if
- * digest is not NULL. 0 or -1 with e set. */
+static int scan_raw(struct qd_stream *s, struct mig_src *src, const char *hint,
+		    XXH3_state_t *digest, struct mig_err *e);
+
+/* Read the whole stream (out of its envelopes), keying its pages; the
+ * digest of its raw bytes if digest is not NULL. 0 or -1 with e set. */
 static int scan(struct qd_stream *s, struct mig_src *src, const char *hint,
 		XXH3_state_t *digest, struct mig_err *e)
+{
+	struct mig_envelopes env = { 0 };
+	struct mig_detect d;
+	int rc = -1;
+
+	if (!(src = mig_envelopes_peel(src, &env, &d, e)))
+		goto out;
+	rc = scan_raw(s, src, hint, digest, e);
+out:
+	mig_envelopes_free(&env);
+	return rc;
+}
+
+/* The same, the stream raw (out of its envelopes). */
+static int scan_raw(struct qd_stream *s, struct mig_src *src, const char *hint,
+		    XXH3_state_t *digest, struct mig_err *e)
 {
 	struct digest_pull p = { { src, e, false }, digest, 0 };
 	char qerr[512];
@@ -208,12 +231,61 @@ int qd_stream_scan_new(struct qd_stream *s, struct mig_src *src,
 	return scan(s, src, "decode it first (mig-delta(1))", NULL, e);
 }
 
+/* XXH3-128 of the whole file and its length, in a pass of its own (a base
+ * in envelopes: the reader sees only the stream inside them). */
+static int digest_file(struct qd_stream *b, XXH3_state_t *d, struct mig_err *e)
+{
+	enum { CHUNK = 1 << 20 };
+	unsigned char *buf = malloc(CHUNK);
+	uint64_t at = 0;
+	ssize_t n;
+
+	if (!buf)
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	XXH3_128bits_reset(d);
+	while ((n = pread(b->fd, buf, CHUNK, (off_t)at)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return mig_err_set(e, MIG_EXIT_IO, "%s: %s", b->name,
+					   strerror(errno));
+		}
+		XXH3_128bits_update(d, buf, (size_t)n);
+		at += (uint64_t)n;
+	}
+	free(buf);
+	b->bytes = at;
+	return 0;
+}
+
+/* Its pages are read again from where they lie in the file, or, in
+ * envelopes (where frames interleave), from a temporary file they are
+ * spilled to. 0 or -1 with e set. */
+static int base_index(struct qd_stream *b, struct mig_src *src, bool *wrapped,
+		      struct mig_err *e)
+{
+	struct mig_detect d;
+
+	if (mig_detect(src, &d, e) < 0)
+		return -1;
+	*wrapped = d.type == MIG_INPUT_LAYER && d.kind == MIG_KIND_ENVELOPE;
+	if (*wrapped && (b->page_fd = qc_temp_file("base's pages")) < 0)
+		return mig_err_set(e, MIG_EXIT_IO, "no temporary file");
+	if (qc_init(&b->qc, *wrapped ? b->page_fd : -1, -1) < 0)
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	if (!*wrapped)
+		qc_use_source(&b->qc, b->fd, 0);
+	return 0;
+}
+
 int qd_base_open_fd(struct qd_stream *b, int fd, const char *name,
 		    struct mig_err *e)
 {
 	XXH3_state_t *d = XXH3_createState();
-	struct mig_src *src = mig_src_fd(fd, name);
+	struct mig_src *src = NULL;
 	XXH128_canonical_t c;
+	bool wrapped = false;
 	int rc = -1;
 
 	stream_init(b, name, fd);
@@ -221,14 +293,16 @@ int qd_base_open_fd(struct qd_stream *b, int fd, const char *name,
 		mig_err_set(e, MIG_EXIT_IO, "%s: %s", name, strerror(errno));
 		goto out;
 	}
-	if (!d || !src || qc_init(&b->qc, -1, -1) < 0) {
+	if (!d || !(src = mig_src_fd(fd, name))) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
 	}
-	qc_use_source(&b->qc, fd, 0);
+	if (base_index(b, src, &wrapped, e) < 0)
+		goto out;
 	XXH3_128bits_reset(d);
 	if (scan(b, src, "decode it into a raw QEMU stream file first, "
-		 "the base a delta needs (mig-delta(1))", d, e) < 0)
+		 "the base a delta needs (mig-delta(1))", wrapped ? NULL : d,
+		 e) < 0 || (wrapped && digest_file(b, d, e) < 0))
 		goto out;
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d));
 	memcpy(b->digest, c.digest, QD_DIGEST);
@@ -255,6 +329,8 @@ int qd_base_open(struct qd_stream *b, const char *path, struct mig_err *e)
 	}
 	if (qd_base_open_fd(b, fd, path, e) < 0) {
 		mig_err_prefix(e, "%s: ", path);
+		if (b->page_fd == fd)
+			b->page_fd = -1;
 		close(fd);
 		b->fd = -1;
 		return -1;

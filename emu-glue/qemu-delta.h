@@ -55,6 +55,8 @@ void qd_digest_record(XXH3_state_t *s, uint64_t page, XXH128_hash_t key);
 struct qd_stream {
 	const char *name;
 	int fd;                   /* the base file (-1 for the new stream) */
+	int page_fd;              /* where its pages are read again: fd, or
+	                             a temporary file (a base in envelopes) */
 	struct qc qc;             /* each page's final record */
 	struct qs_info info;
 	XXH128_hash_t *key;       /* one per page of the index */
@@ -65,7 +67,9 @@ struct qd_stream {
 };
 
 /* The base: a regular file holding a raw QEMU stream (maybe compacted),
- * read once whole, its pages to be read again by offset. 0, or -1 with e
+ * or one in envelopes (a checkpoint of mig-qemu: its pages are then
+ * spilled to a temporary file), read once whole, its pages to be read
+ * again by offset. 0, or -1 with e
  * set (the message names path). Call qd_stream_free either way. */
 int qd_base_open(struct qd_stream *b, const char *path, struct mig_err *e);
 /* The same from an open descriptor (fuzzing), not closed by qd_stream_free. */
@@ -74,7 +78,9 @@ int qd_base_open_fd(struct qd_stream *b, int fd, const char *name,
 
 /* The new stream, read from src through a compactor qc already made
  * (spill and kept-bytes files, or qc_use_source): s->qc must be set up by
- * qd_stream_init_new. 0 or -1 with e set. */
+ * qd_stream_init_new. A stream in envelopes is taken out of them (their
+ * END verified; their META is not kept): qc must then spill.
+ * 0 or -1 with e set. */
 void qd_stream_init_new(struct qd_stream *s, const char *name);
 int qd_stream_scan_new(struct qd_stream *s, struct mig_src *src,
 		       struct mig_err *e);

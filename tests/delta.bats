@@ -384,3 +384,22 @@ guest_incoming() { # NAME MIB FILE
 		"checkpoint $(size_of ck2) bytes, delta $(size_of d) ($carried of $pages pages);" \
 		"compressed $(mig-compress < ck2 | wc -c) and $(mig-compress < d | wc -c)" >&3
 }
+
+@test "a base and an input in envelopes (sealed checkpoints): the base's pages spilled, its digest that of the file; the same pages carried" {
+	mig-envelope --meta vm=base < "$D/base" > base.env
+	mig-envelope --meta vm=new < "$D/new" > new.env
+	run -0 --separate-stderr bash -c 'mig-delta -v --base base.env new.env > d'
+	assert_equal "${stderr_lines[2]}" "${stderr_lines[2]%%,*}, $PAGES_NEW differ from the base: $PAGES_NEW carried"
+	[[ ${stderr_lines[1]} =~ ^"mig-delta: pages spilled: "[0-9]+" (temporary file)"$ ]]
+	mig-delta -d --base base.env d > r
+	mig-compact "$D/new" > c
+	cmp r c
+	# bound to the file: the same stream outside its envelope is another base
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < d > out'
+	[[ $stderr == "mig-delta: stdin: wrong base: $D/base ($(size_of "$D/base") bytes, XXH3-128 "*"...) is not the base this delta was made against ($(size_of base.env) bytes, "* ]]
+	# an envelope cut short is no base
+	head -c 20000000 base.env > cut.env
+	run -1 --separate-stderr bash -c 'mig-delta --base cut.env < "$D/new" > out'
+	# (a 21-byte header, META frame 0 of 23 bytes, then 1 MiB DATA frames)
+	assert_equal "$stderr" "mig-delta: cut.env: truncated: the stream ends inside frame 20 (offset $((21 + 23 + 19 * (8 + 1048576 + 8))))"
+}

@@ -156,7 +156,13 @@ static void say_index(const struct delta *d, const struct qc *q, bool both)
 static int read_new(struct delta *d)
 {
 	uint64_t at = 0;
+	struct mig_detect k;
 	bool seekable = !d->no_seek && qc_input_seekable(d->in_fd, &at);
+
+	/* in envelopes (a sealed checkpoint), frames lie between the pages */
+	if (seekable && mig_detect(d->src, &k, &d->err) == 0 &&
+	    k.type == MIG_INPUT_LAYER)
+		seekable = false;
 
 	if ((!seekable && (d->spill_fd = qc_temp_file("pages")) < 0) ||
 	    (d->raw_fd = qc_temp_file("other bytes")) < 0)
