@@ -186,7 +186,7 @@ OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o \
 LIBS_recv = $(LIBS_JSON)
 # mig-qemu's parts (emu-glue/mig-qemu.h)
 OBJS_qemu = $(addprefix $(B)/emu-glue/,qemu-strings.o qemu-seal.o qemu-converge.o \
-	qemu-migrate.o qemu-restore.o) \
+	qemu-migrate.o qemu-restore.o qemu-chain.o) \
 	$(B)/emu-glue/qmp.o $(QS_OBJ)
 LIBS_qemu = $(LIBS_JSON)
 

@@ -40,6 +40,9 @@ struct common {
 	size_t nallows;
 	const char **meta;
 	size_t nmeta;
+	const char **bases;    /* --base FILE (checkpoint, restore): a chain */
+	size_t nbases;
+	const char *decode;    /* checkpoint --decode CMD: for the chain */
 	uint64_t bandwidth;
 	long downtime_ms, timeout_ms, grace_ms;
 	struct converge cv;
@@ -86,6 +89,22 @@ struct drive {
 };
 
 int migqemu_drive(struct drive *dr);
+
+/* qemu-chain.c: a full checkpoint and deltas, each against the one before
+ * (mig-delta(1)), rebuilt into the raw stream of the last state: each file
+ * through decode (a shell pipeline; NULL: none), each delta through
+ * mig-delta -d. ch->last is that stream's file (files[0] itself for a
+ * lone file not decoded); migqemu_chain_free removes the temporary ones.
+ * 0 or an exit status (the failure said). */
+#define CHAIN_MAX 256
+struct chain {
+	char *tmp[CHAIN_MAX];
+	size_t ntmp;
+	const char *last;
+};
+int migqemu_chain_rebuild(struct chain *ch, const char **files, size_t n,
+			  const char *decode);
+void migqemu_chain_free(struct chain *ch);
 
 /* qemu-seal.c, qemu-restore.c */
 int migqemu_cmd_seal(int argc, char **argv);

@@ -403,3 +403,45 @@ guest_incoming() { # NAME MIB FILE
 	# (a 21-byte header, META frame 0 of 23 bytes, then 1 MiB DATA frames)
 	assert_equal "$stderr" "mig-delta: cut.env: truncated: the stream ends inside frame 20 (offset $((21 + 23 + 19 * (8 + 1048576 + 8))))"
 }
+
+# A paused source VM from RAM image RAM, with a second monitor NAME.mq for
+# mig-qemu (as tests/lib/migrate.bash's source_vm).
+source_vm_of() { # NAME RAM
+	vm_start_source "$1" "$2" "$MIB" -qmp "unix:$VM_DIR/$1.mq,server=on,wait=off" -S
+}
+
+# The destination's QEMU arguments for mig-recv, paused (as migrate.bash's dest).
+paused_dest() { # NAME
+	echo "qemu-system-x86_64 -machine q35 -accel $(qemu_accel) -nodefaults -display none" \
+		"-no-user-config -name $1 -m ${MIB}M -object memory-backend-ram,id=mem,size=${MIB}M" \
+		"-machine memory-backend=mem -pidfile $VM_DIR/$1.pid" \
+		"-qmp unix:$VM_DIR/$1.qmp,server=on,wait=off -S -incoming -"
+}
+
+@test "mig-qemu checkpoint --base and restore of a chain (full, delta, delta; compressed): the RAM of the last" {
+	export VM_DIR=$BATS_TEST_TMPDIR
+	source_vm_of s0 "$D/base.ram"
+	run -0 --separate-stderr mig-qemu checkpoint --timeout 60 "$VM_DIR/s0.mq" mig-compress ck0
+	source_vm_of s1 "$D/new.ram"
+	run -0 --separate-stderr mig-qemu checkpoint --base ck0 --decode mig-decompress --timeout 60 "$VM_DIR/s1.mq" mig-compress ck1
+	output=$stderr assert_output --partial "every stage exited 0"
+	source_vm_of s2 "$D/new2.ram"
+	run -0 --separate-stderr mig-qemu checkpoint -v --base ck0 --base ck1 --decode mig-decompress --timeout 60 "$VM_DIR/s2.mq" mig-compress ck2
+	[[ ${stderr_lines[0]} =~ ^"mig-qemu: chain of 2 rebuilt: the base is ${TMPDIR:-/tmp}/mig-qemu-chain."[A-Za-z0-9]{6}$ ]]
+	# the chain's temporary files are gone
+	[ -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'mig-qemu-chain.*' -newer ck0)" ]
+	# each delta carries only what changed, the first against its own base
+	run -0 mig-info ck1
+	assert_line --regexp "^layer 2: delta \(.* carried=$PAGES_NEW\)$"
+	run -0 mig-info ck2
+	assert_line --regexp "^layer 2: delta \(.* carried=$PAGES_NEW2\)$"
+	[ "$(size_of ck2)" -lt $(($(size_of ck0) / 20)) ]
+	run -0 --separate-stderr mig-qemu restore --base ck0 --base ck1 ck2 mig-decompress -- $(paused_dest d)
+	vm_attach d
+	vm_pmemsave d d.mem "${MIB}M"
+	cmp -i 1048576 d.mem "$D/new2.ram"
+	# a chain out of order is refused before anything starts
+	run -1 --separate-stderr mig-qemu restore --base ck0 ck2 mig-decompress -- $(paused_dest e)
+	[[ $stderr == *"mig-delta: stdin: wrong base: ${TMPDIR:-/tmp}/mig-qemu-chain."*" is not the base this delta was made against"* ]]
+	[ ! -e "$VM_DIR/e.pid" ]
+}
