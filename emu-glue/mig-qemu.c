@@ -39,7 +39,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mig-qemu migrate    [options] QMP-SOCKET 'PIPELINE'\n"
-		"       mig-qemu checkpoint [options] QMP-SOCKET [FILTER...] FILE\n"
+		"       mig-qemu checkpoint [options] [--base PREV...] QMP-SOCKET "
+		"[FILTER...] FILE\n"
 		"       mig-qemu restore    [options] FILE [FILTER...] -- "
 		"[EMULATOR ARGS...]\n"
 		"       mig-qemu seal       [--meta KEY=VALUE]... [--meta-file F]\n"
@@ -76,6 +77,12 @@ static void usage(FILE *out)
 		"is no terminal\n"
 		"      --resume           checkpoint: let the VM run on "
 		"afterwards\n"
+		"      --base PREV        checkpoint: a delta against the last "
+		"state of the chain\n"
+		"                         PREV... (repeatable; mig-delta(1)); "
+		"restore: FILE is one\n"
+		"      --decode CMD       checkpoint --base: the decoders of the "
+		"chain's files\n"
 		"restore:\n"
 		"      --from-stream      start the emulator from the "
 		"checkpoint's META\n"

@@ -65,7 +65,8 @@ static int run_bash(const char *cmd, const char *what)
 		;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	mig_warn("%s failed (exit status %d)", what,
+	mig_warn("--base: the chain could not be rebuilt at %s (exit status "
+		 "%d)", what,
 		 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	return MIG_EXIT_DATA;
 }

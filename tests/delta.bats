@@ -445,3 +445,23 @@ paused_dest() { # NAME
 	[[ $stderr == *"mig-delta: stdin: wrong base: ${TMPDIR:-/tmp}/mig-qemu-chain."*" is not the base this delta was made against"* ]]
 	[ ! -e "$VM_DIR/e.pid" ]
 }
+
+@test "mig-qemu: --base and --decode where they do not belong are usage errors" {
+	run -2 --separate-stderr mig-qemu migrate --base x q 'cat'
+	assert_equal "$stderr" "mig-qemu: migrate: --base is for checkpoint and restore
+Try 'mig-qemu --help'."
+	run -2 --separate-stderr mig-qemu checkpoint --decode mig-decompress q f
+	assert_equal "$stderr" "mig-qemu: checkpoint: --decode is for the files of --base
+Try 'mig-qemu --help'."
+	run -2 --separate-stderr mig-qemu restore --base a --decode mig-decompress f -- x
+	assert_equal "$stderr" "mig-qemu: restore: --decode is for checkpoint: restore decodes every file of the chain with its FILTERs
+Try 'mig-qemu --help'."
+	run -2 --separate-stderr mig-qemu restore --base a --from-stream --trust-unsigned f
+	assert_equal "$stderr" "mig-qemu: restore: --from-stream needs the META of a sealed stream, which a delta does not keep: give the emulator's arguments
+Try 'mig-qemu --help'."
+	# a base that cannot be read: said by mig-delta, nothing migrated
+	run -1 --separate-stderr mig-qemu checkpoint --base nothing --decode cat q f
+	assert_equal "$stderr" "bash: line 1: nothing: No such file or directory
+mig-qemu: --base: the chain could not be rebuilt at nothing (exit status 1)"
+	[ ! -e f ]
+}
