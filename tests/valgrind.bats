@@ -72,6 +72,24 @@ vg() {
 	run -1 vg mig-tee --compact -o ck2 < part
 }
 
+@test "valgrind: mig-delta (from a file, a pipe, spilling; a base in an envelope), -d whole, cut, against a wrong base" {
+	mig-compact "$STREAM" > base
+	vg mig-delta --base base "$STREAM" > d1
+	cat "$STREAM" | vg mig-delta --base base > d2
+	vg mig-delta -S --base base "$STREAM" > d3
+	cmp d1 d2
+	cmp d1 d3
+	vg mig-delta -d --base base d1 | cmp - base
+	mig-envelope < base > base.env
+	vg mig-delta --base base.env "$STREAM" > d4
+	vg mig-delta -d --base base.env d4 | cmp - base
+	head -c 2000 d1 > cut
+	run -1 vg mig-delta -d --base base cut
+	run -1 vg mig-delta -d --base "$STREAM" d1
+	run -1 vg mig-delta --base base part
+	run -2 vg mig-delta --bogus
+}
+
 @test "valgrind: mig-encrypt and mig-decrypt, both ciphers, good and bad input" {
 	mig-keygen -q -o key
 	for c in aes256gcm chacha20poly1305; do
