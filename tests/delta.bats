@@ -465,3 +465,17 @@ Try 'mig-qemu --help'."
 mig-qemu: --base: the chain could not be rebuilt at nothing (exit status 1)"
 	[ ! -e f ]
 }
+
+@test "two deltas of one base spliced (one's header, the other's frames): every frame checks, the end does not; all the pages went out, nothing after them" {
+	big_delta
+	mig-delta --base "$D/base" < "$D/new" > small
+	{ head -c 101 small; tail -c +102 d; } > x
+	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < x > out'
+	[[ $stderr =~ ^"mig-delta: stdin: the rebuilt pages do not match the delta's header ("([0-9]+)" records, $PAGES_BIG from the delta; expected "([0-9]+)" and $PAGES_NEW, or their digest)"$ ]]
+	assert_equal "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+	assert_prefix out full
+	assert_equal "$(size_of out)" "$PAGES_END"
+	vm_start_dest t "$MIB" "cat out" -S
+	run vm_wait_incoming t 60
+	refute_output completed
+}
