@@ -36,6 +36,14 @@ typedef unsigned long long ull;
 
 enum { BEFORE, PART_HEAD, PAGES, HELD }; /* where in the inner stream */
 
+/* Part of a file the pages are read from: pages written in order mostly
+ * lie in order there too. */
+struct window {
+	unsigned char *buf;
+	uint64_t at;
+	size_t len;
+};
+
 struct rb {
 	struct qd_stream *base;
 	const struct qd_ident *id;
@@ -58,9 +66,8 @@ struct rb {
 	XXH3_state_t *ram;            /* digest of the records written */
 	struct qd_stats *st;
 
-	unsigned char *win;           /* a window of the base file */
-	uint64_t win_at;
-	size_t win_len;
+	struct window win[2];          /* of the base file, of the pages
+	                                  a chain's deltas carried */
 	struct qs_hooks hooks;
 };
 
@@ -167,15 +174,18 @@ static int put_record(struct rb *r, uint64_t page, unsigned kind, uint8_t fill,
 	return kind == QS_PAGE_ZERO ? put(r, &fill, 1) : put(r, data, ps);
 }
 
-/* The base page at offset off of the base file, through the window. */
-static const unsigned char *base_page(struct rb *r, uint64_t off)
+/* The page at offset off of the base's file (absorbed: of the pages its
+ * chain's deltas carried), through that file's window. */
+static const unsigned char *base_page(struct rb *r, bool absorbed, uint64_t off)
 {
 	size_t ps = (size_t)r->base->qc.page_size;
+	struct window *w = &r->win[absorbed];
+	int fd = absorbed ? r->base->absorb_fd : r->base->page_fd;
 
-	if (off < r->win_at || off + ps > r->win_at + r->win_len) {
+	if (off < w->at || off + ps > w->at + w->len) {
 		ssize_t n;
 		do
-			n = pread(r->base->page_fd, r->win, BUF_CAP, (off_t)off);
+			n = pread(fd, w->buf, BUF_CAP, (off_t)off);
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			mig_err_set(r->e, MIG_EXIT_IO, "%s: %s", r->base->name,
@@ -183,15 +193,33 @@ static const unsigned char *base_page(struct rb *r, uint64_t off)
 			r->failed = true;
 			return NULL;
 		}
-		r->win_at = off;
-		r->win_len = (size_t)n;
-		if (r->win_len < ps) {
+		w->at = off;
+		w->len = (size_t)n;
+		if (w->len < ps) {
 			rb_fail(r, "%s: ends early: it changed since it was read",
 				r->base->name);
 			return NULL;
 		}
 	}
-	return r->win + (off - r->win_at);
+	return w->buf + (off - w->at);
+}
+
+/* Where the base's final record of page i is: 0 never sent, 1 ZERO
+ * (*fill), 2 data at *off (*absorbed: of the chain's deltas' pages). */
+static int base_ref(const struct qd_stream *b, uint64_t i, uint8_t *fill,
+		    uint64_t *off, bool *absorbed)
+{
+	uint64_t o = b->over ? b->over[i] : 0;
+
+	*absorbed = o != 0;
+	if (!o)
+		return qc_page_ref(&b->qc, i, fill, off);
+	if (o & QD_OVER_ZERO) {
+		*fill = (uint8_t)o;
+		return 1;
+	}
+	*off = o - 1;
+	return 2;
 }
 
 /* The base's pages from r->next up to (not including) page `to`. */
@@ -202,7 +230,8 @@ static int merge_base(struct rb *r, uint64_t to)
 	for (; r->next < to; r->next++) {
 		uint8_t fill = 0;
 		uint64_t off = 0;
-		int k = qc_page_ref(&b->qc, r->next, &fill, &off);
+		bool absorbed;
+		int k = base_ref(b, r->next, &fill, &off, &absorbed);
 		if (k == 0)
 			continue;
 		if (k == 1) {
@@ -211,7 +240,7 @@ static int merge_base(struct rb *r, uint64_t to)
 				return -1;
 			continue;
 		}
-		const unsigned char *p = base_page(r, off);
+		const unsigned char *p = base_page(r, absorbed, off);
 		if (!p)
 			return -1;
 		XXH128_hash_t key = XXH3_128bits(p, (size_t)b->qc.page_size);
@@ -221,6 +250,42 @@ static int merge_base(struct rb *r, uint64_t to)
 		if (put_record(r, r->next, QS_PAGE_DATA, 0, p, key) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* Rebuilding a state of a chain: the delta's page becomes the base's
+ * (the pages below it were merged already, so the base is read on as
+ * before), its data kept in the file of absorbed pages. */
+static int absorb(struct rb *r, uint64_t page, const struct qs_page *pg,
+		  XXH128_hash_t key)
+{
+	struct qd_stream *b = r->base;
+	struct mig_err *e = r->e;
+
+	if (!b->over && !(b->over = calloc(b->qc.npages, sizeof *b->over))) {
+		r->failed = true;
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	}
+	b->key[page] = key;
+	if (pg->kind == QS_PAGE_ZERO) {
+		b->over[page] = QD_OVER_ZERO | pg->fill;
+		return 0;
+	}
+	size_t ps = (size_t)b->qc.page_size, done = 0;
+	while (done < ps) {
+		ssize_t w = pwrite(b->absorb_fd, pg->data + done, ps - done,
+				   (off_t)(b->absorb_at + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r->failed = true;
+			return mig_err_set(e, MIG_EXIT_IO, "temporary file: %s",
+					   w < 0 ? strerror(errno) : "short write");
+		}
+		done += (size_t)w;
+	}
+	b->over[page] = b->absorb_at + 1;
+	b->absorb_at += ps;
 	return 0;
 }
 
@@ -305,9 +370,11 @@ static int rb_page(void *ctx, const struct qs_info *info, const struct qs_page *
 		return -1;
 	r->st->from_delta++;
 	r->next = page + 1;
-	return put_record(r, page, pg->kind, pg->fill, pg->data,
-			  qd_page_key(pg->kind, pg->fill, pg->data,
-				      (size_t)bq->page_size));
+	XXH128_hash_t key = qd_page_key(pg->kind, pg->fill, pg->data,
+					(size_t)bq->page_size);
+	if (put_record(r, page, pg->kind, pg->fill, pg->data, key) < 0)
+		return -1;
+	return r->base->absorbing ? absorb(r, page, pg, key) : 0;
 }
 
 /* ---- decoding ------------------------------------------------------------------- */
@@ -393,8 +460,9 @@ int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
 	memset(st, 0, sizeof *st);
 	r.hooks = (struct qs_hooks){ .ctx = &r, .bytes = rb_bytes,
 				     .page = rb_page, .item = rb_item };
-	if (!lst || !(r.buf = malloc(BUF_CAP)) || !(r.win = malloc(BUF_CAP)) ||
-	    !(r.ram = XXH3_createState())) {
+	if (!lst || !(r.buf = malloc(BUF_CAP)) ||
+	    !(r.win[0].buf = malloc(BUF_CAP)) ||
+	    !(r.win[1].buf = malloc(BUF_CAP)) || !(r.ram = XXH3_createState())) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
 	}
@@ -413,7 +481,56 @@ out:
 	mig_filter_delta.destroy(lst);
 	XXH3_freeState(r.ram);
 	free(r.buf);
-	free(r.win);
+	free(r.win[0].buf);
+	free(r.win[1].buf);
 	free(r.tail);
+	return rc;
+}
+
+/* ---- a chain ------------------------------------------------------------------------ */
+
+/* The rebuilt state's bytes only counted and hashed: its digest binds the
+ * next delta of the chain. */
+struct digest_sink {
+	XXH3_state_t *st;
+	uint64_t bytes;
+};
+
+static int digest_write(void *ctx, const void *p, size_t n, struct mig_err *e)
+{
+	struct digest_sink *d = ctx;
+
+	(void)e;
+	XXH3_128bits_update(d->st, p, n);
+	d->bytes += n;
+	return 0;
+}
+
+int qd_chain_absorb(struct qd_stream *state, struct mig_src *in,
+		    const char *name, struct mig_err *e)
+{
+	struct digest_sink d = { XXH3_createState(), 0 };
+	struct qd_stats st;
+	XXH128_canonical_t c;
+	int rc = -1;
+
+	if (!d.st)
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	if (state->absorb_fd < 0 &&
+	    (state->absorb_fd = qc_temp_file("chain's pages")) < 0) {
+		XXH3_freeState(d.st);
+		return mig_err_set(e, MIG_EXIT_IO, "no temporary file");
+	}
+	XXH3_128bits_reset(d.st);
+	state->absorbing = true;
+	if (qd_decode(state, in, digest_write, &d, &st, e) == 0) {
+		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d.st));
+		memcpy(state->digest, c.digest, QD_DIGEST);
+		state->bytes = d.bytes;
+		state->name = name;
+		rc = 0;
+	}
+	state->absorbing = false;
+	XXH3_freeState(d.st);
 	return rc;
 }

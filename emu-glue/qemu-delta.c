@@ -107,6 +107,7 @@ static void stream_init(struct qd_stream *s, const char *name, int fd)
 	s->name = name;
 	s->fd = fd;
 	s->page_fd = fd;
+	s->absorb_fd = -1;
 	s->hooks.ctx = s;
 	s->hooks.bytes = on_bytes;
 	s->hooks.item = on_item;
@@ -127,6 +128,11 @@ void qd_stream_free(struct qd_stream *s)
 	if (s->page_fd >= 0 && s->page_fd != s->fd)
 		close(s->page_fd);
 	s->page_fd = s->fd;
+	if (s->absorb_fd >= 0)
+		close(s->absorb_fd);
+	s->absorb_fd = -1;
+	free(s->over);
+	s->over = NULL;
 	qc_free(&s->qc);
 	qs_info_free(&s->info);
 	free(s->key);
@@ -388,7 +394,8 @@ int qd_plan(struct qd_plan *p, struct qd_stream *base, struct qd_stream *now,
 	XXH3_128bits_reset(ram);
 	memset(id, 0, sizeof *id);
 	for (uint64_t i = 0; i < n; i++) {
-		int had = qc_page_ref(&base->qc, i, &f, &off);
+		int had = (base->over && base->over[i]) ||
+			  qc_page_ref(&base->qc, i, &f, &off);
 		if (!qc_page_ref(&now->qc, i, &f, &off)) {
 			if (!had)
 				continue;

@@ -64,7 +64,16 @@ struct qd_stream {
 	uint64_t bytes;
 	uint8_t layout[QD_DIGEST];
 	struct qs_hooks hooks;    /* qc's, with the keys added */
+
+	/* a chain's state (qd_chain_absorb): the records its deltas carried,
+	 * over the base's: per page 0 (the base's), QD_OVER_ZERO | fill, or
+	 * 1 + the offset of the page in absorb_fd */
+	uint64_t *over;
+	int absorb_fd;            /* -1: none yet */
+	uint64_t absorb_at;
+	bool absorbing;
 };
+#define QD_OVER_ZERO (1ull << 63)
 
 /* The base: a regular file holding a raw QEMU stream (maybe compacted),
  * or one in envelopes (a checkpoint of mig-qemu: its pages are then
@@ -100,6 +109,15 @@ void qd_plan_free(struct qd_plan *p);
 /* Write the planned delta layer to fd. 0, or -1 with e set. */
 int qd_encode(struct qd_plan *p, const struct qd_ident *id, int fd,
 	      struct mig_err *e);
+
+/* A chain: base, then deltas, each made against the state before it.
+ * Rebuild the state after the delta read from in, without writing it:
+ * its bytes are hashed (their digest and length bind the next delta) and
+ * the pages it carried go to a temporary file, then stand in for the
+ * base's. Every check of qd_decode is made. name: the delta's, for the
+ * message of a next delta that does not belong. 0, or -1 with e set. */
+int qd_chain_absorb(struct qd_stream *state, struct mig_src *in,
+		    const char *name, struct mig_err *e);
 
 /* Rebuilding: what was done, for -v. */
 struct qd_stats {

@@ -29,7 +29,8 @@
 struct delta {
 	const char *name;      /* the input, for messages */
 	const char *file;      /* NULL: stdin */
-	const char *base_path;
+	const char **bases;    /* --base: a file, then a chain's deltas */
+	size_t nbases;
 	bool decode, verbose, no_seek;
 	int in_fd, spill_fd, raw_fd;
 	struct mig_src *src;
@@ -53,7 +54,9 @@ static void usage(FILE *out)
 		"writing a byte, and\nholds back what follows the RAM pages "
 		"until the whole delta is verified.\nMemory: %u bytes per page "
 		"of guest RAM for each of BASE and the input.\n\n"
-		"  -b, --base BASE  the base checkpoint (a regular file)\n"
+		"  -b, --base BASE  the base checkpoint (a regular file); again: "
+		"the deltas of a\n                   chain on it, each "
+		"against the state before\n"
 		"  -d, --decode     rebuild the stream from a delta\n"
 		"  -v, --verbose    say the index's size and what was done\n"
 		"  -S, --spill      spill the pages even from a regular file\n"
@@ -81,7 +84,7 @@ static int parse_args(struct delta *d, int argc, char **argv)
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "b:dvShV", lo, NULL)) != -1) {
 		switch (o) {
-		case 'b': d->base_path = optarg; break;
+		case 'b': d->bases[d->nbases++] = optarg; break;
 		case 'd': d->decode = true; break;
 		case 'v': d->verbose = true; break;
 		case 'S': d->no_seek = true; break;
@@ -90,7 +93,7 @@ static int parse_args(struct delta *d, int argc, char **argv)
 		default: return mig_unknown_option(argv);
 		}
 	}
-	if (!d->base_path || !*d->base_path)
+	if (!d->nbases || !*d->bases[0])
 		return mig_usage_error("--base BASE is required");
 	if (d->decode && d->no_seek)
 		return mig_usage_error("-S is for encoding");
@@ -128,10 +131,39 @@ static int prepare(struct delta *d)
 	return MIG_GO_ON;
 }
 
+/* One delta of the chain, over the state d->base holds. */
+static int absorb_one(struct delta *d, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct mig_src *src;
+	int rc = 0;
+
+	if (fd < 0)
+		return mig_err_set(&d->err, MIG_EXIT_IO, "%s: %s", path,
+				   strerror(errno));
+	if (!(src = mig_src_fd(fd, path)))
+		rc = mig_err_set(&d->err, MIG_EXIT_SYS, "out of memory");
+	else if (qd_chain_absorb(&d->base, src, path, &d->err) < 0) {
+		if (d->err.code == MIG_EXIT_DATA) /* what is wrong with it */
+			mig_err_prefix(&d->err, "%s: ", path);
+		rc = -1;
+	}
+	mig_src_free(src);
+	close(fd);
+	return rc;
+}
+
+/* The base: a file, and the deltas of a chain on it, each rebuilt over
+ * the state before it (hashed, not written). */
 static int open_base(struct delta *d)
 {
-	if (qd_base_open(&d->base, d->base_path, &d->err) == 0)
-		return MIG_GO_ON;
+	if (qd_base_open(&d->base, d->bases[0], &d->err) < 0)
+		goto fail;
+	for (size_t i = 1; i < d->nbases; i++)
+		if (absorb_one(d, d->bases[i]) < 0)
+			goto fail;
+	return MIG_GO_ON;
+fail:
 	mig_warn("%s", d->err.msg);
 	return d->err.code ? d->err.code : MIG_EXIT_DATA;
 }
@@ -243,7 +275,12 @@ int main(int argc, char **argv)
 	if (mig_stdfds_ensure(NULL) < 0)
 		return MIG_EXIT_SYS;
 	signal(SIGPIPE, SIG_IGN);
-	d.base.fd = -1;
+	d.base.fd = d.base.page_fd = d.base.absorb_fd = -1;
+	d.now.fd = d.now.page_fd = d.now.absorb_fd = -1;
+	if (!(d.bases = calloc((size_t)argc + 1, sizeof *d.bases))) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
+	}
 	rc = parse_args(&d, argc, argv);
 	if (rc == MIG_GO_ON)
 		rc = prepare(&d);
@@ -263,5 +300,6 @@ int main(int argc, char **argv)
 		close(d.spill_fd);
 	if (d.in_fd > 0)
 		close(d.in_fd);
+	free(d.bases);
 	return rc;
 }
