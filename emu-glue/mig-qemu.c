@@ -408,19 +408,18 @@ static int temp_beside(const char *file, char *tmp, size_t len)
 	return rc;
 }
 
-/* "| FILTER | FILTER > TMP", each FILTER a stage of its own; with a base,
- * "| mig-delta --base BASE" first. */
+/* "| FILTER | FILTER > TMP", each FILTER a stage of its own; with a
+ * chain, "| mig-delta --base F0 --base F1..." first. */
 static char *checkpoint_pipeline(char **filters, int nf, const char *tmp,
-				 const char *base, struct drive *dr)
+				 const char *bases, struct drive *dr)
 {
 	struct str pl = { 0 };
 
 	migqemu_str_add(&pl, "");
-	if (base) {
+	if (bases) {
 		migqemu_str_add(&pl, "| ");
 		migqemu_str_addq(&pl, migqemu_sibling("mig-delta"));
-		migqemu_str_add(&pl, " --base ");
-		migqemu_str_addq(&pl, base);
+		migqemu_str_add(&pl, bases);
 		migqemu_str_add(&pl, " ");
 		dr->stages[dr->nstages++] = "mig-delta";
 	}
@@ -436,20 +435,15 @@ static char *checkpoint_pipeline(char **filters, int nf, const char *tmp,
 	return pl.s;
 }
 
-/* --base: the chain's last state, as a file QEMU's pipeline can name
- * (absolute: it runs in QEMU's working directory). 0 or an exit status. */
+/* --base: the chain, as mig-delta's arguments. 0 or an exit status. */
 static int checkpoint_base(const struct common *c, struct chain *ch,
-			   char **abs)
+			   char **args)
 {
-	int rc = migqemu_chain_rebuild(ch, c->bases, c->nbases, c->decode);
+	int rc = migqemu_chain_prepare(ch, c->bases, c->nbases, c->decode);
 
-	if (rc)
-		return rc;
-	if (!(*abs = realpath(ch->last, NULL))) {
-		mig_warn("%s: %s", ch->last, strerror(errno));
-		return MIG_EXIT_IO;
-	}
-	return 0;
+	if (!rc)
+		*args = migqemu_chain_args(ch);
+	return rc;
 }
 
 static int cmd_checkpoint(int argc, char **argv)

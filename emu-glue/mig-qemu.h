@@ -90,20 +90,22 @@ struct drive {
 
 int migqemu_drive(struct drive *dr);
 
-/* qemu-chain.c: a full checkpoint and deltas, each against the one before
- * (mig-delta(1)), rebuilt into the raw stream of the last state: each file
- * through decode (a shell pipeline; NULL: none), each delta through
- * mig-delta -d. ch->last is that stream's file (files[0] itself for a
- * lone file not decoded); migqemu_chain_free removes the temporary ones.
+/* qemu-chain.c: a full checkpoint and deltas, each against the state
+ * before it (mig-delta(1)), as mig-delta's --base arguments: each file
+ * through decode first (a shell pipeline, into a temporary file; NULL:
+ * the files as they are). migqemu_chain_args: " --base 'F0' --base 'F1'..."
+ * (malloc'd); migqemu_chain_free removes the temporary files.
  * 0 or an exit status (the failure said). */
 #define CHAIN_MAX 256
 struct chain {
+	char *file[CHAIN_MAX];   /* absolute paths */
+	size_t n;
 	char *tmp[CHAIN_MAX];
 	size_t ntmp;
-	const char *last;
 };
-int migqemu_chain_rebuild(struct chain *ch, const char **files, size_t n,
+int migqemu_chain_prepare(struct chain *ch, const char **files, size_t n,
 			  const char *decode);
+char *migqemu_chain_args(const struct chain *ch);
 void migqemu_chain_free(struct chain *ch);
 
 /* qemu-seal.c, qemu-restore.c */

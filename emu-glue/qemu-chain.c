@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-chain.c - a chain of checkpoints (a full one, then deltas, each
- * against the one before: mig-delta(1)) rebuilt into the raw stream of
- * its last state, for `mig-qemu checkpoint --base` (the base of the next
- * delta) and `mig-qemu restore --base` (the base of the file restored).
+ * against the state before it: mig-delta(1)) as `mig-delta --base F0
+ * --base F1 ...` takes it, for `mig-qemu checkpoint --base` (the base of
+ * the next delta) and `mig-qemu restore --base` (the base of the file
+ * restored). mig-delta rebuilds the chain's states itself, hashing them,
+ * never writing them.
  *
- * Each file passes through the decoders first (restore's FILTERs, or
- * checkpoint's --decode), then each delta through `mig-delta -d --base`
- * the state before it, into a temporary file (named: mig-delta reads its
- * base by name; 0600 in $TMPDIR), which the next step replaces: at most
- * two such files at once, the last removed by migqemu_chain_free. A full
- * checkpoint not decoded (raw, or in the envelope of mig-qemu checkpoint)
- * is its own base: nothing is copied. The temporary files are the guest's
- * RAM in the clear, as mig-delta's own spilled pages.
+ * Files written through filters are decoded first (restore's FILTERs, or
+ * checkpoint's --decode), each into a temporary file (0600 in $TMPDIR:
+ * mig-delta reads its bases by name) removed by migqemu_chain_free; a
+ * delta decodes to its few changed pages, the full checkpoint to the
+ * whole stream, the guest's RAM in the clear, as mig-delta's own spilled
+ * pages. Files that need no decoding (raw, sealed, deltas) are read as
+ * they are.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@
 #include "mig.h"
 #include "mig-qemu.h"
 
-/* A temporary file's name for the state after files[i]. */
+/* A new temporary file's name, kept for migqemu_chain_free. */
 static int chain_temp(struct chain *ch, char **path)
 {
 	const char *dir = getenv("TMPDIR");
@@ -65,70 +66,73 @@ static int run_bash(const char *cmd, const char *what)
 		;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	mig_warn("--base: the chain could not be rebuilt at %s (exit status "
-		 "%d)", what,
+	mig_warn("--base: %s could not be decoded (exit status %d)", what,
 		 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	return MIG_EXIT_DATA;
 }
 
-/* "set -o pipefail; < 'FILE' DECODE | mig-delta -d --base 'PREV' > 'OUT'" */
-static char *step_command(const char *file, const char *decode,
-			  const char *prev, const char *out)
+/* "set -o pipefail; < 'FILE' DECODE > 'OUT'" */
+static int decode_file(struct chain *ch, const char *file, const char *decode,
+		       char **out)
 {
 	struct str c = { 0 };
+	int rc = chain_temp(ch, out);
 
+	if (rc)
+		return rc;
 	migqemu_str_add(&c, "set -o pipefail; < ");
 	migqemu_str_addq(&c, file);
 	migqemu_str_add(&c, " ");
-	if (decode) {
-		migqemu_str_add(&c, decode);
-		migqemu_str_add(&c, prev ? " | " : " ");
-	}
-	if (prev) {
-		migqemu_str_addq(&c, migqemu_sibling("mig-delta"));
-		migqemu_str_add(&c, " -d --base ");
-		migqemu_str_addq(&c, prev);
-		migqemu_str_add(&c, " ");
-	} else if (!decode) {
-		migqemu_str_add(&c, "cat ");
-	}
-	migqemu_str_add(&c, "> ");
-	migqemu_str_addq(&c, out);
-	return c.s;
+	migqemu_str_add(&c, decode);
+	migqemu_str_add(&c, " > ");
+	migqemu_str_addq(&c, *out);
+	rc = run_bash(c.s, file);
+	free(c.s);
+	return rc;
 }
 
-int migqemu_chain_rebuild(struct chain *ch, const char **files, size_t n,
+int migqemu_chain_prepare(struct chain *ch, const char **files, size_t n,
 			  const char *decode)
 {
-	const char *prev = NULL;
-
 	memset(ch, 0, sizeof *ch);
 	if (n > CHAIN_MAX)
 		return mig_usage_error("--base: at most %d files in a chain",
 				       CHAIN_MAX);
 	for (size_t i = 0; i < n; i++) {
-		char *out, *cmd;
+		char *out;
 		int rc;
 
-		if (i == 0 && !decode) { /* the full checkpoint as it is */
-			prev = files[0];
+		if (!decode) {
+			/* absolute: QEMU's pipeline runs in its own directory */
+			if (!(ch->file[i] = realpath(files[i], NULL))) {
+				mig_warn("--base: %s: %s", files[i],
+					 strerror(errno));
+				return MIG_EXIT_IO;
+			}
+			ch->n++;
 			continue;
 		}
-		if ((rc = chain_temp(ch, &out)) != 0)
+		if ((rc = decode_file(ch, files[i], decode, &out)) != 0)
 			return rc;
-		cmd = step_command(files[i], decode, prev, out);
-		rc = run_bash(cmd, files[i]);
-		free(cmd);
-		if (rc)
-			return rc;
-		if (ch->ntmp > 1) /* the state before: no longer needed */
-			unlink(ch->tmp[ch->ntmp - 2]);
-		prev = out;
+		ch->file[ch->n++] = strdup(out);
+		if (!ch->file[ch->n - 1]) {
+			mig_warn("out of memory");
+			return MIG_EXIT_SYS;
+		}
 	}
-	ch->last = prev;
-	if (migqemu_verbose && n)
-		mig_warn("chain of %zu rebuilt: the base is %s", n, prev);
 	return 0;
+}
+
+char *migqemu_chain_args(const struct chain *ch)
+{
+	struct str a = { 0 };
+
+	migqemu_str_add(&a, "");
+	for (size_t i = 0; i < ch->n; i++) {
+		migqemu_str_add(&a, " --base ");
+		migqemu_str_addq(&a, ch->file[i]);
+	}
+	return a.s;
 }
 
 void migqemu_chain_free(struct chain *ch)
@@ -137,6 +141,7 @@ void migqemu_chain_free(struct chain *ch)
 		unlink(ch->tmp[i]);
 		free(ch->tmp[i]);
 	}
-	ch->ntmp = 0;
-	ch->last = NULL;
+	for (size_t i = 0; i < ch->n; i++)
+		free(ch->file[i]);
+	ch->ntmp = ch->n = 0;
 }

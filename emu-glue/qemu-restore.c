@@ -197,13 +197,14 @@ static char *joined(char **filters, int nf)
 	return j.s;
 }
 
-/* With --base: the chain rebuilt (each file through the FILTERs), and the
- * stages FILTER... then "mig-delta -d --base LAST" (malloc'd, in *f). */
+/* With --base: the chain's files decoded by the FILTERs (if any), and
+ * the stages FILTER... then "mig-delta -d --base F0 --base F1..."
+ * (malloc'd, in *f). */
 static int chain_stages(struct common *c, char **filters, int nf,
 			struct chain *ch, char ***f, char **delta)
 {
-	char *dec = joined(filters, nf);
-	int rc = migqemu_chain_rebuild(ch, c->bases, c->nbases, dec);
+	char *dec = joined(filters, nf), *args;
+	int rc = migqemu_chain_prepare(ch, c->bases, c->nbases, dec);
 	struct str d = { 0 };
 
 	free(dec);
@@ -215,8 +216,10 @@ static int chain_stages(struct common *c, char **filters, int nf,
 	}
 	memcpy(*f, filters, (size_t)nf * sizeof **f);
 	migqemu_str_addq(&d, migqemu_sibling("mig-delta"));
-	migqemu_str_add(&d, " -d --base ");
-	migqemu_str_addq(&d, ch->last);
+	migqemu_str_add(&d, " -d");
+	args = migqemu_chain_args(ch);
+	migqemu_str_add(&d, args);
+	free(args);
 	(*f)[nf] = *delta = d.s;
 	return 0;
 }
