@@ -88,6 +88,13 @@ vg() {
 	run -1 vg mig-delta -d --base "$STREAM" d1
 	run -1 vg mig-delta --base base part
 	run -2 vg mig-delta --bogus
+	# a chain (the vectors' tiny streams): there and back again
+	local v=$REPO/tests/vectors
+	vg mig-delta --base "$v/delta-base.qemu" "$v/delta-new.qemu" > c1
+	vg mig-delta -d --base "$v/delta-base.qemu" c1 > r1
+	vg mig-delta --base "$v/delta-base.qemu" --base c1 "$v/delta-base.qemu" > c2
+	vg mig-delta -d --base "$v/delta-base.qemu" --base c1 c2 | cmp - "$v/delta-base.qemu"
+	run -1 vg mig-delta -d --base "$v/delta-base.qemu" --base c2 c1
 }
 
 @test "valgrind: mig-encrypt and mig-decrypt, both ciphers, good and bad input" {
