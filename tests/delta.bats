@@ -303,8 +303,8 @@ Try 'mig-delta --help'."
 	assert_equal "$stderr" "mig-delta: -S is for encoding
 Try 'mig-delta --help'."
 	run -0 mig-delta -h
-	assert_line --index 0 "usage: mig-delta [-v] [-S] --base BASE [FILE] > DELTA"
-	assert_line "  -b, --base BASE  the base checkpoint (a regular file)"
+	assert_line --index 0 "usage: mig-delta [-v] [-S] --base BASE [--base DELTA]... [FILE] > DELTA"
+	assert_line "  -b, --base BASE  the base checkpoint (a regular file); given again, the"
 	run -0 mig-delta -V
 	assert_output "mig-delta (migkit) $(sed -n 's/^#define MIG_VERSION_STRING "\(.*\)"/\1/p' "$REPO/channel/mig.h")"
 	run -2 on_tty "mig-delta --base $D/base"

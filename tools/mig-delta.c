@@ -43,8 +43,10 @@ struct delta {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: mig-delta [-v] [-S] --base BASE [FILE] > DELTA\n"
-		"       mig-delta -d [-v] --base BASE [DELTA] > STREAM\n"
+		"usage: mig-delta [-v] [-S] --base BASE [--base DELTA]... [FILE] > "
+		"DELTA\n"
+		"       mig-delta -d [-v] --base BASE [--base DELTA]... [DELTA] > "
+		"STREAM\n"
 		"Write the RAM pages of a raw QEMU migration stream (FILE or "
 		"standard input)\nthat differ from those of BASE, a raw QEMU "
 		"stream file (a checkpoint), as a\ndelta layer bound to BASE; "
@@ -54,9 +56,9 @@ static void usage(FILE *out)
 		"writing a byte, and\nholds back what follows the RAM pages "
 		"until the whole delta is verified.\nMemory: %u bytes per page "
 		"of guest RAM for each of BASE and the input.\n\n"
-		"  -b, --base BASE  the base checkpoint (a regular file); again: "
-		"the deltas of a\n                   chain on it, each "
-		"against the state before\n"
+		"  -b, --base BASE  the base checkpoint (a regular file); "
+		"given again, the\n                   deltas of a chain on "
+		"it, each against the state before\n"
 		"  -d, --decode     rebuild the stream from a delta\n"
 		"  -v, --verbose    say the index's size and what was done\n"
 		"  -S, --spill      spill the pages even from a regular file\n"
