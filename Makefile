@@ -15,10 +15,13 @@ $(foreach f,$(FILTERS),$(eval ALIAS_$(f) := $(call decode_name,$(f))))
 
 # Filters that live in the channel library, which peels them itself.
 CHANNEL_FILTERS = envelope
+# Layers whose command is a tool of its own (mig-delta needs a base):
+# emu-glue/NAME-layer.c holds the filter, so mig-info opens them too.
+LAYER_FILTERS = delta
 
 # Commands that are not layer filters: tools/mig-NAME.c, linked with
 # OBJS_NAME and LIBS_NAME.
-TOOLS = info tee ssh keygen compact
+TOOLS = info tee ssh keygen compact delta
 
 # Commands that drive emulators: emu-glue/mig-NAME.c, linked with OBJS_NAME
 # and LIBS_NAME like the tools.
@@ -53,7 +56,8 @@ CHANNEL_SRC = $(filter-out channel/main.c,$(wildcard channel/*.c))
 CHANNEL_OBJ = $(CHANNEL_SRC:%.c=$(B)/%.o)
 # the filters, and the code they share that is no filter of its own
 FILTER_SHARED = keyfile
-FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o) $(FILTER_SHARED:%=$(B)/filters/%.o)
+FILTER_OBJ = $(FILTERS:%=$(B)/filters/%.o) $(FILTER_SHARED:%=$(B)/filters/%.o) \
+	$(LAYER_FILTERS:%=$(B)/emu-glue/%-layer.o)
 COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(CHANNEL_FILTERS:%=$(B)/bin/mig-%) \
 	$(TOOLS:%=$(B)/bin/mig-%) $(GLUE:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
@@ -141,7 +145,7 @@ $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(eval $(call alias_rule,$(f)))))
 
 $(B)/filters/all.o: filters/all.c Makefile $(FLAGS_STAMP) | $(DEPS_FIRST)
 	@mkdir -p $(dir $@)
-	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))' -c $< -o $@
+	$(CC) $(MIG_CFLAGS) $(DEPFLAGS) $(CFLAGS) '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS) $(LAYER_FILTERS),X($(f)))' -c $< -o $@
 
 # the QEMU stream reader, and libvirt's save image header it skips
 QS_OBJ = $(B)/emu-glue/qemu-stream.o $(B)/emu-glue/libvirt-image.o
@@ -151,6 +155,11 @@ LIBS_info = $(FILTER_LIBS) $(LIBS_JSON)
 # mig-compact: the stream reader's hooks (qemu-compact.c) rebuild the stream
 OBJS_compact = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
 LIBS_compact = $(LIBS_JSON)
+# mig-delta: the compactor's index with a key per page (qemu-delta*.c)
+DELTA_OBJ = $(B)/emu-glue/qemu-delta.o $(B)/emu-glue/qemu-delta-rebuild.o \
+	$(B)/emu-glue/delta-layer.o
+OBJS_delta = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o $(DELTA_OBJ)
+LIBS_delta = $(LIBS_JSON)
 OBJS_tee = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
 LIBS_tee = $(LIBS_JSON)
 # mig-ssh's steps, one file each (tools/mig-ssh.h)
@@ -177,7 +186,7 @@ OBJS_recv = $(addprefix $(B)/emu-glue/,recv-argv.o recv-emu.o recv-feed.o \
 LIBS_recv = $(LIBS_JSON)
 # mig-qemu's parts (emu-glue/mig-qemu.h)
 OBJS_qemu = $(addprefix $(B)/emu-glue/,qemu-strings.o qemu-seal.o qemu-converge.o \
-	qemu-migrate.o qemu-restore.o) \
+	qemu-migrate.o qemu-restore.o qemu-chain.o) \
 	$(B)/emu-glue/qmp.o $(QS_OBJ)
 LIBS_qemu = $(LIBS_JSON)
 
@@ -205,15 +214,17 @@ $(B)/tests/test-qemu-stream: $(B)/tests/unit/test-qemu-stream.o \
 # Fuzzing: libFuzzer targets (tests/fuzz), run for FUZZ_SECONDS each by
 # `make fuzz`; `make check` replays their corpus and every crash found.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS = stream walk meta qemu-stream encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
+FUZZ_TARGETS = stream walk meta qemu-stream delta encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
 FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) $(FILTER_SHARED:%=filters/%.c) \
-	filters/all.c emu-glue/qemu-stream.c emu-glue/libvirt-image.c emu-glue/qemu-compact.c
-FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS),X($(f)))'
+	filters/all.c emu-glue/qemu-stream.c emu-glue/libvirt-image.c emu-glue/qemu-compact.c \
+	emu-glue/delta-layer.c emu-glue/qemu-delta.c emu-glue/qemu-delta-rebuild.c
+FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS) $(LAYER_FILTERS),X($(f)))'
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	-pthread -Ichannel -Ifilters -Iemu-glue -Itests/fuzz $(FUZZ_LIST)
 FUZZ_LIBS = $(LIBS) $(FILTER_LIBS) $(LIBS_JSON)
 REPLAY_OBJS = $(B)/tests/fuzz/standalone.o $(B)/filters/all.o $(FILTER_OBJ) \
-	$(QS_OBJ) $(B)/emu-glue/qemu-compact.o $(B)/libmigchan.a
+	$(QS_OBJ) $(B)/emu-glue/qemu-compact.o $(B)/emu-glue/qemu-delta.o \
+	$(B)/emu-glue/qemu-delta-rebuild.o $(B)/libmigchan.a
 REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay-%)
 
 $(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | $(DEPS_FIRST)

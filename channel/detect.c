@@ -18,6 +18,7 @@ static const struct mig_kind kinds[] = {
 	{ MIG_KIND_COMPRESS, "compress", "mig-decompress", 0x01 },
 	{ MIG_KIND_ENCRYPT, "encrypt", "mig-decrypt", 0 },
 	{ MIG_KIND_ENVELOPE, "envelope", "mig-envelope -d", 0 },
+	{ MIG_KIND_DELTA, "delta", "mig-delta -d --base BASE", 0 },
 };
 
 /*

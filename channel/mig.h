@@ -58,6 +58,7 @@ enum mig_frame_type {
 #define MIG_KIND_COMPRESS 2
 #define MIG_KIND_ENCRYPT 3
 #define MIG_KIND_ENVELOPE 4
+#define MIG_KIND_DELTA 5    /* mig-delta: no filter of its own (a tool) */
 struct mig_kind {
 	uint8_t id;
 	const char *name;   /* "checksum" */

@@ -39,7 +39,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: mig-qemu migrate    [options] QMP-SOCKET 'PIPELINE'\n"
-		"       mig-qemu checkpoint [options] QMP-SOCKET [FILTER...] FILE\n"
+		"       mig-qemu checkpoint [options] [--base PREV...] QMP-SOCKET "
+		"[FILTER...] FILE\n"
 		"       mig-qemu restore    [options] FILE [FILTER...] -- "
 		"[EMULATOR ARGS...]\n"
 		"       mig-qemu seal       [--meta KEY=VALUE]... [--meta-file F]\n"
@@ -76,6 +77,12 @@ static void usage(FILE *out)
 		"is no terminal\n"
 		"      --resume           checkpoint: let the VM run on "
 		"afterwards\n"
+		"      --base PREV        checkpoint: a delta against the last "
+		"state of the chain\n"
+		"                         PREV... (repeatable; mig-delta(1)); "
+		"restore: FILE is one\n"
+		"      --decode CMD       checkpoint --base: the decoders of the "
+		"chain's files\n"
 		"restore:\n"
 		"      --from-stream      start the emulator from the "
 		"checkpoint's META\n"
@@ -121,10 +128,12 @@ static int check_signing_key(const char *path, char **abs)
 void migqemu_common_free(struct common *c)
 {
 	free(c->meta);
+	free(c->bases);
 	free(c->signers);
 	free(c->allows);
 	free(c->sign);
 	c->meta = NULL;
+	c->bases = NULL;
 	c->signers = NULL;
 	c->allows = NULL;
 	c->sign = NULL;
@@ -136,7 +145,8 @@ static int common_init(int argc, struct common *c)
 	c->meta = calloc((size_t)argc + 1, sizeof *c->meta);
 	c->signers = calloc((size_t)argc + 1, sizeof *c->signers);
 	c->allows = calloc((size_t)argc + 1, sizeof *c->allows);
-	if (!c->meta || !c->signers || !c->allows) {
+	c->bases = calloc((size_t)argc + 1, sizeof *c->bases);
+	if (!c->meta || !c->signers || !c->allows || !c->bases) {
 		mig_warn("out of memory");
 		return MIG_EXIT_SYS;
 	}
@@ -160,7 +170,8 @@ static int add_meta(const char *kv, struct common *c)
 
 enum { O_SEND = 256, O_META, O_BW, O_DT, O_TMO, O_GRACE, O_JSON, O_RESUME,
        O_FROM, O_SIGN, O_SIGNER, O_TRUST_UNSIGNED, O_NOT_BEFORE, O_EMU,
-       O_ALLOW, O_PROGRESS, O_DT_MAX, O_AUTO_CONV, O_XBZRLE, O_DIRTY_LIMIT, O_SWITCH_BW };
+       O_ALLOW, O_PROGRESS, O_DT_MAX, O_AUTO_CONV, O_XBZRLE, O_DIRTY_LIMIT, O_SWITCH_BW,
+       O_BASE, O_DECODE };
 
 /* --auto-converge[=INITIAL,INCREMENT]: QEMU's throttle, in percent. */
 static int auto_converge_option(const char *arg, struct converge *cv)
@@ -243,6 +254,8 @@ static int take_option(int o, char *arg, struct common *c)
 	case O_NOT_BEFORE: c->not_before = arg; break;
 	case O_EMU: c->emulator = arg; break;
 	case O_ALLOW: c->allows[c->nallows++] = arg; break;
+	case O_BASE: c->bases[c->nbases++] = arg; break;
+	case O_DECODE: c->decode = arg; break;
 	case O_DT_MAX: case O_AUTO_CONV: case O_XBZRLE: case O_DIRTY_LIMIT:
 	case O_SWITCH_BW:
 		return converge_option(o, arg, &c->cv);
@@ -290,6 +303,8 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 		{ "xbzrle", optional_argument, NULL, O_XBZRLE },
 		{ "dirty-limit", optional_argument, NULL, O_DIRTY_LIMIT },
 		{ "switchover-bandwidth", required_argument, NULL, O_SWITCH_BW },
+		{ "base", required_argument, NULL, O_BASE },
+		{ "decode", required_argument, NULL, O_DECODE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -315,6 +330,9 @@ int migqemu_parse_common(int argc, char **argv, struct common *c)
 	}
 	if (rc == MIG_GO_ON)
 		rc = check_converge(c);
+	if (rc == MIG_GO_ON && c->decode && !c->nbases)
+		rc = mig_usage_error("%s: --decode is for the files of --base",
+				     argv[0]);
 	if (rc == MIG_GO_ON && migqemu_json_out && mig_stdout_closed()) {
 		mig_warn("--json: stdout: closed"); /* it would be lost */
 		return MIG_EXIT_IO;
@@ -346,9 +364,11 @@ static int cmd_migrate(int argc, char **argv)
 		migqemu_common_free(&c);
 		return r;
 	}
-	if (argc - optind != 2) {
+	if (argc - optind != 2 || c.nbases) {
 		migqemu_common_free(&c);
-		return mig_usage_error("migrate: need QMP-SOCKET and 'PIPELINE'");
+		return mig_usage_error(c.nbases ? "migrate: --base is for "
+				       "checkpoint and restore" :
+				       "migrate: need QMP-SOCKET and 'PIPELINE'");
 	}
 	fill_drive(&dr, &c);
 	dr.qmp_path = argv[optind];
@@ -388,13 +408,21 @@ static int temp_beside(const char *file, char *tmp, size_t len)
 	return rc;
 }
 
-/* "| FILTER | FILTER > TMP", each FILTER a stage of its own. */
+/* "| FILTER | FILTER > TMP", each FILTER a stage of its own; with a
+ * chain, "| mig-delta --base F0 --base F1..." first. */
 static char *checkpoint_pipeline(char **filters, int nf, const char *tmp,
-				 struct drive *dr)
+				 const char *bases, struct drive *dr)
 {
 	struct str pl = { 0 };
 
 	migqemu_str_add(&pl, "");
+	if (bases) {
+		migqemu_str_add(&pl, "| ");
+		migqemu_str_addq(&pl, migqemu_sibling("mig-delta"));
+		migqemu_str_add(&pl, bases);
+		migqemu_str_add(&pl, " ");
+		dr->stages[dr->nstages++] = "mig-delta";
+	}
 	for (int i = 0; i < nf; i++) {
 		migqemu_str_add(&pl, "| ");
 		migqemu_str_add(&pl, filters[i]);
@@ -407,22 +435,38 @@ static char *checkpoint_pipeline(char **filters, int nf, const char *tmp,
 	return pl.s;
 }
 
+/* --base: the chain, as mig-delta's arguments. 0 or an exit status. */
+static int checkpoint_base(const struct common *c, struct chain *ch,
+			   char **args)
+{
+	int rc = migqemu_chain_prepare(ch, c->bases, c->nbases, c->decode);
+
+	if (!rc)
+		*args = migqemu_chain_args(ch);
+	return rc;
+}
+
 static int cmd_checkpoint(int argc, char **argv)
 {
 	struct common c = { 0 };
 	struct drive dr = { 0 };
-	char tmp[PATH_MAX * 2], *pipeline = NULL;
+	struct chain ch = { 0 };
+	char tmp[PATH_MAX * 2], *pipeline = NULL, *base = NULL;
 	const char *file = argv[argc - 1];
 	int rc = migqemu_parse_common(argc, argv, &c);
 
 	if (rc == MIG_GO_ON && argc - optind < 2)
 		rc = mig_usage_error("checkpoint: need QMP-SOCKET and FILE");
-	if (rc == MIG_GO_ON && (rc = temp_beside(file, tmp, sizeof tmp)) == 0) {
+	if (rc == MIG_GO_ON && c.nbases)
+		rc = checkpoint_base(&c, &ch, &base);
+	if (rc == MIG_GO_ON || rc == 0)
+		rc = temp_beside(file, tmp, sizeof tmp);
+	if (rc == 0) {
 		fill_drive(&dr, &c);
 		dr.qmp_path = argv[optind];
 		dr.resume = c.resume;
 		dr.pipeline = pipeline = checkpoint_pipeline(
-			argv + optind + 1, argc - optind - 2, tmp, &dr);
+			argv + optind + 1, argc - optind - 2, tmp, base, &dr);
 		rc = migqemu_drive(&dr);
 		if (rc == 0 && rename(tmp, file) < 0) {
 			mig_warn("%s: %s", file, strerror(errno));
@@ -437,6 +481,8 @@ static int cmd_checkpoint(int argc, char **argv)
 		}
 	}
 	free(pipeline);
+	free(base);
+	migqemu_chain_free(&ch);
 	migqemu_common_free(&c);
 	return rc;
 }

@@ -40,6 +40,9 @@ struct common {
 	size_t nallows;
 	const char **meta;
 	size_t nmeta;
+	const char **bases;    /* --base FILE (checkpoint, restore): a chain */
+	size_t nbases;
+	const char *decode;    /* checkpoint --decode CMD: for the chain */
 	uint64_t bandwidth;
 	long downtime_ms, timeout_ms, grace_ms;
 	struct converge cv;
@@ -86,6 +89,24 @@ struct drive {
 };
 
 int migqemu_drive(struct drive *dr);
+
+/* qemu-chain.c: a full checkpoint and deltas, each against the state
+ * before it (mig-delta(1)), as mig-delta's --base arguments: each file
+ * through decode first (a shell pipeline, into a temporary file; NULL:
+ * the files as they are). migqemu_chain_args: " --base 'F0' --base 'F1'..."
+ * (malloc'd); migqemu_chain_free removes the temporary files.
+ * 0 or an exit status (the failure said). */
+#define CHAIN_MAX 256
+struct chain {
+	char *file[CHAIN_MAX];   /* absolute paths */
+	size_t n;
+	char *tmp[CHAIN_MAX];
+	size_t ntmp;
+};
+int migqemu_chain_prepare(struct chain *ch, const char **files, size_t n,
+			  const char *decode);
+char *migqemu_chain_args(const struct chain *ch);
+void migqemu_chain_free(struct chain *ch);
 
 /* qemu-seal.c, qemu-restore.c */
 int migqemu_cmd_seal(int argc, char **argv);

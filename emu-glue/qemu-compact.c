@@ -15,10 +15,12 @@
 #include "qemu-compact.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ENT_ZERO (1ull << 63)
@@ -297,6 +299,51 @@ int qc_check(struct qc *c, const struct qs_info *info)
 	return 0;
 }
 
+int qc_page_ref(const struct qc *c, uint64_t i, uint8_t *fill,
+		uint64_t *offset)
+{
+	uint64_t e = c->ent ? c->ent[i] : 0;
+
+	if (!e)
+		return 0;
+	if (e & ENT_ZERO) {
+		*fill = (uint8_t)(e & 0xff);
+		return 1;
+	}
+	uint64_t loc = ((e & ENT_SLOT_MASK) >> 8) - 1;
+	*offset = c->source_fd >= 0 ? loc : loc * c->page_size;
+	return 2;
+}
+
+void qc_page_set_zero(struct qc *c, uint64_t i)
+{
+	c->ent[i] = ENT_ZERO | (c->ent[i] & (ENT_SLOT_MASK | ENT_AGAIN));
+}
+
+bool qc_input_seekable(int fd, uint64_t *at)
+{
+	struct stat st;
+	off_t o;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (o = lseek(fd, 0, SEEK_CUR)) < 0)
+		return false;
+	*at = (uint64_t)o;
+	return true;
+}
+
+int qc_temp_file(const char *what)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		mig_warn("%s: cannot make a temporary file for the %s: %s", dir,
+			 what, strerror(errno));
+	return fd;
+}
+
 uint64_t qc_pages_sent(const struct qc *c)
 {
 	uint64_t n = 0;
@@ -322,7 +369,7 @@ static uint64_t part_bytes(const struct qc *c, const struct qs_info *info)
 	for (size_t b = 0; c->ent && b < c->nblocks; b++) {
 		bool named = false;
 		for (uint64_t i = c->block_first[b]; i < c->block_first[b + 1]; i++) {
-			if (!c->ent[i])
+			if (!c->ent[i] || (c->keep && !c->keep(c->keep_ctx, i)))
 				continue;
 			n += 8 + (c->ent[i] & ENT_ZERO ? 1 : c->page_size);
 			if (!named)
@@ -482,7 +529,7 @@ static int put_part(struct qc *c, const struct qs_info *info, struct out *o)
 	for (size_t b = 0; b < c->nblocks; b++) {
 		bool named = false;
 		for (uint64_t i = c->block_first[b]; i < c->block_first[b + 1]; i++)
-			if (c->ent[i] &&
+			if (c->ent[i] && (!c->keep || c->keep(c->keep_ctx, i)) &&
 			    put_page(c, o, &info->blocks[b],
 				     (i - c->block_first[b]) * c->page_size,
 				     c->ent[i], &named))

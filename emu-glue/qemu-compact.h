@@ -71,6 +71,11 @@ struct qc {
 	unsigned char *pend;   /* new spill slots not yet written */
 	uint64_t pend_first, pend_n;
 	struct qs_hooks hooks;
+
+	/* qc_write: only the pages keep(keep_ctx, page) says (NULL: all);
+	 * page is the index's entry number (qc_page_ref) */
+	bool (*keep)(void *ctx, uint64_t page);
+	void *keep_ctx;
 };
 
 /* spill_fd and raw_fd both >= 0 (compaction), or both -1 (count only).
@@ -96,6 +101,23 @@ uint64_t qc_output_bytes(const struct qc *c, const struct qs_info *info);
 uint64_t qc_pages_sent(const struct qc *c);
 /* Pages sent more than once (c->resent counts the records that re-sent). */
 uint64_t qc_pages_sent_again(const struct qc *c);
+
+/* Page i of the index (0 to npages - 1, block by block): 0 never sent;
+ * 1 a ZERO record (*fill); 2 data, at *offset of the page file (the
+ * source file with qc_use_source). */
+int qc_page_ref(const struct qc *c, uint64_t i, uint8_t *fill,
+		uint64_t *offset);
+/* Make page i a ZERO record with fill 0 (a page that must be written as
+ * such: a fresh destination's RAM is zero, so it loads as not sent). */
+void qc_page_set_zero(struct qc *c, uint64_t i);
+
+/* fd is a regular file to read the pages again from (qc_use_source):
+ * true, with *at its offset now (stdin may come positioned). */
+bool qc_input_seekable(int fd, uint64_t *at);
+
+/* An unnamed temporary file in $TMPDIR (default /tmp), gone when closed;
+ * -1 after a message naming what it was for. */
+int qc_temp_file(const char *what);
 
 /* Write the compacted stream to fd.  0, or -1 with e set. */
 int qc_write(struct qc *c, const struct qs_info *info, int fd, struct mig_err *e);

@@ -34,6 +34,14 @@ static int check_restore_options(const struct common *c)
 	if (c->nmeta || c->sign)
 		return mig_usage_error("restore: --%s is for migrate and "
 				       "checkpoint", c->nmeta ? "meta" : "sign");
+	if (c->decode)
+		return mig_usage_error("restore: --decode is for checkpoint: "
+				       "restore decodes every file of the chain "
+				       "with its FILTERs");
+	if (c->nbases && c->from_stream)
+		return mig_usage_error("restore: --from-stream needs the META of "
+				       "a sealed stream, which a delta does not "
+				       "keep: give the emulator's arguments");
 	return MIG_GO_ON;
 }
 
@@ -176,12 +184,53 @@ static int find_words(int argc, char **argv, const struct common *c, int *dd)
 	return MIG_GO_ON;
 }
 
+/* The FILTERs joined into one pipeline, to decode each file of a chain
+ * (NULL: none). */
+static char *joined(char **filters, int nf)
+{
+	struct str j = { 0 };
+
+	for (int i = 0; i < nf; i++) {
+		migqemu_str_add(&j, i ? " | " : "");
+		migqemu_str_add(&j, filters[i]);
+	}
+	return j.s;
+}
+
+/* With --base: the chain's files decoded by the FILTERs (if any), and
+ * the stages FILTER... then "mig-delta -d --base F0 --base F1..."
+ * (malloc'd, in *f). */
+static int chain_stages(struct common *c, char **filters, int nf,
+			struct chain *ch, char ***f, char **delta)
+{
+	char *dec = joined(filters, nf), *args;
+	int rc = migqemu_chain_prepare(ch, c->bases, c->nbases, dec);
+	struct str d = { 0 };
+
+	free(dec);
+	if (rc)
+		return rc;
+	if (!(*f = calloc((size_t)nf + 1, sizeof **f))) {
+		mig_warn("out of memory");
+		return MIG_EXIT_SYS;
+	}
+	memcpy(*f, filters, (size_t)nf * sizeof **f);
+	migqemu_str_addq(&d, migqemu_sibling("mig-delta"));
+	migqemu_str_add(&d, " -d");
+	args = migqemu_chain_args(ch);
+	migqemu_str_add(&d, args);
+	free(args);
+	(*f)[nf] = *delta = d.s;
+	return 0;
+}
+
 int migqemu_cmd_restore(int argc, char **argv)
 {
 	struct common c = { 0 };
 	struct stages s = { .n = 0 };
-	char **rv = NULL;
-	int dd, in;
+	struct chain ch = { 0 };
+	char **rv = NULL, **filters = NULL, *delta = NULL;
+	int dd, in, nf;
 	int rc = migqemu_parse_common(argc, argv, &c);
 
 	if (rc == MIG_GO_ON)
@@ -190,6 +239,17 @@ int migqemu_cmd_restore(int argc, char **argv)
 		rc = find_words(argc, argv, &c, &dd);
 	if (rc != MIG_GO_ON)
 		goto out;
+	filters = argv + optind + 1;
+	nf = dd - optind - 1;
+	if (c.nbases) {
+		char **own = NULL;
+		if ((rc = chain_stages(&c, filters, nf, &ch, &own, &delta)) != 0) {
+			free(own);
+			goto out;
+		}
+		filters = own;
+		nf++;
+	}
 	if ((in = open(argv[optind], O_RDONLY | O_CLOEXEC)) < 0) {
 		mig_warn("%s: %s", argv[optind], strerror(errno));
 		rc = MIG_EXIT_IO;
@@ -201,10 +261,14 @@ int migqemu_cmd_restore(int argc, char **argv)
 		rc = MIG_EXIT_SYS;
 		goto out;
 	}
-	rc = start_stages(in, argv + optind + 1, dd - optind - 1, rv, &s);
+	rc = start_stages(in, filters, nf, rv, &s);
 	rc = wait_stages(&s, rc);
 out:
 	free(rv); /* rv[0] is migqemu_sibling's */
+	if (delta)
+		free(filters);
+	free(delta);
+	migqemu_chain_free(&ch);
 	migqemu_common_free(&c);
 	return rc;
 }

@@ -494,6 +494,8 @@ static int add_block(struct scan *s, const char *id, uint64_t size, uint64_t at)
 static int check_ram_sent(struct scan *s, uint64_t at)
 {
     const struct qs_info *o = s->out;
+    if (s->flags & QS_ALLOW_NO_PAGES)
+        return 0;
     for (size_t i = 0; i < o->nblocks; i++)
         if (o->blocks[i].normal_pages || o->blocks[i].zero_pages ||
             o->blocks[i].other_pages)

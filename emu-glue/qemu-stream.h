@@ -144,6 +144,12 @@ enum {
      * exactly the same.
      */
     QS_ALLOW_NO_VMDESC = 1u << 0,
+    /*
+     * Accept a RAM section without a single page record: the stream a
+     * delta layer carries (mig-delta(1)), whose pages the base holds when
+     * none changed.  Without it such a stream carries no RAM: an error.
+     */
+    QS_ALLOW_NO_PAGES = 1u << 1,
 };
 
 /*

@@ -218,7 +218,7 @@ check_all() { # C
 @test "-h and -V with stdout closed: exit 3" {
 	local c
 	for c in mig-checksum mig-compress mig-decompress mig-decrypt mig-envelope \
-		mig-tee mig-info mig-compact mig-keygen mig-recv mig-qemu; do
+		mig-tee mig-info mig-compact mig-delta mig-keygen mig-recv mig-qemu; do
 		run --separate-stderr bash -c "$c -h >&-"
 		[ "$status" = 3 ] && [ "$stderr" = "$c: stdout: closed" ] ||
 			fail "$c -h: exit $status, '$stderr'"

@@ -72,6 +72,31 @@ vg() {
 	run -1 vg mig-tee --compact -o ck2 < part
 }
 
+@test "valgrind: mig-delta (from a file, a pipe, spilling; a base in an envelope), -d whole, cut, against a wrong base" {
+	mig-compact "$STREAM" > base
+	vg mig-delta --base base "$STREAM" > d1
+	cat "$STREAM" | vg mig-delta --base base > d2
+	vg mig-delta -S --base base "$STREAM" > d3
+	cmp d1 d2
+	cmp d1 d3
+	vg mig-delta -d --base base d1 | cmp - base
+	mig-envelope < base > base.env
+	vg mig-delta --base base.env "$STREAM" > d4
+	vg mig-delta -d --base base.env d4 | cmp - base
+	head -c 2000 d1 > cut
+	run -1 vg mig-delta -d --base base cut
+	run -1 vg mig-delta -d --base "$STREAM" d1
+	run -1 vg mig-delta --base base part
+	run -2 vg mig-delta --bogus
+	# a chain (the vectors' tiny streams): there and back again
+	local v=$REPO/tests/vectors
+	vg mig-delta --base "$v/delta-base.qemu" "$v/delta-new.qemu" > c1
+	vg mig-delta -d --base "$v/delta-base.qemu" c1 > r1
+	vg mig-delta --base "$v/delta-base.qemu" --base c1 "$v/delta-base.qemu" > c2
+	vg mig-delta -d --base "$v/delta-base.qemu" --base c1 c2 | cmp - "$v/delta-base.qemu"
+	run -1 vg mig-delta -d --base "$v/delta-base.qemu" --base c2 c1
+}
+
 @test "valgrind: mig-encrypt and mig-decrypt, both ciphers, good and bad input" {
 	mig-keygen -q -o key
 	for c in aes256gcm chacha20poly1305; do

@@ -90,31 +90,11 @@ static int parse_args(struct compact *c, int argc, char **argv)
 	return MIG_GO_ON;
 }
 
-/* An unnamed temporary file in $TMPDIR, gone when closed. */
-static int temp_file(const char *what)
-{
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		mig_warn("%s: cannot make a temporary file for the %s: %s", dir,
-			 what, strerror(errno));
-	return fd;
-}
-
 /* A regular file is read once, its pages later by offset (-S: not, as a
- * pipe). Where the stream starts in it: stdin may come positioned. */
+ * pipe). */
 static bool source_offset(struct compact *c)
 {
-	struct stat st;
-	off_t at;
-
-	if (c->no_seek || fstat(c->in_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (at = lseek(c->in_fd, 0, SEEK_CUR)) < 0)
-		return false;
-	c->in_base = (uint64_t)at;
-	return true;
+	return !c->no_seek && qc_input_seekable(c->in_fd, &c->in_base);
 }
 
 /* stdout, the input, the temporary files. MIG_GO_ON or an exit status. */
@@ -137,8 +117,8 @@ static int prepare(struct compact *c)
 	}
 	mig_pipe_grow(c->in_fd);
 	bool seekable = source_offset(c);
-	if ((!seekable && (c->spill_fd = temp_file("pages")) < 0) ||
-	    (c->raw_fd = temp_file("other bytes")) < 0)
+	if ((!seekable && (c->spill_fd = qc_temp_file("pages")) < 0) ||
+	    (c->raw_fd = qc_temp_file("other bytes")) < 0)
 		return MIG_EXIT_IO;
 	if (!(c->src = mig_src_fd(c->in_fd, c->name)) ||
 	    qc_init(&c->qc, c->spill_fd, c->raw_fd) < 0) {
