@@ -124,21 +124,26 @@ void migqemu_converge_setup(const struct watch *w, json_t *params, json_t *caps)
 				    json_integer((json_int_t)cv->switchover_bw));
 }
 
-/* Keep a sample at most every 250 ms: the ring covers 16 s. */
+#define WINDOW_MS 10000
+#define SETTLE_MS 2000
+
+/* Keep a sample at most every 250 ms: the ring covers 16 s; note where
+ * the stream stood once the pipes had filled. */
 static void add_sample(struct watch *w, long now)
 {
 	if (w->n && now - w->s[w->head].t < 250)
 		return;
 	if (!w->n)
 		w->t_first = now;
+	if (!w->t_settled && now - w->t_first >= SETTLE_MS) {
+		w->t_settled = now;
+		w->tr_settled = w->transferred;
+	}
 	w->head = (w->head + 1) % WATCH_SAMPLES;
 	w->s[w->head] = (struct watch_sample){ now, w->remaining, w->transferred };
 	if (w->n < WATCH_SAMPLES)
 		w->n++;
 }
-
-#define WINDOW_MS 10000
-#define SETTLE_MS 2000
 
 /* Over the last WINDOW_MS: how fast transferred grows, and how fast
  * remaining falls between syncs (its rises, the syncs, left out). The
@@ -209,14 +214,20 @@ static double first_pass_ratio(const struct watch *w)
 
 /* The seconds the pipeline needs for what QEMU handed it and it has not
  * delivered yet (its pipes and the stages' buffers): QEMU completes
- * only once the pipeline has ended. Since the buffers filled, QEMU has
- * written at the drain rate, so what it wrote beyond that rate over the
- * whole migration is what they hold. */
+ * only once the pipeline has ended. Where the pipeline sets the pace,
+ * the stream has grown at one rate since the buffers filled, and what
+ * QEMU wrote beyond that rate since the start is what they hold. Where
+ * QEMU does (its rate rising and falling with the zero pages), the
+ * pipeline keeps up and holds next to nothing: none is counted. */
 static double backlog_s(const struct watch *w, long now)
 {
-	double held;
+	double held, steady;
 
-	if (w->wire_bps <= 0)
+	if (w->wire_bps <= 0 || !w->t_settled || now - w->t_settled < 1000)
+		return 0;
+	steady = (double)(w->transferred - w->tr_settled) * 1000 /
+		 (double)(now - w->t_settled);
+	if (steady < w->wire_bps * 0.9 || steady > w->wire_bps * 1.1)
 		return 0;
 	held = (double)w->transferred - w->wire_bps * (double)(now - w->t_first) / 1000;
 	return held > 0 ? held / w->wire_bps : 0;
