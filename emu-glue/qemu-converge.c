@@ -124,31 +124,44 @@ void migqemu_converge_setup(const struct watch *w, json_t *params, json_t *caps)
 				    json_integer((json_int_t)cv->switchover_bw));
 }
 
-/* Keep a sample at most every 250 ms: the ring covers 16 s. */
+#define WINDOW_MS 10000
+#define SETTLE_MS 2000
+
+/* Keep a sample at most every 250 ms: the ring covers 16 s; note where
+ * the stream stood once the pipes had filled. */
 static void add_sample(struct watch *w, long now)
 {
 	if (w->n && now - w->s[w->head].t < 250)
 		return;
+	if (!w->n)
+		w->t_first = now;
+	if (!w->t_settled && now - w->t_first >= SETTLE_MS) {
+		w->t_settled = now;
+		w->tr_settled = w->transferred;
+	}
 	w->head = (w->head + 1) % WATCH_SAMPLES;
 	w->s[w->head] = (struct watch_sample){ now, w->remaining, w->transferred };
 	if (w->n < WATCH_SAMPLES)
 		w->n++;
 }
 
-#define WINDOW_MS 10000
-
 /* Over the last WINDOW_MS: how fast transferred grows, and how fast
- * remaining falls between syncs (its rises, the syncs, left out). */
+ * remaining falls between syncs (its rises, the syncs, left out). The
+ * first SETTLE_MS are left out once the window can do without them:
+ * then QEMU fills the pipes and the stages' buffers faster than the
+ * pipeline drains, which the rest of the migration never sees again. */
 static void measure_rates(struct watch *w)
 {
 	size_t i, k = w->head;
 	uint64_t fell = 0;
 	long t_new = w->s[w->head].t, t_old = t_new;
 	uint64_t tr_old = w->s[w->head].transferred;
+	long t_from = t_new - w->t_first >= SETTLE_MS + 1000
+		      ? w->t_first + SETTLE_MS : w->t_first;
 
 	for (i = 1; i < w->n; i++) {
 		size_t prev = (k + WATCH_SAMPLES - 1) % WATCH_SAMPLES;
-		if (t_new - w->s[prev].t > WINDOW_MS)
+		if (t_new - w->s[prev].t > WINDOW_MS || w->s[prev].t < t_from)
 			break;
 		if (w->s[prev].remaining > w->s[k].remaining)
 			fell += w->s[prev].remaining - w->s[k].remaining;
@@ -189,10 +202,45 @@ static void follow_rounds(struct watch *w, long syncs)
 	}
 }
 
-/* The ETA: what is left, at the rate remaining falls less the rate the
- * guest dirties (known after the first pass); none when that is not
- * positive, as in a migration that does not converge. */
-static void estimate(struct watch *w)
+/* The stream's bytes per byte of RAM sent so far in the first pass: a
+ * zero page costs a few bytes, another a page and its header, so RAM
+ * mostly of zeros goes many times faster than RAM of data. */
+static double first_pass_ratio(const struct watch *w)
+{
+	uint64_t sent = w->total > w->remaining ? w->total - w->remaining : 0;
+
+	return sent ? (double)w->transferred / (double)sent : 1;
+}
+
+/* The seconds the pipeline needs for what QEMU handed it and it has not
+ * delivered yet (its pipes and the stages' buffers): QEMU completes
+ * only once the pipeline has ended. Where the pipeline sets the pace,
+ * the stream has grown at one rate since the buffers filled, and what
+ * QEMU wrote beyond that rate since the start is what they hold. Where
+ * QEMU does (its rate rising and falling with the zero pages), the
+ * pipeline keeps up and holds next to nothing: none is counted. */
+static double backlog_s(const struct watch *w, long now)
+{
+	double held, steady;
+
+	if (w->wire_bps <= 0 || !w->t_settled || now - w->t_settled < 1000)
+		return 0;
+	steady = (double)(w->transferred - w->tr_settled) * 1000 /
+		 (double)(now - w->t_settled);
+	if (steady < w->wire_bps * 0.9 || steady > w->wire_bps * 1.1)
+		return 0;
+	held = (double)w->transferred - w->wire_bps * (double)(now - w->t_first) / 1000;
+	return held > 0 ? held / w->wire_bps : 0;
+}
+
+/* The ETA, to QEMU's verdict. In the first pass: what is left of RAM, in
+ * bytes of the stream at the ratio seen so far, over the rate the
+ * pipeline takes the stream (remaining's own fall rate would count the
+ * zero pages behind as if the rest were like them). After it: what is
+ * left at the rate remaining falls less the rate the guest dirties; none
+ * when that is not positive, as in a migration that does not converge.
+ * Either way, plus the pipeline's backlog. */
+static void estimate(struct watch *w, long now)
 {
 	double net = w->fall_bps - (w->dirty_bps > 0 ? w->dirty_bps : 0);
 
@@ -200,7 +248,13 @@ static void estimate(struct watch *w)
 		w->percent = 100.0 * (double)(w->total - (w->remaining < w->total
 						  ? w->remaining : w->total)) /
 			     (double)w->total;
-	w->eta_s = w->fall_bps > 0 && net > 0 ? (double)w->remaining / net : -1;
+	if (w->syncs < 2)
+		w->eta_s = w->wire_bps > 0 ? (double)w->remaining *
+			   first_pass_ratio(w) / w->wire_bps : -1;
+	else
+		w->eta_s = w->fall_bps > 0 && net > 0 ? (double)w->remaining / net : -1;
+	if (w->eta_s > 0)
+		w->eta_s += backlog_s(w, now);
 	if (w->remaining == 0 && w->fall_bps >= 0)
 		w->eta_s = 0;
 }
@@ -224,7 +278,7 @@ void migqemu_watch(struct watch *w, json_t *m, long now)
 	follow_rounds(w, syncs);
 	add_sample(w, now);
 	measure_rates(w);
-	estimate(w);
+	estimate(w, now);
 }
 
 static bool set_parameter(struct watch *w, const char *name, json_int_t v)

@@ -31,6 +31,9 @@ struct watch {
 	char version[32];       /* QEMU's, "7.2.22" */
 	struct watch_sample s[WATCH_SAMPLES]; /* a ring, the newest at head */
 	size_t n, head;
+	long t_first;           /* the first sample's time (ms) */
+	long t_settled;         /* the first sample's SETTLE_MS on; 0: none yet */
+	uint64_t tr_settled;    /* transferred then */
 	uint64_t total, page_size, remaining, transferred;
 	long syncs;             /* QEMU's dirty-sync-count */
 	uint64_t round_max;     /* the largest remaining of this round */

@@ -5,7 +5,8 @@
 # than QEMU may send (--bandwidth): a plain migration does not converge,
 # times out saying why, the source running on; with --downtime-max or
 # --auto-converge the same migration completes. Firmware-only VMs for
-# xbzrle, the options this QEMU lacks, and the progress figures.
+# xbzrle, the options this QEMU lacks, and the progress figures; the ETA
+# at 50 % on the steady guest through a pipeline at --rate.
 # shellcheck disable=SC2016,SC2154,SC2086 # $WORK: kernel arguments, split on purpose
 
 MIB=64
@@ -231,4 +232,30 @@ stderr_line() { # ERE
 	assert_output running
 	run -0 qmp src '{"execute":"query-migrate"}'
 	assert_equal "$(jq -r .status <<< "$output")" cancelled
+}
+
+# The steady guest, 256 MiB: 150 MB of random data in its page cache (the
+# rest of its RAM mostly zeros, lower down), rewriting 1 MB/s of a 2 MB
+# region, through a pipeline whose checksum stage is held to 8 MiB/s:
+# about 30 s, the first pass most of it. The ETA of the first record at
+# or past 50 % against the time from that record to QEMU's verdict (its
+# last record). QEMU reports no dirty rate before its second sync, so
+# that ETA leaves out the rounds after the first pass (here a few MB).
+@test "the ETA at 50 %: within 20 % of the time the migration really took from there (the guest dirtying steadily, a pipeline at --rate 8M)" {
+	guest_start src 256 mig.fill=150 mig.pattern=random mig.dirty=1 mig.region=2
+	run -0 guest_wait_ready src 120
+	guest_wait_beat src 2 20 > /dev/null
+	run -0 --separate-stderr mig-qemu migrate --json --timeout 90 \
+		"$VM_DIR/src.mq" 'mig-checksum --rate 8M | mig-checksum -d > /dev/null'
+	local out=$output half eta real
+	half=$(jq -s -c '[.[] | select(.event == "progress" and .status == "active" and .percent >= 50)][0]' <<< "$out")
+	[ "$half" != null ] || fail "no progress record at or past 50 %: $out"
+	eta=$(jq -r .eta_s <<< "$half")
+	[ "$eta" != null ] || fail "no ETA at 50 %: $half"
+	real=$(jq -s -r --argjson h "$half" '([.[] | select(.event == "progress")] | last) as $l |
+		select($l.status == "completed") | ($l.elapsed_ms - $h.elapsed_ms) / 1000' <<< "$out")
+	[ -n "$real" ] || fail "the migration did not complete: $(tail -n 2 <<< "$out")"
+	echo "# ETA at $(jq -r '.percent | floor' <<< "$half") % ($(jq -r .elapsed_ms <<< "$half") ms in): $eta s; it took $real s ($(jq -n -r --argjson e "$eta" --argjson r "$real" '($e / $r - 1) * 100 | . * 10 | round / 10') %)" >&3
+	jq -e -n --argjson e "$eta" --argjson r "$real" '$e >= $r * 0.8 and $e <= $r * 1.2' > /dev/null ||
+		fail "ETA $eta s at 50 %, the migration took $real s more"
 }

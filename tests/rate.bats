@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # --rate RATE: every filter, mig-tee and mig-ssh (through a real sshd on
 # 127.0.0.1) hold what they write to RATE bytes a second, measured around
-# real streams, with the same bytes as without it. One filter runs 10 s
-# with a 5 % bound (issue 17 asks 30 s: kept short for the suite); the
-# others run about 3 s with a 10 % bound (a 3-second run's start, the
-# bucket's first 1/20 s and the process's start-up, weigh more).
+# real streams, with the same bytes as without it. Every stage at once
+# runs 30 s with a 5 % bound (issue 17), measured after its first byte;
+# one filter alone runs 10 s with a 5 % bound; the others about 3 s with
+# a 10 % bound (a 3-second run's start, the bucket's first 1/20 s and the
+# process's start-up, weigh more).
 
 setup_file() {
 	load lib/common
@@ -19,6 +20,7 @@ setup_file() {
 	mig-compress --no-adapt < "$STREAM" > zc
 	mig-encrypt -k key < "$STREAM" > enc
 	mig-envelope --meta vm=rate < "$STREAM" > env
+	write_meter meter.py
 }
 
 teardown_file() {
@@ -71,6 +73,67 @@ assert_rate() { # WHAT BYTES TARGET TOL
 		fail "$1: $got B/s for a target of $3 B/s (more than $4 off)"
 }
 
+# stdin to stdout, and into FILE: the bytes, those after the first read,
+# and the seconds from the first read to the end (monotonic clock): the
+# rate a stage held, its start and the bucket's first piece left out.
+write_meter() { # PATH
+	cat > "$1" <<'PY'
+import os, sys, time
+n = first = 0
+t0 = None
+out = sys.stdout.buffer
+while True:
+    b = os.read(0, 1 << 20)
+    if not b:
+        break
+    if t0 is None:
+        t0, first = time.monotonic(), len(b)
+    n += len(b)
+    out.write(b)
+out.flush()
+t1 = time.monotonic()
+with open(sys.argv[1], "w") as f:
+    f.write("%d %d %.6f\n" % (n, n - first, t1 - t0 if t0 is not None else 0))
+PY
+}
+
+# NAME IN RATE PROG ARGS...: PROG --rate RATE ARGS, stdin from IN, stdout
+# through the meter into NAME.out (the meter's figures in NAME.m, the
+# exit status in NAME.st, stderr in NAME.err).
+metered() {
+	local name=$1 in=$2 rate=$3
+	shift 3
+	"$1" --rate "$rate" "${@:2}" < "$in" 2> "$name.err" | python3 "$F/meter.py" "$name.m" > "$name.out"
+	echo "${PIPESTATUS[0]}" > "$name.st"
+}
+
+# mig-ssh --rate RATE sending the stream to the suite's sshd, its figures
+# in ssh.m as the meter's: the stream's bytes over the time from the
+# remote command's start (as mig-ssh -v says it) to mig-ssh's exit. Not
+# metered at the far end: what mig-ssh sends while the remote command
+# starts waits in sshd for it and arrives there at once (measured so,
+# 2.5 to 3.7 % above the rate over 10 s, the sender held to it).
+metered_ssh() { # RATE
+	local t0 t1 started st=0
+	t0=$EPOCHREALTIME
+	mig-ssh -v -F "$SSH_CFG" --rate "$1" sshd-test "cat > '$PWD/ssh.out'" < "$STREAM" 2> ssh.err || st=$?
+	t1=$EPOCHREALTIME
+	echo "$st" > ssh.st
+	started=$(sed -n 's/^mig-ssh: sshd-test: command started after \([0-9.]*\) s.*/\1/p' ssh.err)
+	[ -n "$started" ] || started=0
+	awk -v n="$(size "$STREAM")" -v a="$t0" -v b="$t1" -v s="$started" \
+		'BEGIN { printf "%d %d %.6f\n", n, n, b - a - s }' > ssh.m
+}
+
+# NAME held RATE within TOL by its meter's figures; it exited 0.
+assert_metered() { # NAME RATE TOL
+	local m
+	[ "$(cat "$1.st")" = 0 ] || fail "$1 exited $(cat "$1.st"): $(cat "$1.err")"
+	read -r -a m < "$1.m"
+	ELAPSED=${m[2]}
+	assert_rate "$1" "${m[1]}" "$2" "$3"
+}
+
 # The filter COMMAND... with --rate, about SECONDS long on IN, written out
 # within TOL of the rate; its output is then in out.
 filter_at_rate() { # SECONDS TOL IN EXPECTED_SIZE COMMAND...
@@ -84,6 +147,39 @@ filter_at_rate() { # SECONDS TOL IN EXPECTED_SIZE COMMAND...
 @test "mig-checksum --rate holds its rate within 5 % over 10 s, with the unlimited output's bytes" {
 	filter_at_rate 10 0.05 "$STREAM" "$(size "$F/ck")" mig-checksum
 	cmp out "$F/ck"
+}
+
+@test "every stage at once, each at its own --rate for 30 s: each within 5 % of its rate, the bytes right" {
+	local n secs=30 name
+	local -A rate
+	n=$(size "$STREAM")
+	for name in checksum checksum-d compress decompress encrypt decrypt envelope envelope-d tee; do
+		rate[$name]=$(rate_for "$n" "$secs")
+	done
+	rate[compress]=$(rate_for "$(size "$F/zc")" "$secs")
+	rate[ssh]=$(rate_for "$n" "$secs")
+	metered checksum "$STREAM" "${rate[checksum]}" mig-checksum &
+	metered checksum-d "$F/ck" "${rate[checksum-d]}" mig-checksum -d &
+	metered compress "$STREAM" "${rate[compress]}" mig-compress --no-adapt &
+	metered decompress "$F/zc" "${rate[decompress]}" mig-decompress &
+	metered encrypt "$STREAM" "${rate[encrypt]}" mig-encrypt -k "$F/key" &
+	metered decrypt "$F/enc" "${rate[decrypt]}" mig-decrypt -k "$F/key" &
+	metered envelope "$STREAM" "${rate[envelope]}" mig-envelope --meta vm=rate &
+	metered envelope-d "$F/env" "${rate[envelope-d]}" mig-envelope -d &
+	metered tee "$STREAM" "${rate[tee]}" mig-tee ckpt &
+	metered_ssh "${rate[ssh]}" &
+	wait
+	for name in checksum checksum-d compress decompress encrypt decrypt envelope envelope-d tee ssh; do
+		assert_metered "$name" "${rate[$name]}" 0.05
+	done
+	cmp checksum.out "$F/ck"
+	cmp compress.out "$F/zc"
+	cmp envelope.out "$F/env"
+	mig-decrypt -k "$F/key" < encrypt.out | cmp - "$STREAM"
+	for name in checksum-d decompress decrypt envelope-d tee ssh; do
+		cmp "$name.out" "$STREAM"
+	done
+	cmp ckpt "$STREAM"
 }
 
 @test "decoders at --rate (checksum, decompress, decrypt, envelope): within 10 % over 3 s, the stream byte for byte" {

@@ -96,6 +96,9 @@ struct xfer {
 	uint64_t heard_packets;
 	int64_t next_alive_ms;
 	struct mig_rate rate; /* --rate on what is sent */
+	/* when (mig_now()) --rate lets the next piece go; 0: now. Set by
+	 * send_input() each pass, read by poll_timeout() after it. */
+	double rate_next;
 };
 
 /* mig-ssh.c: one message on stderr, "mig-ssh: HOST: " and fmt's text

@@ -117,15 +117,20 @@ static int read_stdin(struct xfer *x, bool *progress)
 	return 0;
 }
 
-/* The bytes of the buffer --rate lets go now: 0 while the bucket fills
- * (poll_timeout() then wakes us when it has). */
+/* The bytes of the buffer --rate lets go now: 0 while the bucket fills,
+ * and then when it will have (rate_next, for poll_timeout()). */
 static size_t rate_allows(struct xfer *x)
 {
+	x->rate_next = 0;
 	if (!mig_rate_on(&x->rate)) /* no clock read, no wait */
 		return x->in_len;
 	size_t piece = mig_rate_piece(&x->rate, x->in_len);
+	double now = mig_now(), d = mig_rate_delay(&x->rate, piece, now);
 
-	return mig_rate_delay(&x->rate, piece, mig_now()) > 0 ? 0 : piece;
+	if (d <= 0)
+		return piece;
+	x->rate_next = now + d;
+	return 0;
 }
 
 /* As much of the buffer as the channel's window (and --rate) takes. */
@@ -293,11 +298,12 @@ static int poll_timeout(struct xfer *x)
 
 	if (x->alive_interval != 0 && x->next_alive_ms - now_ms() < left)
 		left = x->next_alive_ms - now_ms();
-	if (x->in_len != 0 && mig_rate_on(&x->rate)) {
-		size_t piece = mig_rate_piece(&x->rate, x->in_len);
-		double d = mig_rate_delay(&x->rate, piece, mig_now());
-		/* rounded up: woken early, we would only poll again */
-		int64_t rate_ms = (int64_t)(d * 1000) + (d > 0);
+	/* the wait send_input() found this pass (poll() is reached only
+	 * when nothing moved since); rounded up: woken early, we would only
+	 * poll again */
+	if (x->in_len != 0 && x->rate_next > 0) {
+		double d = x->rate_next - mig_now();
+		int64_t rate_ms = d > 0 ? (int64_t)(d * 1000) + 1 : 0;
 		if (rate_ms < left)
 			left = rate_ms;
 	}
