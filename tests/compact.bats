@@ -392,14 +392,6 @@ Try 'mig-compact --help'." ]
 	mig-envelope -d < ck3 | cmp - expect
 }
 
-# A destination for a guest of tests/lib/guest.bash (its devices, kernel
-# and memory), paused once loaded, its stream read from FILE.
-guest_incoming() { # NAME MIB FILE
-	_guest_qemu_args "$1" "$2"
-	QEMU_ACCEL=$GUEST_ACCEL vm_start_incoming "$1" "cat $(vm_shq "$3")" \
-		"${_GUEST_ARGS[@]}" -global migration.x-events=on -S
-}
-
 @test "a real Linux guest dirtying its memory, migrated live through exec:mig-tee --compact: compacted, it restores to the same RAM as the whole stream" {
 	load lib/guest
 	guest_build "$BATS_TEST_TMPDIR/guest" > /dev/null

@@ -353,13 +353,6 @@ Try 'mig-delta --help'."
 	assert_equal "$stderr" "mig-delta: $v/delta-ab.mig: wrong base: $v/delta-new.qemu (12542 bytes, XXH3-128 $(mig-delta --base "$v/delta-new.qemu" "$v/delta-new.qemu" | od -An -tx1 -j 13 -N8 | tr -d ' \n')...) is not the base this delta was made against (8447 bytes, dfae80ff0e7972cf...)"
 }
 
-# A paused destination of the Linux guest loading FILE (as in compact.bats).
-guest_incoming() { # NAME MIB FILE
-	_guest_qemu_args "$1" "$2"
-	QEMU_ACCEL=$GUEST_ACCEL vm_start_incoming "$1" "cat $(vm_shq "$3")" \
-		"${_GUEST_ARGS[@]}" -global migration.x-events=on -S
-}
-
 @test "a real Linux guest: two checkpoints of it running, beats apart; the delta carries what it dirtied and rebuilds a stream that loads to the RAM of the second" {
 	load lib/guest
 	guest_build "$BATS_TEST_TMPDIR/guest" > /dev/null

@@ -295,3 +295,14 @@ guest_times() {
 	printf 'boot %d.%02d fill %d.%02d\n' $((boot / 1000)) $((boot % 1000 / 10)) \
 		$((fill / 1000)) $((fill % 1000 / 10))
 }
+
+# guest_incoming NAME MIB FILE [KERNEL-ARGS...]: a destination of the guest
+# (its devices, kernel and memory) loading the stream in FILE, paused
+# once loaded.
+guest_incoming() {
+	local name=$1 mib=$2 file=$3
+	shift 3
+	_guest_qemu_args "$name" "$mib" "$@"
+	QEMU_ACCEL=$GUEST_ACCEL vm_start_incoming "$name" "cat $(vm_shq "$file")" \
+		"${_GUEST_ARGS[@]}" -global migration.x-events=on -S
+}
