@@ -43,6 +43,8 @@ struct mig_sink {
 	uint64_t filled, written; /* slots handed to the filter, and written */
 	double output_wait; /* seconds spent writing frames: the back-pressure */
 	struct mig_rate *rate; /* --rate, NULL: none */
+	uint8_t *part;      /* mig_sink_write's frame being filled, NULL: none */
+	size_t part_len;
 };
 
 static void encode_job(struct mig_job *j)
@@ -92,8 +94,20 @@ static int write_oldest(struct mig_sink *k, struct mig_err *e)
 	return write_frame(k, s, e);
 }
 
+/* The frame mig_sink_write was filling, if any, handed over as it is. */
+static int hand_over_part(struct mig_sink *k, struct mig_err *e)
+{
+	size_t len = k->part_len;
+
+	k->part = NULL;
+	k->part_len = 0;
+	return len ? mig_sink_data(k, len, e) : 0;
+}
+
 static int flush(struct mig_sink *k, struct mig_err *e)
 {
+	if (hand_over_part(k, e) < 0)
+		return -1;
 	while (k->written < k->filled)
 		if (write_oldest(k, e) < 0)
 			return -1;
@@ -229,6 +243,8 @@ int mig_sink_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e)
 
 uint8_t *mig_sink_buffer(struct mig_sink *k, struct mig_err *e)
 {
+	if (hand_over_part(k, e) < 0) /* bytes written before go first */
+		return NULL;
 	/* the slot to fill last held frame filled - nslots: write up to it */
 	while (k->filled - k->written >= k->nslots)
 		if (write_oldest(k, e) < 0)
@@ -259,6 +275,26 @@ int mig_sink_data(struct mig_sink *k, size_t len, struct mig_err *e)
 	       mig_pool_done(k->pool, &k->slots[k->written % k->nslots].job))
 		if (write_oldest(k, e) < 0)
 			return -1;
+	return 0;
+}
+
+int mig_sink_write(struct mig_sink *k, const void *p, size_t n,
+		   struct mig_err *e)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		if (!k->part && !(k->part = mig_sink_buffer(k, e)))
+			return -1;
+		size_t m = k->frame_size - k->part_len < n ?
+			   k->frame_size - k->part_len : n;
+		memcpy(k->part + k->part_len, b, m);
+		k->part_len += m;
+		b += m;
+		n -= m;
+		if (k->part_len == k->frame_size && hand_over_part(k, e) < 0)
+			return -1;
+	}
 	return 0;
 }
 

@@ -585,6 +585,11 @@ int mig_sink_meta_line(struct mig_sink *k, const char *kv, struct mig_err *e);
 uint8_t *mig_sink_buffer(struct mig_sink *k, struct mig_err *e);
 /* Hand over the buffer from mig_sink_buffer, holding len bytes. */
 int mig_sink_data(struct mig_sink *k, size_t len, struct mig_err *e);
+/* n bytes into DATA frames of the frame size, for a writer that has no
+ * frames of its own: a full frame goes at once, the last partial one
+ * before anything else (META, END, a flush, mig_sink_buffer). */
+int mig_sink_write(struct mig_sink *k, const void *p, size_t n,
+		   struct mig_err *e);
 /* Write every frame handed over, waiting for those still being encoded:
  * after a short frame the input was idle for (--flush-idle), so that it
  * goes out now rather than when later frames push it. */

@@ -352,11 +352,6 @@ static bool keep_changed(void *ctx, uint64_t i)
 	return changed[i >> 3] & (1u << (i & 7));
 }
 
-static bool same_key(XXH128_hash_t a, XXH128_hash_t b)
-{
-	return XXH128_isEqual(a, b);
-}
-
 /* The new stream's layout must be the base's: page for page the same RAM. */
 static int same_layout(const struct qd_stream *base, const struct qd_stream *now,
 		       struct mig_err *e)
@@ -406,7 +401,7 @@ int qd_plan(struct qd_plan *p, struct qd_stream *base, struct qd_stream *now,
 		}
 		id->records++;
 		qd_digest_record(ram, i, now->key[i]);
-		if (!had || !same_key(base->key[i], now->key[i])) {
+		if (!had || !XXH128_isEqual(base->key[i], now->key[i])) {
 			p->changed[i >> 3] |= (uint8_t)(1u << (i & 7));
 			id->delta_pages++;
 		}
@@ -430,54 +425,27 @@ void qd_plan_free(struct qd_plan *p)
 }
 
 /* qc_write's bytes into the layer's DATA frames. */
-struct sink_out {
-	struct mig_sink *k;
-	uint8_t *buf;
-	size_t have, cap;
-};
-
 static int sink_write(void *ctx, const void *p, size_t n, struct mig_err *e)
 {
-	struct sink_out *o = ctx;
-	const uint8_t *b = p;
-
-	while (n) {
-		if (!o->buf && !(o->buf = mig_sink_buffer(o->k, e)))
-			return -1;
-		size_t m = o->cap - o->have < n ? o->cap - o->have : n;
-		memcpy(o->buf + o->have, b, m);
-		o->have += m;
-		b += m;
-		n -= m;
-		if (o->have == o->cap) {
-			if (mig_sink_data(o->k, o->have, e) < 0)
-				return -1;
-			o->buf = NULL;
-			o->have = 0;
-		}
-	}
-	return 0;
+	return mig_sink_write(ctx, p, n, e);
 }
 
 int qd_encode(struct qd_plan *p, const struct qd_ident *id, int fd,
 	      struct mig_err *e)
 {
 	void *st = qd_layer_new(id);
-	struct sink_out o = { 0 };
+	struct mig_sink *k = NULL;
 	int rc = -1;
 
 	if (!st)
 		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-	if (!(o.k = mig_sink_open(fd, &mig_filter_delta, st, 0, 1, e)))
+	if (!(k = mig_sink_open(fd, &mig_filter_delta, st, 0, 1, e)))
 		goto out;
-	o.cap = mig_sink_frame_size(o.k);
-	if (qc_write_to(&p->now->qc, &p->now->info, sink_write, &o, e) < 0)
+	if (qc_write_to(&p->now->qc, &p->now->info, sink_write, k, e) < 0)
 		goto out;
-	if (o.have && mig_sink_data(o.k, o.have, e) < 0)
-		goto out;
-	rc = mig_sink_end(o.k, e);
+	rc = mig_sink_end(k, e);
 out:
-	mig_sink_free(o.k);
+	mig_sink_free(k);
 	mig_filter_delta.destroy(st);
 	return rc;
 }

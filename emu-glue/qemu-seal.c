@@ -23,8 +23,6 @@
 
 struct seal {
 	struct mig_sink *k;
-	uint8_t *frame;
-	size_t fill;
 	struct mig_err err;
 	bool failed, read_failed;
 };
@@ -41,24 +39,10 @@ static long seal_pull(void *ctx, void *buf, size_t len)
 		mig_err_set(&s->err, MIG_EXIT_IO, "stdin: read: %s", strerror(errno));
 		return -1;
 	}
-	size_t n = (size_t)got;
-	for (const uint8_t *p = buf; n > 0;) {
-		size_t k = SEAL_FRAME - s->fill;
-		if (n < k)
-			k = n;
-		memcpy(s->frame + s->fill, p, k);
-		s->fill += k;
-		p += k;
-		n -= k;
-		if (s->fill == SEAL_FRAME) {
-			if (mig_sink_data(s->k, s->fill, &s->err) < 0 ||
-			    !(s->frame = mig_sink_buffer(s->k, &s->err))) {
-				s->failed = true;
-				errno = EPIPE;
-				return -1;
-			}
-			s->fill = 0;
-		}
+	if (mig_sink_write(s->k, buf, (size_t)got, &s->err) < 0) {
+		s->failed = true;
+		errno = EPIPE;
+		return -1;
 	}
 	return (long)got;
 }
@@ -153,8 +137,6 @@ static int open_envelope(struct seal *s, void *st, const struct seal_args *a)
 			return -1;
 	if (a->mfile && add_meta_file(s->k, a->mfile, &s->err) < 0)
 		return -1;
-	if (!(s->frame = mig_sink_buffer(s->k, &s->err)))
-		return -1;
 	return 0;
 }
 
@@ -178,8 +160,7 @@ static int seal_stream(struct seal *s, struct qs_info *qi)
 	if (n != 0)
 		return mig_err_set(&s->err, MIG_EXIT_DATA, "data after the end of "
 				   "the QEMU stream; no END written");
-	if ((s->fill && mig_sink_data(s->k, s->fill, &s->err) < 0) ||
-	    mig_sink_end(s->k, &s->err) < 0)
+	if (mig_sink_end(s->k, &s->err) < 0)
 		return -1;
 	return 0;
 }
