@@ -125,7 +125,7 @@ static int layer_decode_trailer(void *st, const uint8_t *t, size_t len,
 					 len, e);
 }
 
-static void hex(const uint8_t *d, size_t n, char *out)
+void qd_hex(const uint8_t *d, size_t n, char *out)
 {
 	for (size_t i = 0; i < n; i++)
 		snprintf(out + 2 * i, 3, "%02x", d[i]);
@@ -140,7 +140,7 @@ static void layer_describe(const uint8_t *p, size_t len, char *buf,
 		snprintf(buf, buflen, "hash=unknown");
 		return;
 	}
-	hex(p + 1, QD_DIGEST, h);
+	qd_hex(p + 1, QD_DIGEST, h);
 	snprintf(buf, buflen, "hash=xxh3 base=%s base-bytes=%llu pages=%llu "
 		 "records=%llu carried=%llu", h, (ull)mig_get_le64(p + 17),
 		 (ull)mig_get_le64(p + 41), (ull)mig_get_le64(p + 49),

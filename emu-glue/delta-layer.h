@@ -27,5 +27,7 @@ extern const struct mig_filter mig_filter_delta;
  * was read (decoding), holds them. */
 void *qd_layer_new(const struct qd_ident *id);
 const struct qd_ident *qd_layer_ident(const void *st);
+/* n bytes of d as 2n lowercase hex digits and a NUL at out. */
+void qd_hex(const uint8_t *d, size_t n, char *out);
 
 #endif /* MIGKIT_DELTA_LAYER_H */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * qemu-compact: rebuild a QEMU migration stream (savevm format 3,
- * precopy, QEMU 7.2 to 10.x: mig-compact(1), "QEMU versions") so that each RAM page appears once, with its final
- * content.  It runs as the hooks of qs_scan_hooks (qemu-stream.h):
+ * precopy, QEMU 7.2 to 10.x: mig-compact(1), "QEMU versions") so that
+ * each RAM page appears once, with its final content.  It runs as the hooks of qs_scan_hooks (qemu-stream.h):
  *
  *   - a page index: for every page of every RAM block (from the ram
  *     setup's block list) 8 bytes saying where its final content is:

@@ -379,12 +379,6 @@ static int rb_page(void *ctx, const struct qs_info *info, const struct qs_page *
 
 /* ---- decoding ------------------------------------------------------------------- */
 
-static void hex(const uint8_t *d, char *out)
-{
-	for (size_t i = 0; i < 8; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 /* The delta must be made against this very base. */
 static int check_base(const struct qd_stream *b, const struct qd_ident *id,
 		      struct mig_err *e)
@@ -396,8 +390,8 @@ static int check_base(const struct qd_stream *b, const struct qd_ident *id,
 	    !memcmp(b->layout, id->layout_digest, QD_DIGEST) &&
 	    b->qc.npages == id->ram_pages)
 		return 0;
-	hex(b->digest, have);
-	hex(id->base_digest, want);
+	qd_hex(b->digest, 8, have);
+	qd_hex(id->base_digest, 8, want);
 	return mig_err_set(e, MIG_EXIT_DATA, "wrong base: %s (%llu bytes, "
 			   "XXH3-128 %s...) is not the base this delta was "
 			   "made against (%llu bytes, %s...)", b->name,

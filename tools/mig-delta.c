@@ -170,7 +170,7 @@ fail:
 	return d->err.code ? d->err.code : MIG_EXIT_DATA;
 }
 
-static void say_index(const struct delta *d, const struct qc *q, bool both)
+static void say_index(const struct qc *q, bool both)
 {
 	char b1[32];
 
@@ -182,7 +182,6 @@ static void say_index(const struct delta *d, const struct qc *q, bool both)
 	if (both && q->source_fd < 0)
 		mig_warn("pages spilled: %llu (%s)",
 			 (unsigned long long)q->nslots, "temporary file");
-	(void)d;
 }
 
 /* The new stream: from a regular file read again by offset, else through
@@ -223,7 +222,7 @@ static int encode(struct delta *d)
 	if (rc != MIG_GO_ON)
 		return rc;
 	if (d->verbose)
-		say_index(d, &d->now.qc, true);
+		say_index(&d->now.qc, true);
 	if (qd_encode(&d->plan, &d->id, 1, &d->err) < 0) {
 		mig_warn("%s", d->err.msg);
 		return d->err.code;
@@ -247,7 +246,7 @@ static int decode(struct delta *d)
 	int out = 1;
 
 	if (d->verbose)
-		say_index(d, &d->base.qc, false);
+		say_index(&d->base.qc, false);
 	mig_src_fd_watch(d->src, 1);
 	if (qd_decode(&d->base, d->src, write_fd, &out, &st, &d->err) < 0) {
 		if (d->err.code == MIG_EXIT_IO || d->err.code == MIG_EXIT_SYS)
