@@ -314,6 +314,8 @@ struct recv {
 	json_t *src_argv;           /* META qemu.argv */
 	struct argv av;             /* the emulator's command line */
 	char *sock;                 /* its QMP socket */
+	struct emu em;              /* the emulator, once started */
+	int feed_w;                 /* the pipe it reads the stream from */
 };
 
 /* Not a raw QEMU stream: what it is instead, into *e. */
@@ -548,26 +550,70 @@ static int start_emulator(struct emu *em, char **av, int logw, int *feed_w)
 	return 0;
 }
 
-/* Start the emulator, feed it the stream, wait for its verdict. */
-static int run_emulator(struct recv *r, const struct recv_args *a)
+/* Start the emulator on an empty pipe; its log open (r->em.log). */
+static int launch_emulator(struct recv *r, const struct recv_args *a)
 {
-	struct emu em = { .ctl = -1, .report = -1 };
 	const char *b = strrchr(r->av.v[0], '/');
-	int logw, feed_w, rc;
+	int logw, rc;
 
-	em.name = b ? b + 1 : r->av.v[0];
-	if ((rc = open_log(&em, a->log_path, &logw)) != 0)
+	r->em.name = b ? b + 1 : r->av.v[0];
+	if ((rc = open_log(&r->em, a->log_path, &logw)) != 0)
 		return rc;
-	rc = start_emulator(&em, r->av.v, logw, &feed_w);
-	if (logw != em.log)
+	rc = start_emulator(&r->em, r->av.v, logw, &r->feed_w);
+	if (logw != r->em.log)
 		close(logw);
-	if (rc == 0) {
-		struct feed f = { .fd = feed_w, .cap = HOLD_BACK, .src = r->src };
-		rc = migrecv_run(&em, &f, r->sock, a->timeout_s);
-		free(f.ring);
-	}
-	close(em.log);
 	return rc;
+}
+
+/* Feed the started emulator the stream, wait for its verdict. */
+static int feed_emulator(struct recv *r, const struct recv_args *a)
+{
+	struct feed f = { .fd = r->feed_w, .cap = HOLD_BACK, .src = r->src };
+	int rc = migrecv_run(&r->em, &f, r->sock, a->timeout_s);
+
+	free(f.ring);
+	return rc;
+}
+
+/* The stream refused before a byte of it reached the emulator started
+ * early: stopped quietly (what it said is about waiting, not the stream). */
+static void stop_unfed(struct recv *r)
+{
+	migrecv_emu_kill(&r->em);
+	close(r->feed_w);
+}
+
+/* With its command line given, the emulator starts before the stream is
+ * read: its start-up (seconds under TCG) overlaps the stream's first
+ * bytes instead of following them, as it does for QEMU's own -incoming
+ * tcp. Nothing reaches it before the stream is checked. With
+ * --from-stream the command line is in the stream: it is read first. */
+static int receive(struct recv *r, const struct recv_args *a)
+{
+	int rc;
+
+	if (a->from || a->dry) {
+		if ((rc = open_stream(r, a)) != 0 || (rc = emulator_argv(r, a)) != 0 ||
+		    (rc = add_monitor(r, a)) != 0)
+			return rc;
+	} else if ((rc = emulator_argv(r, a)) != 0 || (rc = add_monitor(r, a)) != 0)
+		return rc;
+	if (a->dry) {
+		migrecv_print_quoted(stdout, r->av.v);
+		return mig_stdout_finish();
+	}
+	if (migrecv_verbose) {
+		char *cl = quoted(r->av.v);
+		mig_warn("starting: %s", cl ? cl : r->av.v[0]);
+		free(cl);
+	}
+	if ((rc = launch_emulator(r, a)) != 0)
+		return rc;
+	if (!a->from && (rc = open_stream(r, a)) != 0) {
+		stop_unfed(r);
+		return rc;
+	}
+	return feed_emulator(r, a);
 }
 
 /* Our socket kept only for a VM that runs on; the rest freed. */
@@ -579,6 +625,8 @@ static void recv_free(struct recv *r, int rc)
 		sock_remove_now(); /* the emulator is gone already */
 	if (emu_pidfd >= 0)
 		close(emu_pidfd);
+	if (r->em.log >= 0)
+		close(r->em.log);
 	migrecv_av_free(&r->av);
 	free(r->sock);
 	json_decref(r->src_argv);
@@ -589,7 +637,7 @@ static void recv_free(struct recv *r, int rc)
 int main(int argc, char **argv)
 {
 	struct recv_args a = { 0 };
-	struct recv r = { 0 };
+	struct recv r = { .em = { .ctl = -1, .report = -1, .log = -1 }, .feed_w = -1 };
 	int rc;
 
 	mig_progname = "mig-recv";
@@ -599,21 +647,7 @@ int main(int argc, char **argv)
 	if ((rc = parse_args(argc, argv, &a)) != MIG_GO_ON)
 		return rc;
 	mig_pipe_grow(0);
-	if ((rc = open_stream(&r, &a)) != 0 || (rc = emulator_argv(&r, &a)) != 0 ||
-	    (rc = add_monitor(&r, &a)) != 0)
-		goto out;
-	if (a.dry) {
-		migrecv_print_quoted(stdout, r.av.v);
-		rc = mig_stdout_finish();
-		goto out;
-	}
-	if (migrecv_verbose) {
-		char *cl = quoted(r.av.v);
-		mig_warn("starting: %s", cl ? cl : r.av.v[0]);
-		free(cl);
-	}
-	rc = run_emulator(&r, &a);
-out:
+	rc = receive(&r, &a);
 	recv_free(&r, rc);
 	return rc;
 }

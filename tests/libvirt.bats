@@ -180,7 +180,7 @@ start_dom() {
 	assert_output --partial "a libvirt save image of format lzop"
 }
 
-@test "the hook's compressor killed mid-save: virsh save fails, libvirt answers within seconds, the domain runs on, the image is not complete" {
+@test "the hook's compressor killed mid-save: virsh save fails, libvirt answers within seconds, the domain runs on (or resumes), the image is not complete" {
 	local img=$BATS_TEST_TMPDIR/dom.save pid="" i t0
 	printf 'compress = --rate 10K\n' >>"$CONF"
 	start_dom
@@ -199,7 +199,19 @@ start_dom() {
 	assert_success
 	assert_output --partial "$DOM"
 	[ $((SECONDS - t0)) -le 5 ]
-	[ "$(lv_state "$DOM")" = running ]
+	# libvirt resumes the domain after a failed save; a domain it left
+	# paused must at least resume (the issue's bound: a state libvirt can
+	# resume or restart). CI saw it not running once: the state is shown.
+	local st
+	st=$(lv domstate --reason "$DOM") || fail "no state: $(cat "$BATS_TEST_TMPDIR/save.out")"
+	case $st in
+	"running "*) ;;
+	"paused "*)
+		echo "# after the failed save: $st; resumed" >&3
+		lv resume "$DOM" >/dev/null || fail "$st, and it does not resume"
+		[ "$(lv_state "$DOM")" = running ] ;;
+	*) fail "after the failed save the domain is $st: $(cat "$BATS_TEST_TMPDIR/save.out")" ;;
+	esac
 	# libvirt 9.0 removes the image of a failed save; one it left would
 	# still say LibvirtQemudPart (tested above)
 	[ ! -e "$img" ]

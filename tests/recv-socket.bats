@@ -93,3 +93,58 @@ socket_there() { [ -n "$(sockets)" ]; }
 	wait_for 10 gone "$(cat emu.pid)"
 	rm -f "$T"/tmp/mig-recv.*.qmp
 }
+
+# The emulator's start-up (seconds under TCG) overlaps the stream's
+# arrival, as QEMU's own "-incoming tcp:" does: mig-recv starts it before
+# reading a byte when its command line is given.
+@test "the emulator starts before the stream's first byte, and loads the stream once it comes" {
+	mkfifo feed
+	env -u XDG_RUNTIME_DIR TMPDIR="$T/tmp" mig-recv $(bare_dest) < feed 2> err &
+	RECV=$!
+	exec 7> feed # held open, nothing written
+	wait_for 30 test -s emu.pid || fail "the emulator was not started before the stream: $(cat err)"
+	socket_there || fail "no monitor socket"
+	cat "$STREAM" >&7
+	exec 7>&-
+	local st=0
+	wait "$RECV" || st=$?
+	RECV=
+	[ "$st" = 0 ] || fail "mig-recv exited $st: $(cat err)"
+	run cat err
+	# the test stream is of a VM that never ran
+	assert_output --regexp "^mig-recv: qemu-system-x86_64 loaded the stream and is prelaunch \(pid $(cat emu.pid), QMP "
+	kill -KILL "$(cat emu.pid)"
+	wait_for 10 gone "$(cat emu.pid)"
+	rm -f "$T"/tmp/mig-recv.*.qmp
+}
+
+@test "a stream refused before its first byte reaches the emulator: it is stopped, exit 1, the stream's fault alone said" {
+	local input
+	"$MIG_BIN/mig-compress" < "$STREAM" > layer
+	: > empty
+	for input in empty layer; do
+		rm -f emu.pid "feed.$input"
+		mkfifo "feed.$input"
+		env -u XDG_RUNTIME_DIR TMPDIR="$T/tmp" mig-recv $(bare_dest) \
+			< "feed.$input" 2> err &
+		RECV=$!
+		exec 7> "feed.$input"
+		# QEMU 7.2 spins on an incoming pipe closed before its first
+		# byte: the emulator must be up first for this to test that
+		wait_for 30 test -s emu.pid || fail "$input: no emulator started"
+		# mig-recv stops reading once it has refused the layer
+		cat "$input" >&7 2>/dev/null || [ "$input" = layer ]
+		exec 7>&-
+		local st=0
+		wait "$RECV" || st=$?
+		RECV=
+		[ "$st" = 1 ] || fail "$input: mig-recv exited $st: $(cat err)"
+		run cat err
+		case $input in
+		empty) assert_output "mig-recv: stdin: the stream is empty" ;;
+		layer) assert_output "mig-recv: stdin: input is a compress layer, not a QEMU stream: peel it first (mig-decompress | mig-recv ...)" ;;
+		esac
+		wait_for 10 gone "$(cat emu.pid)" || fail "$input: emulator left running"
+		[ -z "$(sockets)" ] || fail "$input: left behind: $(sockets)"
+	done
+}
