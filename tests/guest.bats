@@ -107,6 +107,40 @@ nonzero_pages() { # FILE
 	done
 	run -1 guest_start bad2 128 mig.fill=8 mig.region=16
 	assert_output --partial "MIGGUEST ERROR mig.region=16 is larger than mig.fill=8"
+	run -1 guest_start bad3 128 mig.fill=8 mig.dirty=1 mig.dirtypattern=text
+	assert_output --partial "MIGGUEST ERROR mig.dirtypattern: unknown pattern 'text' (random, mixed)"
+}
+
+# What the guest rewrites (mig.dirtypattern): fresh random data by default,
+# which nothing compresses; or, mixed, random, text and binary in turn, as
+# real guests' dirtied pages are. Two checkpoints 3 beats apart: the pages
+# that differ (mig-delta), and how well they compress.
+@test "the guest's dirtying: random pages do not compress, mixed ones do, and both change what they rewrite" {
+	local p n carried raw z
+	for p in random mixed; do
+		guest_start "$p" 256 mig.fill=64 mig.dirty=4 mig.dirtypattern=$p
+		run -0 guest_wait_ready "$p" 120
+		guest_wait_beat "$p" 2 20 > /dev/null
+		run -0 vm_migrate "$p" "cat > $p.1"
+		assert_output completed
+		qmp "$p" '{"execute":"cont"}' > /dev/null
+		n=$(guest_beat "$p")
+		guest_wait_beat "$p" $((n + 3)) 30 > /dev/null
+		run -0 vm_migrate "$p" "cat > $p.2"
+		assert_output completed
+		vm_stop "$p"
+		run -0 --separate-stderr bash -c "mig-delta -v --base $p.1 < $p.2 > $p.d"
+		[[ ${stderr_lines[1]} =~ ^mig-delta:\ [0-9]+\ pages\ in\ the\ input,\ ([0-9]+)\ differ ]]
+		carried=${BASH_REMATCH[1]}
+		# 3 s at 4 MB/s: at least 2000 pages rewritten to something new
+		[ "$carried" -gt 2000 ] || fail "$p: only $carried pages changed"
+		raw=$(stat -c %s "$p.d") z=$(mig-compress < "$p.d" | wc -c)
+		echo "# $p: $carried pages changed, delta $raw bytes, compressed $z" >&3
+		case $p in
+		random) [ $((z * 4)) -gt $((raw * 3)) ] || fail "random pages compressed to $z of $raw" ;;
+		mixed) [ $((z * 2)) -lt "$raw" ] || fail "mixed pages compressed only to $z of $raw" ;;
+		esac
+	done
 }
 
 @test "live migration through migkit while the guest dirties memory: it beats on at the destination" {

@@ -66,7 +66,8 @@ start_dom() {
 	assert_line --regexp "^  running yes, format lzop \(4\), XML [0-9]+ bytes, cookie [0-9]+ bytes, stream at offset $(lv_payload_offset "$img")\$"
 	assert_line --partial "  xml=<domain type="
 	assert_line --partial "<name>$DOM</name>"
-	assert_line --regexp '^layer 1: compress '
+	# the hook's default: independent zstd frames (mig-libvirt(7))
+	assert_line --regexp '^layer 1: compress \(codec=zstd level=1 frame-size=1M\)$'
 	assert_line "QEMU migration stream, version 3"
 	assert_line --partial "machine pc-q35-"
 	run lv restore "$img"
