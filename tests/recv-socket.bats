@@ -97,19 +97,29 @@ socket_there() { [ -n "$(sockets)" ]; }
 # The emulator's start-up (seconds under TCG) overlaps the stream's
 # arrival, as QEMU's own "-incoming tcp:" does: mig-recv starts it before
 # reading a byte when its command line is given.
-@test "the emulator starts before the stream's first byte, and loads the stream once it comes" {
-	mkfifo feed
-	env -u XDG_RUNTIME_DIR TMPDIR="$T/tmp" mig-recv $(bare_dest) < feed 2> err &
+# recv_fed_late FIFO FILE: mig-recv reads FIFO; once its emulator is up
+# (its pid file written, not a byte sent), FILE goes in and the FIFO is
+# closed. RECV_ST: mig-recv's exit status; err: what it said.
+recv_fed_late() {
+	rm -f emu.pid
+	mkfifo "$1"
+	env -u XDG_RUNTIME_DIR TMPDIR="$T/tmp" mig-recv $(bare_dest) < "$1" 2> err &
 	RECV=$!
-	exec 7> feed # held open, nothing written
-	wait_for 30 test -s emu.pid || fail "the emulator was not started before the stream: $(cat err)"
-	socket_there || fail "no monitor socket"
-	cat "$STREAM" >&7
+	exec 7> "$1" # held open, nothing written
+	wait_for 30 test -s emu.pid ||
+		fail "$2: the emulator was not started before the stream: $(cat err)"
+	wait_for 10 socket_there || fail "$2: no monitor socket"
+	# mig-recv stops reading a stream it refuses: the exit status says
+	cat "$2" >&7 2>/dev/null || true
 	exec 7>&-
-	local st=0
-	wait "$RECV" || st=$?
+	RECV_ST=0
+	wait "$RECV" || RECV_ST=$?
 	RECV=
-	[ "$st" = 0 ] || fail "mig-recv exited $st: $(cat err)"
+}
+
+@test "the emulator starts before the stream's first byte, and loads the stream once it comes" {
+	recv_fed_late feed "$STREAM"
+	[ "$RECV_ST" = 0 ] || fail "mig-recv exited $RECV_ST: $(cat err)"
 	run cat err
 	# the test stream is of a VM that never ran
 	assert_output --regexp "^mig-recv: qemu-system-x86_64 loaded the stream and is prelaunch \(pid $(cat emu.pid), QMP "
@@ -118,27 +128,15 @@ socket_there() { [ -n "$(sockets)" ]; }
 	rm -f "$T"/tmp/mig-recv.*.qmp
 }
 
+# QEMU 7.2 spins on an incoming pipe closed before its first byte: the
+# emulator is up first here, so this tests that it is stopped instead.
 @test "a stream refused before its first byte reaches the emulator: it is stopped, exit 1, the stream's fault alone said" {
 	local input
 	"$MIG_BIN/mig-compress" < "$STREAM" > layer
 	: > empty
 	for input in empty layer; do
-		rm -f emu.pid "feed.$input"
-		mkfifo "feed.$input"
-		env -u XDG_RUNTIME_DIR TMPDIR="$T/tmp" mig-recv $(bare_dest) \
-			< "feed.$input" 2> err &
-		RECV=$!
-		exec 7> "feed.$input"
-		# QEMU 7.2 spins on an incoming pipe closed before its first
-		# byte: the emulator must be up first for this to test that
-		wait_for 30 test -s emu.pid || fail "$input: no emulator started"
-		# mig-recv stops reading once it has refused the layer
-		cat "$input" >&7 2>/dev/null || [ "$input" = layer ]
-		exec 7>&-
-		local st=0
-		wait "$RECV" || st=$?
-		RECV=
-		[ "$st" = 1 ] || fail "$input: mig-recv exited $st: $(cat err)"
+		recv_fed_late "feed.$input" "$input"
+		[ "$RECV_ST" = 1 ] || fail "$input: mig-recv exited $RECV_ST: $(cat err)"
 		run cat err
 		case $input in
 		empty) assert_output "mig-recv: stdin: the stream is empty" ;;
