@@ -12,8 +12,8 @@
 #define QD_PARAMS_LEN 81
 /* The layer's parameters (mig-stream(5), "Kind 5: delta"). */
 struct qd_ident {
-	uint8_t base_digest[QD_DIGEST];   /* XXH3-128 of the whole base file */
-	uint64_t base_bytes;              /* its length */
+	uint8_t base_digest[QD_DIGEST];   /* of the base's state */
+	uint64_t base_bytes;              /* its compacted stream's length */
 	uint8_t layout_digest[QD_DIGEST]; /* of its RAM block layout */
 	uint64_t ram_pages;               /* pages of RAM in that layout */
 	uint64_t records;                 /* page records of the rebuilt stream */

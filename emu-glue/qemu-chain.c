@@ -4,8 +4,8 @@
  * against the state before it: mig-delta(1)) as `mig-delta --base F0
  * --base F1 ...` takes it, for `mig-qemu checkpoint --base` (the base of
  * the next delta) and `mig-qemu restore --base` (the base of the file
- * restored). mig-delta rebuilds the chain's states itself, hashing them,
- * never writing them.
+ * restored). mig-delta takes the chain's states itself, never writing
+ * them: their digests come from page keys, the base's pages read once.
  *
  * Files written through filters are decoded first (restore's FILTERs, or
  * checkpoint's --decode), each into a temporary file (0600 in $TMPDIR:

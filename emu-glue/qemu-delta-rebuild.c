@@ -8,8 +8,14 @@
  * merged with the base's in page order: before each of the delta's pages
  * go the base's pages below it, after the last the rest. Each base page
  * read back from the base file is checked against the key taken when the
- * base was read whole (and its digest checked against the delta's
- * header), so a base changed meanwhile is refused too.
+ * base was read whole (the keys are in the state's digest, checked
+ * against the delta's header before a byte is written), so a base
+ * changed meanwhile is refused too.
+ *
+ * A chain's state (qd_chain_absorb) is rebuilt without output: the
+ * base's pages are neither read nor written, only their keys go into the
+ * digest of the records and their records' lengths are counted; the
+ * delta's pages are kept and their keys replace the base's.
  *
  * Everything after the pages is held back in memory until the layer's
  * END (every frame's tag, the digest of the inner bytes) and the digest
@@ -59,6 +65,9 @@ struct rb {
 	size_t tail_len, tail_cap;
 
 	int state;
+	bool absorbing;               /* a chain's state: nothing written */
+	bool in_part;                 /* in the ram PART section */
+	XXH3_state_t *other;          /* digest of the bytes outside it */
 	size_t head_seen;             /* bytes of the PART's header */
 	uint64_t next;                /* first page of the index not merged */
 	size_t block;                 /* the block of page `next` on */
@@ -120,8 +129,14 @@ static int hold(struct rb *r, const void *p, size_t n)
 	return 0;
 }
 
+/* n bytes of output; a chain's state only counts them (p may then be
+ * NULL: a base page that is not read). */
 static int put(struct rb *r, const void *p, size_t n)
 {
+	if (r->absorbing) {
+		r->st->bytes_out += n;
+		return 0;
+	}
 	if (r->state == HELD)
 		return hold(r, p, n);
 	while (n) {
@@ -146,7 +161,8 @@ static size_t block_of(struct rb *r, uint64_t page)
 	return r->block;
 }
 
-/* One record of the rebuilt PART: page in the index, its key. */
+/* One record of the rebuilt PART: page in the index, its key (data NULL:
+ * a chain's state's page from its base, counted, not read). */
 static int put_record(struct rb *r, uint64_t page, unsigned kind, uint8_t fill,
 		      const unsigned char *data, XXH128_hash_t key)
 {
@@ -174,21 +190,33 @@ static int put_record(struct rb *r, uint64_t page, unsigned kind, uint8_t fill,
 	return kind == QS_PAGE_ZERO ? put(r, &fill, 1) : put(r, data, ps);
 }
 
+/* For messages: the file a page of the state is read from. */
+static const char *page_file(const struct qd_stream *b, bool absorbed)
+{
+	return absorbed ? "the chain's pages (temporary file)" : b->file;
+}
+
 /* The page at offset off of the base's file (absorbed: of the pages its
- * chain's deltas carried), through that file's window. */
+ * chain's deltas carried), through that file's window. The base's pages
+ * lie there in page order, so a window holds the next ones too; the
+ * chain's lie delta after delta, each delta's in page order, so in page
+ * order they alternate between the deltas' parts of the file: a window
+ * would be read again for nearly every page, and each is read alone. */
 static const unsigned char *base_page(struct rb *r, bool absorbed, uint64_t off)
 {
 	size_t ps = (size_t)r->base->qc.page_size;
 	struct window *w = &r->win[absorbed];
 	int fd = absorbed ? r->base->absorb_fd : r->base->page_fd;
+	const char *name = page_file(r->base, absorbed);
 
 	if (off < w->at || off + ps > w->at + w->len) {
 		ssize_t n;
 		do
-			n = pread(fd, w->buf, BUF_CAP, (off_t)off);
+			n = pread(fd, w->buf, absorbed ? ps : BUF_CAP,
+				  (off_t)off);
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
-			mig_err_set(r->e, MIG_EXIT_IO, "%s: %s", r->base->name,
+			mig_err_set(r->e, MIG_EXIT_IO, "%s: %s", name,
 				    strerror(errno));
 			r->failed = true;
 			return NULL;
@@ -197,7 +225,7 @@ static const unsigned char *base_page(struct rb *r, bool absorbed, uint64_t off)
 		w->len = (size_t)n;
 		if (w->len < ps) {
 			rb_fail(r, "%s: ends early: it changed since it was read",
-				r->base->name);
+				name);
 			return NULL;
 		}
 	}
@@ -234,8 +262,11 @@ static int merge_base(struct rb *r, uint64_t to)
 		int k = base_ref(b, r->next, &fill, &off, &absorbed);
 		if (k == 0)
 			continue;
-		if (k == 1) {
-			if (put_record(r, r->next, QS_PAGE_ZERO, fill, NULL,
+		/* a chain's state: its data pages are not read (checked
+		 * against their keys when the output reads them) */
+		if (k == 1 || r->absorbing) {
+			if (put_record(r, r->next, k == 1 ? QS_PAGE_ZERO :
+				       QS_PAGE_DATA, fill, NULL,
 				       b->key[r->next]) < 0)
 				return -1;
 			continue;
@@ -246,7 +277,8 @@ static int merge_base(struct rb *r, uint64_t to)
 		XXH128_hash_t key = XXH3_128bits(p, (size_t)b->qc.page_size);
 		if (!XXH128_isEqual(key, b->key[r->next]))
 			return rb_fail(r, "%s: page %llu changed since it was "
-				       "read", b->name, (ull)r->next);
+				       "read", page_file(b, absorbed),
+				       (ull)r->next);
 		if (put_record(r, r->next, QS_PAGE_DATA, 0, p, key) < 0)
 			return -1;
 	}
@@ -304,6 +336,8 @@ static int rb_bytes(void *ctx, const unsigned char *p, size_t n)
 {
 	struct rb *r = ctx;
 
+	if (!r->in_part)
+		XXH3_128bits_update(r->other, p, n);
 	if (r->state == PART_HEAD) {
 		size_t h = 5 - r->head_seen < n ? 5 - r->head_seen : n;
 		if (put(r, p, h) < 0)
@@ -335,6 +369,7 @@ static int rb_item(void *ctx, unsigned type, uint64_t at, unsigned cmd)
 	struct rb *r = ctx;
 
 	(void)cmd;
+	r->in_part = type == 0x02;
 	if (type == 0x02) {
 		if (r->state != BEFORE)
 			return rb_fail(r, "a second ram PART section at offset "
@@ -374,7 +409,7 @@ static int rb_page(void *ctx, const struct qs_info *info, const struct qs_page *
 					(size_t)bq->page_size);
 	if (put_record(r, page, pg->kind, pg->fill, pg->data, key) < 0)
 		return -1;
-	return r->base->absorbing ? absorb(r, page, pg, key) : 0;
+	return r->absorbing ? absorb(r, page, pg, key) : 0;
 }
 
 /* ---- decoding ------------------------------------------------------------------- */
@@ -392,10 +427,22 @@ static int check_base(const struct qd_stream *b, const struct qd_ident *id,
 		return 0;
 	qd_hex(b->digest, 8, have);
 	qd_hex(id->base_digest, 8, want);
-	return mig_err_set(e, MIG_EXIT_DATA, "wrong base: %s (%llu bytes, "
-			   "XXH3-128 %s...) is not the base this delta was "
-			   "made against (%llu bytes, %s...)", b->name,
-			   (ull)b->bytes, have, (ull)id->base_bytes, want);
+	return mig_err_set(e, MIG_EXIT_DATA, "wrong base: %s (%llu bytes "
+			   "compacted, state XXH3-128 %s...) is not the base "
+			   "this delta was made against (%llu bytes, %s...)",
+			   b->name, (ull)b->bytes, have, (ull)id->base_bytes,
+			   want);
+}
+
+/* A chain's state verified: the base becomes it. Its layout is the
+ * base's (check_base), its records' digest the one just verified. */
+static void become_state(struct rb *r, const uint8_t pages[QD_DIGEST])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(r->other));
+	qd_state_digest(r->base->layout, pages, c.digest, r->base->digest);
+	r->base->bytes = r->st->bytes_out;
 }
 
 /* Verified: the records and their digest are the header's; then the tail. */
@@ -416,9 +463,11 @@ static int finish(struct rb *r)
 			       (ull)r->id->records, (ull)r->id->delta_pages);
 	r->st->held = r->tail_len;
 	r->state = BEFORE; /* write, no longer hold */
-	if (put(r, r->tail, r->tail_len) < 0)
+	if (put(r, r->tail, r->tail_len) < 0 || flush_out(r) < 0)
 		return -1;
-	return flush_out(r);
+	if (r->absorbing)
+		become_state(r, c.digest);
+	return 0;
 }
 
 static int rebuild(struct rb *r, struct mig_src *layer)
@@ -448,7 +497,8 @@ int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
 	struct mig_src *src, *layer = NULL;
 	void *lst = qd_layer_new(NULL);
 	struct rb r = { .base = base, .write = write, .wctx = ctx, .e = e,
-			.named = SIZE_MAX, .st = st };
+			.named = SIZE_MAX, .st = st,
+			.absorbing = base->absorbing };
 	int rc = -1;
 
 	memset(st, 0, sizeof *st);
@@ -456,11 +506,13 @@ int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
 				     .page = rb_page, .item = rb_item };
 	if (!lst || !(r.buf = malloc(BUF_CAP)) ||
 	    !(r.win[0].buf = malloc(BUF_CAP)) ||
-	    !(r.win[1].buf = malloc(BUF_CAP)) || !(r.ram = XXH3_createState())) {
+	    !(r.win[1].buf = malloc(BUF_CAP)) || !(r.ram = XXH3_createState()) ||
+	    !(r.other = XXH3_createState())) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
 	}
 	XXH3_128bits_reset(r.ram);
+	XXH3_128bits_reset(r.other);
 	if (!(src = mig_envelopes_peel(in, &env, &d, e)) ||
 	    !(layer = mig_src_layer(src, &mig_filter_delta, lst, 1, e)) ||
 	    mig_layer_open(layer, e) < 0)
@@ -474,6 +526,7 @@ out:
 	mig_envelopes_free(&env);
 	mig_filter_delta.destroy(lst);
 	XXH3_freeState(r.ram);
+	XXH3_freeState(r.other);
 	free(r.buf);
 	free(r.win[0].buf);
 	free(r.win[1].buf);
@@ -483,48 +536,19 @@ out:
 
 /* ---- a chain ------------------------------------------------------------------------ */
 
-/* The rebuilt state's bytes only counted and hashed: its digest binds the
- * next delta of the chain. */
-struct digest_sink {
-	XXH3_state_t *st;
-	uint64_t bytes;
-};
-
-static int digest_write(void *ctx, const void *p, size_t n, struct mig_err *e)
-{
-	struct digest_sink *d = ctx;
-
-	(void)e;
-	XXH3_128bits_update(d->st, p, n);
-	d->bytes += n;
-	return 0;
-}
-
 int qd_chain_absorb(struct qd_stream *state, struct mig_src *in,
 		    const char *name, struct mig_err *e)
 {
-	struct digest_sink d = { XXH3_createState(), 0 };
 	struct qd_stats st;
-	XXH128_canonical_t c;
-	int rc = -1;
+	int rc;
 
-	if (!d.st)
-		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 	if (state->absorb_fd < 0 &&
-	    (state->absorb_fd = qc_temp_file("chain's pages")) < 0) {
-		XXH3_freeState(d.st);
+	    (state->absorb_fd = qc_temp_file("chain's pages")) < 0)
 		return mig_err_set(e, MIG_EXIT_IO, "no temporary file");
-	}
-	XXH3_128bits_reset(d.st);
 	state->absorbing = true;
-	if (qd_decode(state, in, digest_write, &d, &st, e) == 0) {
-		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d.st));
-		memcpy(state->digest, c.digest, QD_DIGEST);
-		state->bytes = d.bytes;
+	rc = qd_decode(state, in, NULL, NULL, &st, e);
+	if (rc == 0)
 		state->name = name;
-		rc = 0;
-	}
 	state->absorbing = false;
-	XXH3_freeState(d.st);
 	return rc;
 }

@@ -65,11 +65,30 @@ void qd_digest_record(XXH3_state_t *s, uint64_t page, XXH128_hash_t key)
 	XXH3_128bits_update(s, b, sizeof b);
 }
 
+void qd_state_digest(const uint8_t layout[QD_DIGEST],
+		     const uint8_t pages[QD_DIGEST],
+		     const uint8_t other[QD_DIGEST], uint8_t out[QD_DIGEST])
+{
+	uint8_t b[3 * QD_DIGEST];
+	XXH128_canonical_t c;
+
+	memcpy(b, layout, QD_DIGEST);
+	memcpy(b + QD_DIGEST, pages, QD_DIGEST);
+	memcpy(b + 2 * QD_DIGEST, other, QD_DIGEST);
+	XXH128_canonicalFromHash(&c, XXH3_128bits(b, sizeof b));
+	memcpy(out, c.digest, QD_DIGEST);
+}
+
 /* ---- a stream read with page keys ---------------------------------------------- */
 
+/* The compactor keeps what is outside the ram PART sections (its drop
+ * says which bytes are inside): those bytes go into the state's digest. */
 static int on_bytes(void *ctx, const unsigned char *p, size_t n)
 {
 	struct qd_stream *s = ctx;
+
+	if (!s->qc.drop)
+		XXH3_128bits_update(s->other, p, n);
 	return s->qc.hooks.bytes(s->qc.hooks.ctx, p, n);
 }
 
@@ -104,7 +123,7 @@ static int on_page(void *ctx, const struct qs_info *info, const struct qs_page *
 static void stream_init(struct qd_stream *s, const char *name, int fd)
 {
 	memset(s, 0, sizeof *s);
-	s->name = name;
+	s->name = s->file = name;
 	s->fd = fd;
 	s->page_fd = fd;
 	s->absorb_fd = -1;
@@ -139,25 +158,6 @@ void qd_stream_free(struct qd_stream *s)
 	s->key = NULL;
 }
 
-/* The reader's pull, with every byte counted into a digest. */
-struct digest_pull {
-	struct mig_src_pull pull;
-	XXH3_state_t *st;
-	uint64_t bytes;
-};
-
-static long digest_read(void *ctx, void *buf, size_t len)
-{
-	struct digest_pull *d = ctx;
-	long n = mig_src_pull_read(&d->pull, buf, len);
-
-	if (n > 0 && d->st) {
-		XXH3_128bits_update(d->st, buf, (size_t)n);
-		d->bytes += (uint64_t)n;
-	}
-	return n;
-}
-
 /* What a stream must be: raw QEMU (or a libvirt image holding one). */
 static int check_kind(struct mig_src *src, const char *hint, struct mig_err *e)
 {
@@ -184,12 +184,12 @@ static int check_kind(struct mig_src *src, const char *hint, struct mig_err *e)
 }
 
 static int scan_raw(struct qd_stream *s, struct mig_src *src, const char *hint,
-		    XXH3_state_t *digest, struct mig_err *e);
+		    struct mig_err *e);
 
-/* Read the whole stream (out of its envelopes), keying its pages; the
- * digest of its raw bytes if digest is not NULL. 0 or -1 with e set. */
+/* Read the whole stream (out of its envelopes), keying its pages, and
+ * take its state's digest. 0 or -1 with e set. */
 static int scan(struct qd_stream *s, struct mig_src *src, const char *hint,
-		XXH3_state_t *digest, struct mig_err *e)
+		struct mig_err *e)
 {
 	struct mig_envelopes env = { 0 };
 	struct mig_detect d;
@@ -197,26 +197,47 @@ static int scan(struct qd_stream *s, struct mig_src *src, const char *hint,
 
 	if (!(src = mig_envelopes_peel(src, &env, &d, e)))
 		goto out;
-	rc = scan_raw(s, src, hint, digest, e);
+	rc = scan_raw(s, src, hint, e);
 out:
 	mig_envelopes_free(&env);
 	return rc;
 }
 
-/* The same, the stream raw (out of its envelopes). */
-static int scan_raw(struct qd_stream *s, struct mig_src *src, const char *hint,
-		    XXH3_state_t *digest, struct mig_err *e)
+/* The digest of the state read: its layout's, its final page records'
+ * (page by page, as the delta's digest of the rebuilt records) and its
+ * other bytes' (s->other, then reused for the records). */
+static void state_digest(struct qd_stream *s)
 {
-	struct digest_pull p = { { src, e, false }, digest, 0 };
+	uint8_t pages[QD_DIGEST], other[QD_DIGEST];
+	XXH128_canonical_t c;
+	uint64_t off;
+	uint8_t f;
+
+	qd_layout_digest(&s->info, s->layout);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(s->other));
+	memcpy(other, c.digest, QD_DIGEST);
+	XXH3_128bits_reset(s->other);
+	for (uint64_t i = 0; i < s->qc.npages; i++)
+		if (qc_page_ref(&s->qc, i, &f, &off))
+			qd_digest_record(s->other, i, s->key[i]);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(s->other));
+	memcpy(pages, c.digest, QD_DIGEST);
+	qd_state_digest(s->layout, pages, other, s->digest);
+}
+
+/* The raw stream through the hooks: its pages indexed and keyed, its
+ * other bytes into s->other. 0 or -1 with e set. */
+static int read_keyed(struct qd_stream *s, struct mig_src *src,
+		      struct mig_err *e)
+{
+	struct mig_src_pull p = { src, e, false };
 	char qerr[512];
 
-	if (check_kind(src, hint, e) < 0)
-		return -1;
-	if (qs_scan_hooks(digest_read, &p, 0, &s->hooks, &s->info, qerr,
+	if (qs_scan_hooks(mig_src_pull_read, &p, 0, &s->hooks, &s->info, qerr,
 			  sizeof qerr) < 0) {
 		if (s->qc.code)
 			return mig_err_set(e, s->qc.code, "%s", s->qc.why);
-		if (!p.pull.failed)
+		if (!p.failed)
 			mig_err_set(e, MIG_EXIT_DATA, "%s", qerr);
 		return -1;
 	}
@@ -226,61 +247,53 @@ static int scan_raw(struct qd_stream *s, struct mig_src *src, const char *hint,
 				   s->qc.not_compactable);
 	if (qc_check(&s->qc, &s->info) < 0)
 		return mig_err_set(e, s->qc.code, "%s", s->qc.why);
-	s->bytes = p.bytes;
-	qd_layout_digest(&s->info, s->layout);
 	return 0;
+}
+
+/* The same, the stream raw (out of its envelopes). */
+static int scan_raw(struct qd_stream *s, struct mig_src *src, const char *hint,
+		    struct mig_err *e)
+{
+	int rc;
+
+	if (check_kind(src, hint, e) < 0)
+		return -1;
+	if (!(s->other = XXH3_createState()))
+		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	XXH3_128bits_reset(s->other);
+	rc = read_keyed(s, src, e);
+	if (rc == 0) {
+		s->bytes = qc_output_bytes(&s->qc, &s->info);
+		state_digest(s);
+	}
+	XXH3_freeState(s->other);
+	s->other = NULL;
+	return rc;
 }
 
 int qd_stream_scan_new(struct qd_stream *s, struct mig_src *src,
 		       struct mig_err *e)
 {
-	return scan(s, src, "decode it first (mig-delta(1))", NULL, e);
-}
-
-/* XXH3-128 of the whole file and its length, in a pass of its own (a base
- * in envelopes: the reader sees only the stream inside them). */
-static int digest_file(struct qd_stream *b, XXH3_state_t *d, struct mig_err *e)
-{
-	enum { CHUNK = 1 << 20 };
-	unsigned char *buf = malloc(CHUNK);
-	uint64_t at = 0;
-	ssize_t n;
-
-	if (!buf)
-		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-	XXH3_128bits_reset(d);
-	while ((n = pread(b->fd, buf, CHUNK, (off_t)at)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(buf);
-			return mig_err_set(e, MIG_EXIT_IO, "%s: %s", b->name,
-					   strerror(errno));
-		}
-		XXH3_128bits_update(d, buf, (size_t)n);
-		at += (uint64_t)n;
-	}
-	free(buf);
-	b->bytes = at;
-	return 0;
+	return scan(s, src, "decode it first (mig-delta(1))", e);
 }
 
 /* Its pages are read again from where they lie in the file, or, in
  * envelopes (where frames interleave), from a temporary file they are
  * spilled to. 0 or -1 with e set. */
-static int base_index(struct qd_stream *b, struct mig_src *src, bool *wrapped,
+static int base_index(struct qd_stream *b, struct mig_src *src,
 		      struct mig_err *e)
 {
 	struct mig_detect d;
+	bool wrapped;
 
 	if (mig_detect(src, &d, e) < 0)
 		return -1;
-	*wrapped = d.type == MIG_INPUT_LAYER && d.kind == MIG_KIND_ENVELOPE;
-	if (*wrapped && (b->page_fd = qc_temp_file("base's pages")) < 0)
+	wrapped = d.type == MIG_INPUT_LAYER && d.kind == MIG_KIND_ENVELOPE;
+	if (wrapped && (b->page_fd = qc_temp_file("base's pages")) < 0)
 		return mig_err_set(e, MIG_EXIT_IO, "no temporary file");
-	if (qc_init(&b->qc, *wrapped ? b->page_fd : -1, -1) < 0)
+	if (qc_init(&b->qc, wrapped ? b->page_fd : -1, -1) < 0)
 		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
-	if (!*wrapped)
+	if (!wrapped)
 		qc_use_source(&b->qc, b->fd, 0);
 	return 0;
 }
@@ -288,10 +301,7 @@ static int base_index(struct qd_stream *b, struct mig_src *src, bool *wrapped,
 int qd_base_open_fd(struct qd_stream *b, int fd, const char *name,
 		    struct mig_err *e)
 {
-	XXH3_state_t *d = XXH3_createState();
 	struct mig_src *src = NULL;
-	XXH128_canonical_t c;
-	bool wrapped = false;
 	int rc = -1;
 
 	stream_init(b, name, fd);
@@ -299,23 +309,16 @@ int qd_base_open_fd(struct qd_stream *b, int fd, const char *name,
 		mig_err_set(e, MIG_EXIT_IO, "%s: %s", name, strerror(errno));
 		goto out;
 	}
-	if (!d || !(src = mig_src_fd(fd, name))) {
+	if (!(src = mig_src_fd(fd, name))) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
 	}
-	if (base_index(b, src, &wrapped, e) < 0)
+	if (base_index(b, src, e) < 0)
 		goto out;
-	XXH3_128bits_reset(d);
-	if (scan(b, src, "decode it into a raw QEMU stream file first, "
-		 "the base a delta needs (mig-delta(1))", wrapped ? NULL : d,
-		 e) < 0 || (wrapped && digest_file(b, d, e) < 0))
-		goto out;
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d));
-	memcpy(b->digest, c.digest, QD_DIGEST);
-	rc = 0;
+	rc = scan(b, src, "decode it into a raw QEMU stream file first, "
+		  "the base a delta needs (mig-delta(1))", e);
 out:
 	mig_src_free(src);
-	XXH3_freeState(d);
 	return rc;
 }
 

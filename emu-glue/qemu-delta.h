@@ -11,10 +11,18 @@
  *
  * The delta is a mig layer of kind 5: tagged frames as the checksum layer
  * (XXH3-64 per frame bound to its place, XXH3-128 of the inner bytes in
- * END), whose parameters bind the base (a digest of the whole base file,
- * its length, a digest of its RAM block layout) and the rebuilt stream (its
- * page records and a digest of them).  Its inner bytes are the new stream
- * compacted (each page once), keeping only the pages that differ.
+ * END), whose parameters bind the base (the digest of its state, the
+ * length of its compacted stream, a digest of its RAM block layout) and
+ * the rebuilt stream (its page records and a digest of them).  Its inner
+ * bytes are the new stream compacted (each page once), keeping only the
+ * pages that differ.
+ *
+ * A state's digest is made of digests that exist without reading a page
+ * again (qd_state_digest): its layout's, its page records' (each page's
+ * number and key), and that of its bytes outside the ram PART sections.
+ * So a chain's state (a base and deltas) is known from the base's keys,
+ * the keys of the pages its deltas carried and the last delta's bytes:
+ * the base's pages are read once, for the output.
  *
  * Rebuilding (qd_decode) merges the base's pages into that stream's one ram
  * PART as it passes, each base page checked against its key; everything
@@ -50,19 +58,28 @@ void qd_layout_digest(const struct qs_info *info, uint8_t out[QD_DIGEST]);
 /* One page record into the digest of the rebuilt records: le64 page
  * number in the index, then the key in canonical (big-endian) form. */
 void qd_digest_record(XXH3_state_t *s, uint64_t page, XXH128_hash_t key);
+/* A state's digest: XXH3-128 of its layout's digest, its page records'
+ * digest (qd_digest_record over its records in page order) and the
+ * digest of its bytes outside the ram PART sections, 48 bytes. */
+void qd_state_digest(const uint8_t layout[QD_DIGEST],
+		     const uint8_t pages[QD_DIGEST],
+		     const uint8_t other[QD_DIGEST], uint8_t out[QD_DIGEST]);
 
 /* A stream read with page keys: the base, or the new stream. */
 struct qd_stream {
-	const char *name;
+	const char *name;         /* a chain's state: its last delta's */
+	const char *file;         /* the base file's (or the new stream's) */
 	int fd;                   /* the base file (-1 for the new stream) */
 	int page_fd;              /* where its pages are read again: fd, or
 	                             a temporary file (a base in envelopes) */
 	struct qc qc;             /* each page's final record */
 	struct qs_info info;
 	XXH128_hash_t *key;       /* one per page of the index */
-	uint8_t digest[QD_DIGEST];/* of every byte read (the base) */
-	uint64_t bytes;
+	uint8_t digest[QD_DIGEST];/* of its state (qd_state_digest) */
+	uint64_t bytes;           /* of its compacted stream */
 	uint8_t layout[QD_DIGEST];
+	XXH3_state_t *other;      /* while read: the bytes outside the ram
+	                             PART sections (qc's kept bytes) */
 	struct qs_hooks hooks;    /* qc's, with the keys added */
 
 	/* a chain's state (qd_chain_absorb): the records its deltas carried,
@@ -111,10 +128,13 @@ int qd_encode(struct qd_plan *p, const struct qd_ident *id, int fd,
 	      struct mig_err *e);
 
 /* A chain: base, then deltas, each made against the state before it.
- * Rebuild the state after the delta read from in, without writing it:
- * its bytes are hashed (their digest and length bind the next delta) and
- * the pages it carried go to a temporary file, then stand in for the
- * base's. Every check of qd_decode is made. name: the delta's, for the
+ * Take the state after the delta read from in, without writing it and
+ * without reading the base's pages: the pages the delta carried go to a
+ * temporary file and stand in for the base's (their keys for the base's
+ * keys), and the state's digest and length (which bind the next delta)
+ * are made from the keys and the delta's other bytes. Every check of
+ * qd_decode on the delta is made; the base's pages are checked against
+ * their keys when the last delta is decoded. name: the delta's, for the
  * message of a next delta that does not belong. 0, or -1 with e set. */
 int qd_chain_absorb(struct qd_stream *state, struct mig_src *in,
 		    const char *name, struct mig_err *e);
@@ -124,8 +144,9 @@ struct qd_stats {
 	uint64_t records, from_delta, bytes_out, held;
 };
 /* Read a delta layer (maybe in envelopes) from in and write the rebuilt
- * raw QEMU stream through write(ctx, ...): see the top of this file for
- * what is written before the end is verified. 0, or -1 with e set; its
+ * raw QEMU stream through write(ctx, ...) (none while base->absorbing:
+ * qd_chain_absorb): see the top of this file for what is written before
+ * the end is verified. 0, or -1 with e set; its
  * message names what is wrong, not the input (the caller does). */
 int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
 	      void *ctx, struct qd_stats *st, struct mig_err *e);

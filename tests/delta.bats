@@ -118,9 +118,12 @@ assert_same_ram_loaded() { # A B
 	mig-delta -d --base rebuilt1 < d2 > rebuilt2
 	mig-compact "$D/new2" > c
 	cmp rebuilt2 c
-	# d2 belongs to rebuilt1, not to the first base
+	# d2 belongs to rebuilt1's state, not to the first base
 	run -1 --separate-stderr mig-delta -d --base "$D/base" d2
-	[[ $stderr == "mig-delta: d2: wrong base: $D/base ("*" bytes, XXH3-128 "*"...) is not the base this delta was made against ($(size_of rebuilt1) bytes, "*"...)" ]]
+	[[ $stderr == "mig-delta: d2: wrong base: $D/base ($(mig-compact "$D/base" | wc -c) bytes compacted, state XXH3-128 "*"...) is not the base this delta was made against ($(size_of rebuilt1) bytes, "*"...)" ]]
+	# which the second checkpoint as QEMU wrote it holds too
+	mig-delta -d --base "$D/new" d2 > from-raw
+	cmp from-raw rebuilt2
 	# the chain given whole: its states rebuilt in memory, the same bytes
 	mig-delta -d --base "$D/base" --base d1 d2 > chained
 	cmp chained rebuilt2
@@ -129,7 +132,7 @@ assert_same_ram_loaded() { # A B
 	run -1 --separate-stderr mig-delta -d --base "$D/base" --base d2 d1
 	[[ $stderr == "mig-delta: d2: wrong base: $D/base ("*" is not the base this delta was made against ($(size_of rebuilt1) bytes, "* ]]
 	run -1 --separate-stderr mig-delta -d --base "$D/base" --base d1 --base d1 d2
-	[[ $stderr == "mig-delta: d1: wrong base: d1 ($(size_of rebuilt1) bytes, "* ]]
+	[[ $stderr == "mig-delta: d1: wrong base: d1 ($(size_of rebuilt1) bytes compacted, state XXH3-128 "* ]]
 	assert_same_ram_loaded "$D/new2" rebuilt2
 	cmp -i 1048576 b.mem "$D/new2.ram"
 }
@@ -237,14 +240,15 @@ assert_refused_prefix() { # IN MESSAGE
 	mig-delta --base "$D/base" < "$D/new" > d
 	# the same VM and RAM, checkpointed again: other bytes, another base
 	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/again" < d > out'
-	[[ $stderr =~ ^"mig-delta: stdin: wrong base: $D/again ($(size_of "$D/again") bytes, XXH3-128 "[0-9a-f]{16}"...) is not the base this delta was made against ($(size_of "$D/base") bytes, "[0-9a-f]{16}"...)"$ ]]
+	[[ $stderr =~ ^"mig-delta: stdin: wrong base: $D/again ($(mig-compact "$D/again" | wc -c) bytes compacted, state XXH3-128 "[0-9a-f]{16}"...) is not the base this delta was made against ($(mig-compact "$D/base" | wc -c) bytes, "[0-9a-f]{16}"...)"$ ]]
 	[ "$(size_of out)" = 0 ]
-	# one byte of one page changed, the length the same
+	# one byte of one page changed, the length the same: its key differs
 	cp "$D/base" altered
 	flip_byte altered 20000000
 	run -1 --separate-stderr bash -c 'mig-delta -d --base altered < d > out'
-	[[ $stderr == "mig-delta: stdin: wrong base: altered ($(size_of "$D/base") bytes, XXH3-128 "* ]]
+	[[ $stderr == "mig-delta: stdin: wrong base: altered ($(mig-compact "$D/base" | wc -c) bytes compacted, state XXH3-128 "* ]]
 	[ "$(size_of out)" = 0 ]
+	# (a byte of the device state changed: the vectors' test)
 	# a base of another VM (other RAM size): refused when encoding too
 	local VM_DIR
 	VM_DIR=$(mktemp -d "$BATS_TEST_TMPDIR/vm.XXXXXX")
@@ -344,13 +348,89 @@ Try 'mig-delta --help'."
 	mig-delta -d --base "$v/delta-base.qemu" "$v/delta-aa.mig" > r
 	cmp r "$v/delta-base.qemu"
 	run -0 mig-info "$v/delta-ab.mig"
-	assert_line "layer 1: delta (hash=xxh3 base=dfae80ff0e7972cf0ce8a194aba9e6f5 base-bytes=8447 pages=3 records=3 carried=1)"
+	assert_line "layer 1: delta (hash=xxh3 base=659ba2a1bc49774d7046c0b255816782 base-bytes=8447 pages=3 records=3 carried=1)"
 	assert_line "    a                          12.0 KiB  1 pages, 0 zero"
 	run -0 mig-info "$v/delta-aa.mig"
 	assert_line "    a                          12.0 KiB  0 pages, 0 zero"
 	# the base is what the header names: any other is refused
 	run -1 --separate-stderr mig-delta -d --base "$v/delta-new.qemu" "$v/delta-ab.mig"
-	assert_equal "$stderr" "mig-delta: $v/delta-ab.mig: wrong base: $v/delta-new.qemu (12542 bytes, XXH3-128 $(mig-delta --base "$v/delta-new.qemu" "$v/delta-new.qemu" | od -An -tx1 -j 13 -N8 | tr -d ' \n')...) is not the base this delta was made against (8447 bytes, dfae80ff0e7972cf...)"
+	assert_equal "$stderr" "mig-delta: $v/delta-ab.mig: wrong base: $v/delta-new.qemu (12542 bytes compacted, state XXH3-128 $(mig-delta --base "$v/delta-new.qemu" "$v/delta-new.qemu" | od -An -tx1 -j 13 -N8 | tr -d ' \n')...) is not the base this delta was made against (8447 bytes, 659ba2a1bc49774d...)"
+	# so is the base with one byte of its device state changed ("abcdefgh"
+	# of the timer section), before a byte is written
+	cp "$v/delta-base.qemu" altered
+	flip_byte altered "$(grep -boa abcdefgh altered | cut -d: -f1)"
+	run -1 --separate-stderr bash -c 'mig-delta -d --base altered "$1" > out' _ "$v/delta-ab.mig"
+	[[ $stderr == "mig-delta: $v/delta-ab.mig: wrong base: altered (8447 bytes compacted, state XXH3-128 "* ]]
+	[ "$(size_of out)" = 0 ]
+}
+
+# Wait until process PID has read FILE to its end (the offset of its
+# descriptor of FILE at FILE's length): all its bytes are in memory.
+wait_read_whole() { # PID FILE
+	local f n path size
+	path=$(realpath "$2")
+	size=$(size_of "$2")
+	for n in $(seq 400); do
+		for f in /proc/"$1"/fd/*; do
+			[ "$(readlink "$f" 2>/dev/null)" = "$path" ] &&
+				[ "$(awk '/^pos:/ { print $2 }' "/proc/$1/fdinfo/${f##*/}" 2>/dev/null)" = "$size" ] &&
+				return 0
+		done
+		sleep 0.05
+	done
+	fail "$2 not read whole by process $1"
+}
+
+# The vectors' base (b) changed in its page 2 ("C"s) after mig-delta -d
+# read it whole, before the delta came: refused when the output reaches
+# that page, exit 1, the output a prefix of REBUILT ending before page 2.
+base_changed_midway() { # DELTA REBUILT PAGE2_AT [--base DELTA]...
+	local delta=$1 want=$2 page2_at=$3 pid rc=0
+	shift 3
+	cp "$REPO/tests/vectors/delta-base.qemu" b
+	rm -f gate && mkfifo gate
+	{ read -r _ < gate; cat "$delta"; } 3>&- | mig-delta -d --base b "$@" > out 2> err 3>&- &
+	pid=$!
+	wait_read_whole "$pid" b
+	flip_byte b 5000 # page 2's data: bytes 4199 to 8294
+	echo > gate
+	wait "$pid" || rc=$?
+	assert_equal "$rc" 1
+	assert_equal "$(cat err)" "mig-delta: stdin: b: page 2 changed since it was read"
+	assert_prefix out "$want"
+	[ "$(size_of out)" -le "$page2_at" ]
+}
+
+@test "a base page changed after the base was read: refused when the output reaches it, no byte of it written; through a chain too, whose states never read it" {
+	local v=$REPO/tests/vectors
+	# page 2's record is at 8286 in delta-new.qemu, at 4191 in delta-base.qemu
+	base_changed_midway "$v/delta-ab.mig" "$v/delta-new.qemu" 8286
+	mig-delta --base "$v/delta-new.qemu" "$v/delta-base.qemu" > back
+	base_changed_midway back "$v/delta-base.qemu" 4191 --base "$v/delta-ab.mig"
+}
+
+# XXH3-128 of standard input, in hex (xxhsum gives the canonical form).
+xxh128() { xxhsum -H2 | cut -d' ' -f1; }
+
+# A file's LENGTH bytes from OFFSET, in hex.
+hex_at() { od -An -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; } # FILE OFFSET LENGTH
+
+@test "the base's state digest of mig-stream(5), computed apart: its layout's, its page records', its other bytes'" {
+	local v=$REPO/tests/vectors layout pages other
+	# page size, then block "a" of 12288 bytes
+	layout=$(perl -e 'print pack("Q<", 4096), "\x01a", pack("Q<", 12288)' | xxh128)
+	assert_equal "$layout" "$(hex_at "$v/delta-ab.mig" 37 16)"
+	# the base's records are those that the delta of the base against
+	# itself rebuilds: its digest of the rebuilt records
+	pages=$(hex_at "$v/delta-aa.mig" 77 16)
+	# everything but the one ram PART section: bytes 71 to 8307 (its
+	# header, three page records, EOS, footer), then the ram END
+	assert_equal "$(hex_at "$v/delta-base.qemu" 71 5)" 0200000002
+	assert_equal "$(hex_at "$v/delta-base.qemu" 8308 1)" 03
+	other=$({ head -c 71 "$v/delta-base.qemu"; tail -c +8309 "$v/delta-base.qemu"; } | xxh128)
+	run -0 bash -c 'perl -e "print pack(q(H*), shift)" "$1" | xxhsum -H2 | cut -d" " -f1' _ "$layout$pages$other"
+	assert_output "$(hex_at "$v/delta-ab.mig" 13 16)"
+	assert_output 659ba2a1bc49774d7046c0b255816782
 }
 
 @test "a real Linux guest: two checkpoints of it running, beats apart; the delta carries what it dirtied and rebuilds a stream that loads to the RAM of the second" {
@@ -387,7 +467,7 @@ Try 'mig-delta --help'."
 		"compressed $(mig-compress < ck2 | wc -c) and $(mig-compress < d | wc -c)" >&3
 }
 
-@test "a base and an input in envelopes (sealed checkpoints): the base's pages spilled, its digest that of the file; the same pages carried" {
+@test "a base and an input in envelopes (sealed checkpoints): the base's pages spilled, its state that of the stream inside; the same pages carried" {
 	mig-envelope --meta vm=base < "$D/base" > base.env
 	mig-envelope --meta vm=new < "$D/new" > new.env
 	run -0 --separate-stderr bash -c 'mig-delta -v --base base.env new.env > d'
@@ -396,9 +476,13 @@ Try 'mig-delta --help'."
 	mig-delta -d --base base.env d > r
 	mig-compact "$D/new" > c
 	cmp r c
-	# bound to the file: the same stream outside its envelope is another base
-	run -1 --separate-stderr bash -c 'mig-delta -d --base "$D/base" < d > out'
-	[[ $stderr == "mig-delta: stdin: wrong base: $D/base ($(size_of "$D/base") bytes, XXH3-128 "*"...) is not the base this delta was made against ($(size_of base.env) bytes, "* ]]
+	# bound to the state: the same stream outside its envelope, or
+	# compacted, is the same base
+	mig-delta -d --base "$D/base" < d > r2
+	cmp r2 c
+	mig-compact "$D/base" > base.c
+	mig-delta -d --base base.c < d > r3
+	cmp r3 c
 	# an envelope cut short is no base
 	head -c 20000000 base.env > cut.env
 	run -1 --separate-stderr bash -c 'mig-delta --base cut.env < "$D/new" > out'

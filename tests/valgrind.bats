@@ -85,8 +85,8 @@ vg() {
 	vg mig-delta -d --base base.env d4 | cmp - base
 	head -c 2000 d1 > cut
 	run -1 vg mig-delta -d --base base cut
-	# a wrong base: one byte of a page changed (STREAM itself may compact
-	# to the very same bytes, when QEMU sent no empty round)
+	# a wrong base: one byte of a page changed (STREAM itself is the same
+	# state as base, its compacted form)
 	cp base wrong
 	flip_byte wrong $(($(stat -c %s base) / 2))
 	run -1 vg mig-delta -d --base wrong d1

@@ -4,13 +4,13 @@
  * checkpoint, and back (-d): an incremental checkpoint that needs no dirty
  * logging, so any QEMU writing through exec: makes one.
  *
- * Encoding reads the base whole (a digest of the file, a key per page),
- * then the new stream whole, as mig-compact does (each page's final
- * record; nothing is written before the input is verified), and writes a
- * delta layer (qemu-delta.h) holding the new stream compacted minus the
- * pages equal to the base's. Decoding reads the base whole again, refuses
- * a delta made against another base before a byte is written, and
- * rebuilds a whole stream as it reads the delta.
+ * Encoding reads the base whole (a key per page, the digest of its
+ * state), then the new stream whole, as mig-compact does (each page's
+ * final record; nothing is written before the input is verified), and
+ * writes a delta layer (qemu-delta.h) holding the new stream compacted
+ * minus the pages equal to the base's. Decoding reads the base whole
+ * again, refuses a delta made against another state before a byte is
+ * written, and rebuilds a whole stream as it reads the delta.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,8 +155,9 @@ static int absorb_one(struct delta *d, const char *path)
 	return rc;
 }
 
-/* The base: a file, and the deltas of a chain on it, each rebuilt over
- * the state before it (hashed, not written). */
+/* The base: a file, and the deltas of a chain on it, each taken over
+ * the state before it (its digest from the keys: not written, the
+ * base's pages not read). */
 static int open_base(struct delta *d)
 {
 	if (qd_base_open(&d->base, d->bases[0], &d->err) < 0)
