@@ -590,13 +590,11 @@ static void stop_unfed(struct recv *r)
  * --from-stream the command line is in the stream: it is read first. */
 static int receive(struct recv *r, const struct recv_args *a)
 {
+	bool early = !a->from && !a->dry; /* started before the stream is read */
 	int rc;
 
-	if (a->from || a->dry) {
-		if ((rc = open_stream(r, a)) != 0 || (rc = emulator_argv(r, a)) != 0 ||
-		    (rc = add_monitor(r, a)) != 0)
-			return rc;
-	} else if ((rc = emulator_argv(r, a)) != 0 || (rc = add_monitor(r, a)) != 0)
+	if ((!early && (rc = open_stream(r, a)) != 0) ||
+	    (rc = emulator_argv(r, a)) != 0 || (rc = add_monitor(r, a)) != 0)
 		return rc;
 	if (a->dry) {
 		migrecv_print_quoted(stdout, r->av.v);
@@ -609,7 +607,7 @@ static int receive(struct recv *r, const struct recv_args *a)
 	}
 	if ((rc = launch_emulator(r, a)) != 0)
 		return rc;
-	if (!a->from && (rc = open_stream(r, a)) != 0) {
+	if (early && (rc = open_stream(r, a)) != 0) {
 		stop_unfed(r);
 		return rc;
 	}
