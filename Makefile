@@ -62,7 +62,8 @@ COMMANDS = $(FILTERS:%=$(B)/bin/mig-%) $(CHANNEL_FILTERS:%=$(B)/bin/mig-%) \
 	$(TOOLS:%=$(B)/bin/mig-%) $(GLUE:%=$(B)/bin/mig-%)
 ALIASES = $(foreach f,$(FILTERS),$(if $(ALIAS_$(f)),$(B)/bin/mig-$(ALIAS_$(f))))
 UNIT_TESTS = $(B)/tests/test-channel $(B)/tests/test-qemu-stream \
-	$(B)/tests/test-compress $(B)/tests/test-sign
+	$(B)/tests/test-compress $(B)/tests/test-sign $(B)/tests/test-xbzrle \
+	$(B)/tests/test-delta
 MAN = $(wildcard man/*.[157])
 HOOK = $(B)/libexec/migkit/mig-libvirt-hook $(B)/libexec/migkit/libvirt/lzop
 
@@ -157,7 +158,7 @@ OBJS_compact = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
 LIBS_compact = $(LIBS_JSON)
 # mig-delta: the compactor's index with a key per page (qemu-delta*.c)
 DELTA_OBJ = $(B)/emu-glue/qemu-delta.o $(B)/emu-glue/qemu-delta-rebuild.o \
-	$(B)/emu-glue/delta-layer.o
+	$(B)/emu-glue/delta-layer.o $(B)/emu-glue/xbzrle.o
 OBJS_delta = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o $(DELTA_OBJ)
 LIBS_delta = $(LIBS_JSON)
 OBJS_tee = $(QS_OBJ) $(B)/emu-glue/qemu-compact.o
@@ -202,6 +203,15 @@ $(B)/tests/test-compress: $(B)/tests/unit/test-compress.o \
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_FILTER_compress)
 
+$(B)/tests/test-xbzrle: $(B)/tests/unit/test-xbzrle.o $(B)/emu-glue/xbzrle.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(B)/tests/test-delta: $(B)/tests/unit/test-delta.o $(OBJS_delta) \
+		$(B)/libmigchan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(LIBS_JSON)
+
 $(B)/tests/test-sign: $(B)/tests/unit/test-sign.o $(B)/libmigchan.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -217,14 +227,15 @@ FUZZ_SECONDS ?= 30
 FUZZ_TARGETS = stream walk meta qemu-stream delta encrypt $(patsubst %,layer-%,$(filter-out encrypt,$(FILTERS)))
 FUZZ_SRC = $(CHANNEL_SRC) $(FILTERS:%=filters/%.c) $(FILTER_SHARED:%=filters/%.c) \
 	filters/all.c emu-glue/qemu-stream.c emu-glue/libvirt-image.c emu-glue/qemu-compact.c \
-	emu-glue/delta-layer.c emu-glue/qemu-delta.c emu-glue/qemu-delta-rebuild.c
+	emu-glue/delta-layer.c emu-glue/qemu-delta.c emu-glue/qemu-delta-rebuild.c \
+	emu-glue/xbzrle.c
 FUZZ_LIST = '-DMIG_FILTER_LIST=$(foreach f,$(FILTERS) $(CHANNEL_FILTERS) $(LAYER_FILTERS),X($(f)))'
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE \
 	-pthread -Ichannel -Ifilters -Iemu-glue -Itests/fuzz $(FUZZ_LIST)
 FUZZ_LIBS = $(LIBS) $(FILTER_LIBS) $(LIBS_JSON)
 REPLAY_OBJS = $(B)/tests/fuzz/standalone.o $(B)/filters/all.o $(FILTER_OBJ) \
 	$(QS_OBJ) $(B)/emu-glue/qemu-compact.o $(B)/emu-glue/qemu-delta.o \
-	$(B)/emu-glue/qemu-delta-rebuild.o $(B)/libmigchan.a
+	$(B)/emu-glue/qemu-delta-rebuild.o $(B)/emu-glue/xbzrle.o $(B)/libmigchan.a
 REPLAYS = $(FUZZ_TARGETS:%=$(B)/fuzz/replay-%)
 
 $(B)/fuzz/fuzz-layer-%: tests/fuzz/fuzz-layer.c $(FUZZ_SRC) | $(DEPS_FIRST)

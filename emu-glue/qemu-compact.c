@@ -33,6 +33,8 @@
 #define RF_PAGE 0x008u
 #define RF_EOS 0x010u
 #define RF_CONTINUE 0x020u
+#define RF_XBZRLE 0x040u
+#define XBZRLE_ENCODING 0x01
 
 typedef unsigned long long ull;
 
@@ -396,6 +398,7 @@ struct out {
 	unsigned char *win;
 	off_t win_at;
 	size_t win_len;
+	unsigned char *page, *xb; /* c->rewrite's page and its encoding */
 };
 
 static int out_flush(struct out *o)
@@ -487,14 +490,37 @@ static int copy_kept(struct qc *c, struct out *o, uint64_t from, uint64_t to)
 	return 0;
 }
 
-/* One page's final record; *named: its block was named already. */
-static int put_page(struct qc *c, struct out *o, const struct qs_ramblock *b,
-		    uint64_t addr, uint64_t ent, bool *named)
+/* Page i's data, from where its entry says it lies, into dst. */
+static int page_data(struct qc *c, struct out *o, uint64_t ent, void *dst)
 {
+	uint64_t loc = ((ent & ENT_SLOT_MASK) >> 8) - 1;
+	off_t at = (off_t)(c->source_fd >= 0 ? loc : loc * c->page_size);
+	return page_bytes(c, o, dst, c->page_size, at);
+}
+
+/* Page i's data as c->rewrite would have it: the length of an XBZRLE
+ * encoding of it in o->xb, or 0 to write it whole (then in o->page). */
+static long rewritten(struct qc *c, struct out *o, uint64_t i, uint64_t ent)
+{
+	if (page_data(c, o, ent, o->page))
+		return -1;
+	return c->rewrite(c->rewrite_ctx, i, o->page, o->xb, c->page_size, o->e);
+}
+
+/* Page i's final record (its block b, at addr in it); *named: its block
+ * was named already. */
+static int put_page(struct qc *c, struct out *o, const struct qs_ramblock *b,
+		    uint64_t i, uint64_t addr, bool *named)
+{
+	uint64_t ent = c->ent[i];
 	size_t idlen = strlen(b->id);
 	bool zero = ent & ENT_ZERO;
-	uint64_t hdr = addr | (zero ? RF_ZERO : RF_PAGE) | (*named ? RF_CONTINUE : 0);
+	long xb = !zero && c->rewrite ? rewritten(c, o, i, ent) : 0;
 
+	if (xb < 0)
+		return -1;
+	uint64_t hdr = addr | (zero ? RF_ZERO : xb ? RF_XBZRLE : RF_PAGE) |
+		       (*named ? RF_CONTINUE : 0);
 	if (out_room(o, 8 + 1 + idlen + 1))
 		return -1;
 	out_be64(o, hdr);
@@ -508,11 +534,21 @@ static int put_page(struct qc *c, struct out *o, const struct qs_ramblock *b,
 		o->buf[o->len++] = (unsigned char)(ent & 0xff);
 		return 0;
 	}
+	if (xb) {
+		if (out_room(o, 3 + (size_t)xb))
+			return -1;
+		o->buf[o->len++] = XBZRLE_ENCODING;
+		o->buf[o->len++] = (unsigned char)(xb >> 8);
+		o->buf[o->len++] = (unsigned char)xb;
+		memcpy(o->buf + o->len, o->xb, (size_t)xb);
+		o->len += (size_t)xb;
+		return 0;
+	}
 	if (out_room(o, c->page_size))
 		return -1;
-	uint64_t loc = ((ent & ENT_SLOT_MASK) >> 8) - 1;
-	off_t at = (off_t)(c->source_fd >= 0 ? loc : loc * c->page_size);
-	if (page_bytes(c, o, o->buf + o->len, c->page_size, at))
+	if (c->rewrite)
+		memcpy(o->buf + o->len, o->page, c->page_size);
+	else if (page_data(c, o, ent, o->buf + o->len))
 		return -1;
 	o->len += c->page_size;
 	return 0;
@@ -530,9 +566,9 @@ static int put_part(struct qc *c, const struct qs_info *info, struct out *o)
 		bool named = false;
 		for (uint64_t i = c->block_first[b]; i < c->block_first[b + 1]; i++)
 			if (c->ent[i] && (!c->keep || c->keep(c->keep_ctx, i)) &&
-			    put_page(c, o, &info->blocks[b],
+			    put_page(c, o, &info->blocks[b], i,
 				     (i - c->block_first[b]) * c->page_size,
-				     c->ent[i], &named))
+				     &named))
 				return -1;
 	}
 	if (out_room(o, 8 + 5))
@@ -565,14 +601,19 @@ int qc_write_to(struct qc *c, const struct qs_info *info, qc_write_fn write,
 	if (c->page_size > WBUF_CAP / 2)
 		return mig_err_set(e, MIG_EXIT_DATA, "page size %llu too large",
 				   (ull)c->page_size);
-	if (!(o.buf = malloc(WBUF_CAP)) || !(o.win = malloc(WBUF_CAP))) {
-		free(o.buf);
-		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+	if (!(o.buf = malloc(WBUF_CAP)) || !(o.win = malloc(WBUF_CAP)) ||
+	    (c->rewrite && (!(o.page = malloc(c->page_size)) ||
+			    !(o.xb = malloc(c->page_size))))) {
+		rc = mig_err_set(e, MIG_EXIT_SYS, "out of memory");
+		goto out;
 	}
 	if (!copy_kept(c, &o, 0, c->pages_at) && !put_part(c, info, &o) &&
 	    !copy_kept(c, &o, c->pages_at, c->kept_bytes))
 		rc = out_flush(&o);
+out:
 	free(o.buf);
 	free(o.win);
+	free(o.page);
+	free(o.xb);
 	return rc;
 }

@@ -76,6 +76,13 @@ struct qc {
 	 * page is the index's entry number (qc_page_ref) */
 	bool (*keep)(void *ctx, uint64_t page);
 	void *keep_ctx;
+	/* qc_write: a data page written as an XBZRLE record instead
+	 * (xbzrle.h) where rewrite(rewrite_ctx, page, data, out, cap, e)
+	 * puts an encoding of data in out (at most cap, the page size) and
+	 * gives its length; 0 writes the page whole, -1 fails with e set */
+	long (*rewrite)(void *ctx, uint64_t page, const unsigned char *data,
+			unsigned char *out, size_t cap, struct mig_err *e);
+	void *rewrite_ctx;
 };
 
 /* spill_fd and raw_fd both >= 0 (compaction), or both -1 (count only).

@@ -23,6 +23,7 @@
  * ends inside the ram PART section, which QEMU never completes loading.
  */
 #include "qemu-delta.h"
+#include "xbzrle.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -77,6 +78,7 @@ struct rb {
 
 	struct window win[2];          /* of the base file, of the pages
 	                                  a chain's deltas carried */
+	unsigned char *page;          /* a page an XBZRLE record rebuilt */
 	struct qs_hooks hooks;
 };
 
@@ -232,24 +234,6 @@ static const unsigned char *base_page(struct rb *r, bool absorbed, uint64_t off)
 	return w->buf + (off - w->at);
 }
 
-/* Where the base's final record of page i is: 0 never sent, 1 ZERO
- * (*fill), 2 data at *off (*absorbed: of the chain's deltas' pages). */
-static int base_ref(const struct qd_stream *b, uint64_t i, uint8_t *fill,
-		    uint64_t *off, bool *absorbed)
-{
-	uint64_t o = b->over ? b->over[i] : 0;
-
-	*absorbed = o != 0;
-	if (!o)
-		return qc_page_ref(&b->qc, i, fill, off);
-	if (o & QD_OVER_ZERO) {
-		*fill = (uint8_t)o;
-		return 1;
-	}
-	*off = o - 1;
-	return 2;
-}
-
 /* The base's pages from r->next up to (not including) page `to`. */
 static int merge_base(struct rb *r, uint64_t to)
 {
@@ -259,7 +243,7 @@ static int merge_base(struct rb *r, uint64_t to)
 		uint8_t fill = 0;
 		uint64_t off = 0;
 		bool absorbed;
-		int k = base_ref(b, r->next, &fill, &off, &absorbed);
+		int k = qd_page_where(b, r->next, &fill, &off, &absorbed);
 		if (k == 0)
 			continue;
 		/* a chain's state: its data pages are not read (checked
@@ -385,31 +369,65 @@ static int rb_item(void *ctx, unsigned type, uint64_t at, unsigned cmd)
 	return 0;
 }
 
-static int rb_page(void *ctx, const struct qs_info *info, const struct qs_page *pg)
+/* An XBZRLE record: the base's page, checked against its key, with the
+ * record's runs applied, in r->page; pg then stands for it. */
+static int apply_xbzrle(struct rb *r, uint64_t page, struct qs_page *pg)
+{
+	struct qd_stream *b = r->base;
+	size_t ps = (size_t)b->qc.page_size;
+	uint8_t fill;
+	uint64_t off;
+	bool absorbed;
+	const char *why;
+
+	if (qd_page_where(b, page, &fill, &off, &absorbed) != 2)
+		return rb_fail(r, "an XBZRLE record at offset %llu for page "
+			       "%llu, of which the base holds no data",
+			       (ull)pg->offset, (ull)page);
+	const unsigned char *p = base_page(r, absorbed, off);
+	if (!p)
+		return -1;
+	if (!XXH128_isEqual(XXH3_128bits(p, ps), b->key[page]))
+		return rb_fail(r, "%s: page %llu changed since it was read",
+			       page_file(b, absorbed), (ull)page);
+	memcpy(r->page, p, ps);
+	if (xbzrle_decode(pg->data, pg->data_len, r->page, ps, &why) < 0)
+		return rb_fail(r, "an XBZRLE record at offset %llu that does "
+			       "not apply: %s", (ull)pg->offset, why);
+	pg->kind = QS_PAGE_DATA;
+	pg->data = r->page;
+	r->st->xbzrle++;
+	return 0;
+}
+
+static int rb_page(void *ctx, const struct qs_info *info, const struct qs_page *in)
 {
 	struct rb *r = ctx;
 	const struct qc *bq = &r->base->qc;
+	struct qs_page pg = *in;
 
 	(void)info;
 	if (r->state != PAGES)
 		return rb_fail(r, "a page record at offset %llu outside the "
-			       "ram PART section", (ull)pg->offset);
-	if (pg->kind != QS_PAGE_ZERO && pg->kind != QS_PAGE_DATA)
-		return rb_fail(r, "a page record at offset %llu that is not "
-			       "whole (XBZRLE or compressed)", (ull)pg->offset);
-	uint64_t page = bq->block_first[pg->block] + pg->addr / bq->page_size;
-	if (page >= bq->block_first[pg->block + 1] || page < r->next)
+			       "ram PART section", (ull)pg.offset);
+	if (pg.kind == QS_PAGE_COMPRESS)
+		return rb_fail(r, "a compressed page record at offset %llu",
+			       (ull)pg.offset);
+	uint64_t page = bq->block_first[pg.block] + pg.addr / bq->page_size;
+	if (page >= bq->block_first[pg.block + 1] || page < r->next)
 		return rb_fail(r, "page records out of order at offset %llu",
-			       (ull)pg->offset);
+			       (ull)pg.offset);
 	if (merge_base(r, page) < 0)
+		return -1;
+	if (pg.kind == QS_PAGE_XBZRLE && apply_xbzrle(r, page, &pg) < 0)
 		return -1;
 	r->st->from_delta++;
 	r->next = page + 1;
-	XXH128_hash_t key = qd_page_key(pg->kind, pg->fill, pg->data,
+	XXH128_hash_t key = qd_page_key(pg.kind, pg.fill, pg.data,
 					(size_t)bq->page_size);
-	if (put_record(r, page, pg->kind, pg->fill, pg->data, key) < 0)
+	if (put_record(r, page, pg.kind, pg.fill, pg.data, key) < 0)
 		return -1;
-	return r->absorbing ? absorb(r, page, pg, key) : 0;
+	return r->absorbing ? absorb(r, page, &pg, key) : 0;
 }
 
 /* ---- decoding ------------------------------------------------------------------- */
@@ -506,7 +524,9 @@ int qd_decode(struct qd_stream *base, struct mig_src *in, qc_write_fn write,
 				     .page = rb_page, .item = rb_item };
 	if (!lst || !(r.buf = malloc(BUF_CAP)) ||
 	    !(r.win[0].buf = malloc(BUF_CAP)) ||
-	    !(r.win[1].buf = malloc(BUF_CAP)) || !(r.ram = XXH3_createState()) ||
+	    !(r.win[1].buf = malloc(BUF_CAP)) ||
+	    !(r.page = malloc(base->qc.page_size ? base->qc.page_size : 1)) ||
+	    !(r.ram = XXH3_createState()) ||
 	    !(r.other = XXH3_createState())) {
 		mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 		goto out;
@@ -530,6 +550,7 @@ out:
 	free(r.buf);
 	free(r.win[0].buf);
 	free(r.win[1].buf);
+	free(r.page);
 	free(r.tail);
 	return rc;
 }

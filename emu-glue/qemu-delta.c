@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "libvirt-image.h"
+#include "xbzrle.h"
 
 typedef unsigned long long ull;
 
@@ -347,7 +348,74 @@ int qd_base_open(struct qd_stream *b, const char *path, struct mig_err *e)
 	return 0;
 }
 
+int qd_page_where(const struct qd_stream *s, uint64_t i, uint8_t *fill,
+		  uint64_t *off, bool *absorbed)
+{
+	uint64_t o = s->over ? s->over[i] : 0;
+
+	*absorbed = o != 0;
+	if (!o)
+		return qc_page_ref(&s->qc, i, fill, off);
+	if (o & QD_OVER_ZERO) {
+		*fill = (uint8_t)o;
+		return 1;
+	}
+	*off = o - 1;
+	return 2;
+}
+
 /* ---- encoding --------------------------------------------------------------------- */
+
+/* The base's page i, read again and checked against its key, into buf:
+ * 1; 0 when the base holds no data page there; -1 with e set. */
+static int base_data(const struct qd_stream *b, uint64_t i, unsigned char *buf,
+		     struct mig_err *e)
+{
+	size_t ps = (size_t)b->qc.page_size, done = 0;
+	uint64_t off;
+	uint8_t fill;
+	bool absorbed;
+
+	if (qd_page_where(b, i, &fill, &off, &absorbed) != 2)
+		return 0;
+	int fd = absorbed ? b->absorb_fd : b->page_fd;
+	const char *file = absorbed ? "the chain's pages (temporary file)" :
+			   b->file;
+	while (done < ps) {
+		ssize_t n = pread(fd, buf + done, ps - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return mig_err_set(e, MIG_EXIT_IO, "%s: %s", file, n < 0 ?
+					   strerror(errno) : "ends early: it "
+					   "changed since it was read");
+		done += (size_t)n;
+	}
+	if (!XXH128_isEqual(XXH3_128bits(buf, ps), b->key[i]))
+		return mig_err_set(e, MIG_EXIT_DATA, "%s: page %llu changed "
+				   "since it was read", file, (ull)i);
+	return 1;
+}
+
+/* A changed page the base holds data for goes as an XBZRLE record
+ * against it when that takes at most half a page: a page changed in a
+ * few places (a counter, a list's links) costs those places. Where more
+ * changed, the page goes whole: the compressor after us does better
+ * with it than with scattered runs. */
+static long rewrite_changed(void *ctx, uint64_t i, const unsigned char *data,
+			    unsigned char *out, size_t cap, struct mig_err *e)
+{
+	struct qd_plan *p = ctx;
+	int k = base_data(p->base, i, p->old, e);
+
+	if (k <= 0)
+		return k;
+	long n = xbzrle_encode(p->old, data, cap, out, cap / 2);
+	if (n <= 0) /* 0: equal after all (keys can collide): sent whole */
+		return 0;
+	p->xbzrle++;
+	return n;
+}
 
 static bool keep_changed(void *ctx, uint64_t i)
 {
@@ -381,7 +449,8 @@ int qd_plan(struct qd_plan *p, struct qd_stream *base, struct qd_stream *now,
 	memset(p, 0, sizeof *p);
 	p->base = base;
 	p->now = now;
-	if (!ram || !(p->changed = calloc(n / 8 + 1, 1))) {
+	if (!ram || !(p->changed = calloc(n / 8 + 1, 1)) ||
+	    !(p->old = malloc(base->qc.page_size ? base->qc.page_size : 1))) {
 		XXH3_freeState(ram);
 		return mig_err_set(e, MIG_EXIT_SYS, "out of memory");
 	}
@@ -418,13 +487,17 @@ int qd_plan(struct qd_plan *p, struct qd_stream *base, struct qd_stream *now,
 	XXH3_freeState(ram);
 	now->qc.keep = keep_changed;
 	now->qc.keep_ctx = p->changed;
+	now->qc.rewrite = rewrite_changed;
+	now->qc.rewrite_ctx = p;
 	return 0;
 }
 
 void qd_plan_free(struct qd_plan *p)
 {
 	free(p->changed);
+	free(p->old);
 	p->changed = NULL;
+	p->old = NULL;
 }
 
 /* qc_write's bytes into the layer's DATA frames. */

@@ -112,12 +112,20 @@ int qd_stream_scan_new(struct qd_stream *s, struct mig_src *src,
 		       struct mig_err *e);
 void qd_stream_free(struct qd_stream *s);
 
+/* Where a state's final record of page i is: 0 never sent, 1 ZERO
+ * (*fill), 2 data at *off of s->page_fd, or (*absorbed) of s->absorb_fd,
+ * the pages a chain's deltas carried. */
+int qd_page_where(const struct qd_stream *s, uint64_t i, uint8_t *fill,
+		  uint64_t *off, bool *absorbed);
+
 /* Encoding: compare the new stream's pages with the base's, choose the
  * pages to carry (s->qc.keep) and fill id. 0, or -1 with e set (a layout
  * that differs from the base's). */
 struct qd_plan {
 	uint8_t *changed;         /* bitmap over the index */
 	struct qd_stream *base, *now;
+	unsigned char *old;       /* a base page, to encode against */
+	uint64_t xbzrle;          /* pages carried as XBZRLE records */
 };
 int qd_plan(struct qd_plan *p, struct qd_stream *base, struct qd_stream *now,
 	    struct qd_ident *id, struct mig_err *e);
@@ -141,7 +149,7 @@ int qd_chain_absorb(struct qd_stream *state, struct mig_src *in,
 
 /* Rebuilding: what was done, for -v. */
 struct qd_stats {
-	uint64_t records, from_delta, bytes_out, held;
+	uint64_t records, from_delta, xbzrle, bytes_out, held;
 };
 /* Read a delta layer (maybe in envelopes) from in and write the rebuilt
  * raw QEMU stream through write(ctx, ...) (none while base->absorbing:

@@ -603,6 +603,7 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
             return -1;
         pg.kind = QS_PAGE_DATA;
         pg.data = r->buf + r->pos;
+        pg.data_len = psz;
         pg.data_offset = off(r);
         r->pos += psz;
         b->normal_pages++;
@@ -618,8 +619,16 @@ static int parse_page(struct scan *s, unsigned kind, unsigned flags,
         if (enc != XBZRLE_ENCODING || len > psz)
             return fail(r, "bad XBZRLE page header (encoding %u, length %u) at offset %llu",
                         enc, len, (ull)rec);
-        if (skip(r, len, "XBZRLE page", rec))
+        if (r->h && r->h->page) {   /* handed over, as a page's data is */
+            if (fill(r, len, "XBZRLE page", rec))
+                return -1;
+            pg.data = r->buf + r->pos;
+            pg.data_len = len;
+            pg.data_offset = off(r);
+            r->pos += len;
+        } else if (skip(r, len, "XBZRLE page", rec)) {
             return -1;
+        }
         pg.kind = QS_PAGE_XBZRLE;
         b->other_pages++;
     } else {

@@ -176,7 +176,8 @@ int qs_scan(qs_read_fn rd, void *ctx, unsigned flags, struct qs_info *out,
 enum qs_page_kind {
     QS_PAGE_ZERO = 1,       /* ZERO record: the page is filled with `fill` */
     QS_PAGE_DATA,           /* PAGE record: data holds page_size bytes */
-    QS_PAGE_XBZRLE,         /* XBZRLE record (a delta; data NULL) */
+    QS_PAGE_XBZRLE,         /* XBZRLE record: data holds its encoding
+                               (xbzrle.h), data_len bytes */
     QS_PAGE_COMPRESS,       /* COMPRESS_PAGE record (zlib; data NULL) */
 };
 
@@ -185,7 +186,9 @@ struct qs_page {
     uint64_t addr;                  /* offset of the page in its block */
     unsigned kind;                  /* enum qs_page_kind */
     uint8_t  fill;                  /* QS_PAGE_ZERO */
-    const unsigned char *data;      /* QS_PAGE_DATA: valid during the call */
+    const unsigned char *data;      /* QS_PAGE_DATA, QS_PAGE_XBZRLE (with a
+                                       page hook): valid during the call */
+    size_t   data_len;              /* its length */
     uint64_t offset;                /* stream offset of the record */
     uint64_t data_offset;           /* stream offset of data[0] */
     uint64_t record_bytes;          /* the whole record, header included */

@@ -12,6 +12,7 @@ MIB=64
 PAGES_NEW=37    # pages of new.ram that differ from base.ram
 PAGES_BIG=1200  # of big.ram: a delta of 5 frames
 PAGES_NEW2=50   # of new2.ram from new.ram
+PAGES_SPARSE=400 # of sparse.ram from base.ram, 40 bytes of each
 
 # Overwrite COUNT pages of RAM (FILE) with random bytes, from page FIRST
 # on, STEP apart.
@@ -23,6 +24,33 @@ change_pages() { # FILE FIRST STEP COUNT
 			read($r, my $b, 4096) == 4096 or die;
 			seek($h, ($first + $k * $step) * 4096, 0) or die;
 			print $h $b or die;
+		}
+		close($h) or die "$f: $!\n";' "$@"
+}
+
+# Change BYTES bytes (each to another value) in COUNT pages of RAM (FILE)
+# that hold data (more non-zero bytes than BYTES, so each stays data),
+# from page FIRST on, STEP apart (the next such page where one is not).
+touch_pages() { # FILE FIRST STEP COUNT BYTES
+	perl -e 'my ($f, $first, $step, $n, $bytes) = @ARGV;
+		open(my $h, "+<:raw", $f) or die "$f: $!\n";
+		my $pages = (-s $f) / 4096;
+		my $p = $first;
+		for my $k (0 .. $n - 1) {
+			my $pg;
+			for (;; $p++) {
+				die "out of pages\n" if $p >= $pages;
+				seek($h, $p * 4096, 0) or die;
+				read($h, $pg, 4096) == 4096 or die;
+				last if ($pg =~ tr/\0//c) > $bytes;
+			}
+			my $at = ($k * 37) % (4096 - $bytes);
+			for my $i ($at .. $at + $bytes - 1) {
+				substr($pg, $i, 1) = chr(ord(substr($pg, $i, 1)) ^ (1 + int(rand(255))));
+			}
+			seek($h, $p * 4096, 0) or die;
+			print $h $pg or die;
+			$p += $step;
 		}
 		close($h) or die "$f: $!\n";' "$@"
 }
@@ -48,7 +76,9 @@ setup_file() {
 	change_pages "$D/big.ram" 17 13 "$PAGES_BIG"
 	cp "$D/new.ram" "$D/new2.ram"
 	change_pages "$D/new2.ram" 50 311 "$PAGES_NEW2"
-	for s in base new big new2; do
+	cp "$D/base.ram" "$D/sparse.ram"
+	touch_pages "$D/sparse.ram" 300 29 "$PAGES_SPARSE" 40
+	for s in base new big new2 sparse; do
 		stream_of "$D/$s.ram" "$D/$s"
 	done
 	# the same RAM again: a checkpoint of the same VM, other bytes
@@ -87,7 +117,7 @@ assert_same_ram_loaded() { # A B
 @test "the same RAM again: a delta of no pages, under 0.2 % of the checkpoint; rebuilt, the new stream compacted byte for byte" {
 	run -0 --separate-stderr bash -c 'mig-delta -v --base "$D/base" < "$D/again" > d'
 	assert_equal "${#stderr_lines[@]}" 2
-	[[ ${stderr_lines[1]} =~ ^mig-delta:\ ([0-9]+)\ pages\ in\ the\ input,\ 0\ differ\ from\ the\ base:\ 0\ carried$ ]]
+	[[ ${stderr_lines[1]} =~ ^mig-delta:\ ([0-9]+)\ pages\ in\ the\ input,\ 0\ differ\ from\ the\ base:\ 0\ carried,\ 0\ of\ them\ as\ XBZRLE\ records$ ]]
 	[ "$(size_of d)" -lt $(($(size_of "$D/again") / 500)) ]
 	mig-delta -d --base "$D/base" d > r
 	mig-compact "$D/again" > c
@@ -100,21 +130,52 @@ assert_same_ram_loaded() { # A B
 	[[ ${stderr_lines[0]} =~ ^mig-delta:\ index:\ ([0-9]+)\ pages\ of\ RAM,\ 24\ bytes\ each\ for\ the\ base\ and\ the\ input:\ [0-9.]+\ (KiB|MiB)\ in\ memory$ ]]
 	local pages=${BASH_REMATCH[1]}
 	[ "$pages" -ge $((MIB * 256)) ]
-	assert_equal "${stderr_lines[1]}" "mig-delta: $pages pages in the input, $PAGES_NEW differ from the base: $PAGES_NEW carried"
+	assert_equal "${stderr_lines[1]}" "mig-delta: $pages pages in the input, $PAGES_NEW differ from the base: $PAGES_NEW carried, 0 of them as XBZRLE records"
 	run -0 --separate-stderr bash -c 'mig-delta -d -v --base "$D/base" < d > r'
 	assert_equal "${stderr_lines[0]}" "mig-delta: index: $pages pages of RAM, 24 bytes each for the base: $(awk -v n=$((pages * 24)) 'BEGIN { printf "%.1f KiB", n / 1024 }') in memory"
-	[[ ${stderr_lines[1]} == "mig-delta: $pages page records, $PAGES_NEW from the delta, $((pages - PAGES_NEW)) from the base; $(size_of r) bytes written ("*" held back until verified)" ]]
+	[[ ${stderr_lines[1]} == "mig-delta: $pages page records, $PAGES_NEW from the delta (0 XBZRLE), $((pages - PAGES_NEW)) from the base; $(size_of r) bytes written ("*" held back until verified)" ]]
 	mig-compact "$D/new" > c
 	cmp r c
 	assert_same_ram_loaded "$D/new" r
 	cmp -i 1048576 b.mem "$D/new.ram"
 }
 
+@test "$PAGES_SPARSE pages changed in 40 bytes each: carried as XBZRLE records against the base's pages, a delta of about 50 bytes a page; rebuilt, QEMU loads it to the RAM of the new stream" {
+	run -0 --separate-stderr bash -c 'mig-delta -v --base "$D/base" "$D/sparse" > d'
+	[[ ${stderr_lines[1]} == *", $PAGES_SPARSE differ from the base: $PAGES_SPARSE carried, $PAGES_SPARSE of them as XBZRLE records" ]]
+	# each: a record header of 8 bytes, the XBZRLE header of 3, runs of 2
+	# and 1 byte, the 40 bytes; around them what a delta of no page has
+	local none
+	none=$(mig-delta --base "$D/base" "$D/again" | wc -c)
+	[ "$(size_of d)" -le $(( none + PAGES_SPARSE * 54 + 4096 )) ]
+	run -0 --separate-stderr bash -c 'mig-delta -d -v --base "$D/base" < d > r'
+	[[ ${stderr_lines[1]} == *" page records, $PAGES_SPARSE from the delta ($PAGES_SPARSE XBZRLE), "* ]]
+	mig-compact "$D/sparse" > c
+	cmp r c
+	assert_same_ram_loaded "$D/sparse" r
+	cmp -i 1048576 b.mem "$D/sparse.ram"
+	# mig-info counts them
+	run -0 mig-info d
+	assert_line --regexp "^    mem +[0-9.]+ MiB  0 pages, [0-9]+ zero, $PAGES_SPARSE XBZRLE or compressed\$"
+}
+
+@test "a chain through XBZRLE records: base -> sparse (XBZRLE) -> new2-like change on it; each state's pages from the one before" {
+	mig-delta --base "$D/base" "$D/sparse" > d1
+	cp "$D/sparse.ram" s2.ram
+	touch_pages s2.ram 301 31 100 8
+	stream_of s2.ram s2
+	run -0 --separate-stderr bash -c 'mig-delta -v --base "$D/base" --base d1 s2 > d2'
+	[[ ${stderr_lines[1]} == *" of them as XBZRLE records" ]]
+	mig-delta -d --base "$D/base" --base d1 d2 > r
+	mig-compact s2 > c
+	cmp r c
+}
+
 @test "a chain: base -> d1 -> rebuilt1 -> d2 -> rebuilt2, which QEMU loads to the RAM of the last stream" {
 	mig-delta --base "$D/base" < "$D/new" > d1
 	mig-delta -d --base "$D/base" < d1 > rebuilt1
 	run -0 --separate-stderr bash -c 'mig-delta -v --base rebuilt1 < "$D/new2" > d2'
-	[[ ${stderr_lines[1]} == *", $PAGES_NEW2 differ from the base: $PAGES_NEW2 carried" ]]
+	[[ ${stderr_lines[1]} == *", $PAGES_NEW2 differ from the base: $PAGES_NEW2 carried, 0 of them as XBZRLE records" ]]
 	mig-delta -d --base rebuilt1 < d2 > rebuilt2
 	mig-compact "$D/new2" > c
 	cmp rebuilt2 c
@@ -343,6 +404,13 @@ Try 'mig-delta --help'."
 	cmp ab "$v/delta-ab.mig"
 	mig-delta --base "$v/delta-base.qemu" "$v/delta-base.qemu" > aa
 	cmp aa "$v/delta-aa.mig"
+	cmp delta-sparse.qemu "$v/delta-sparse.qemu"
+	mig-delta --base "$v/delta-base.qemu" "$v/delta-sparse.qemu" > as
+	cmp as "$v/delta-as.mig"
+	# its one record, as mig-stream(5) shows it
+	od -An -tx1 -v as | tr -s ' \n' ' ' | grep -q ' 00 00 00 00 00 00 20 40 01 61 01 00 05 a1 06 02 78 79 '
+	mig-delta -d --base "$v/delta-base.qemu" "$v/delta-as.mig" > r
+	cmp r "$v/delta-sparse.qemu"
 	mig-delta -d --base "$v/delta-base.qemu" "$v/delta-ab.mig" > r
 	cmp r "$v/delta-new.qemu"
 	mig-delta -d --base "$v/delta-base.qemu" "$v/delta-aa.mig" > r
@@ -471,7 +539,7 @@ hex_at() { od -An -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; } # FILE OFFSET LENGT
 	mig-envelope --meta vm=base < "$D/base" > base.env
 	mig-envelope --meta vm=new < "$D/new" > new.env
 	run -0 --separate-stderr bash -c 'mig-delta -v --base base.env new.env > d'
-	assert_equal "${stderr_lines[2]}" "${stderr_lines[2]%%,*}, $PAGES_NEW differ from the base: $PAGES_NEW carried"
+	assert_equal "${stderr_lines[2]}" "${stderr_lines[2]%%,*}, $PAGES_NEW differ from the base: $PAGES_NEW carried, 0 of them as XBZRLE records"
 	[[ ${stderr_lines[1]} =~ ^"mig-delta: pages spilled: "[0-9]+" (temporary file)"$ ]]
 	mig-delta -d --base base.env d > r
 	mig-compact "$D/new" > c

@@ -63,12 +63,12 @@ nonzero_pages() { # FILE
 		print "$n\n";' "$1"
 }
 
-@test "make-guest: the initrd holds busybox and /init; a missing part is named (exit 1), usage (exit 2)" {
+@test "make-guest: the initrd holds busybox, /init and the sparse writer; a missing part is named (exit 1), usage (exit 2)" {
 	run -0 "$REPO/scripts/make-guest" g
 	assert_line --index 0 "$PWD/g/vmlinuz"
 	assert_line --index 1 "$PWD/g/initrd.gz"
 	run -0 bash -c 'zcat g/initrd.gz | cpio -it --quiet | sort'
-	assert_output "$(printf '%s\n' . bin bin/busybox dev init proc sys)"
+	assert_output "$(printf '%s\n' . bin bin/busybox bin/guest-dirty dev init proc sys)"
 	# the same inputs, the same bytes
 	cp g/initrd.gz first.gz
 	"$REPO/scripts/make-guest" g > /dev/null
@@ -77,6 +77,8 @@ nonzero_pages() { # FILE
 	assert_output "make-guest: /nonexistent/vmlinuz: cannot read the kernel"
 	run -1 env GUEST_BUSYBOX=/bin/ls "$REPO/scripts/make-guest" g
 	assert_output "make-guest: /bin/ls: not a static busybox: install busybox-static (scripts/install-deps)"
+	run -1 env CC=false "$REPO/scripts/make-guest" g
+	assert_output "make-guest: $REPO/scripts/guest-dirty.c: cannot build it statically (a C compiler and libc6-dev: scripts/install-deps)"
 	run -2 "$REPO/scripts/make-guest"
 	assert_output "usage: make-guest DIR"
 }
@@ -108,16 +110,19 @@ nonzero_pages() { # FILE
 	run -1 guest_start bad2 128 mig.fill=8 mig.region=16
 	assert_output --partial "MIGGUEST ERROR mig.region=16 is larger than mig.fill=8"
 	run -1 guest_start bad3 128 mig.fill=8 mig.dirty=1 mig.dirtypattern=text
-	assert_output --partial "MIGGUEST ERROR mig.dirtypattern: unknown pattern 'text' (random, mixed)"
+	assert_output --partial "MIGGUEST ERROR mig.dirtypattern: unknown pattern 'text' (random, mixed, sparse)"
+	run -1 guest_start bad4 128 mig.fill=8 mig.dirty=1 mig.dirtypattern=sparse mig.dirtybytes=4096
+	assert_output --partial "MIGGUEST ERROR mig.dirtybytes=4096: 1 to 4095 bytes of a page"
 }
 
 # What the guest rewrites (mig.dirtypattern): fresh random data by default,
 # which nothing compresses; or, mixed, random, text and binary in turn, as
-# real guests' dirtied pages are. Two checkpoints 3 beats apart: the pages
-# that differ (mig-delta), and how well they compress.
-@test "the guest's dirtying: random pages do not compress, mixed ones do, and both change what they rewrite" {
-	local p n carried raw z
-	for p in random mixed; do
+# real guests' dirtied pages are; or, sparse, 64 bytes of each page. Two
+# checkpoints 3 beats apart: the pages that differ (mig-delta), and how
+# well they compress.
+@test "the guest's dirtying: random pages do not compress, mixed ones do, sparse ones go as XBZRLE records; all change what they rewrite" {
+	local p n carried xbzrle raw z
+	for p in random mixed sparse; do
 		guest_start "$p" 256 mig.fill=64 mig.dirty=4 mig.dirtypattern=$p
 		run -0 guest_wait_ready "$p" 120
 		guest_wait_beat "$p" 2 20 > /dev/null
@@ -130,8 +135,8 @@ nonzero_pages() { # FILE
 		assert_output completed
 		vm_stop "$p"
 		run -0 --separate-stderr bash -c "mig-delta -v --base $p.1 < $p.2 > $p.d"
-		[[ ${stderr_lines[1]} =~ ^mig-delta:\ [0-9]+\ pages\ in\ the\ input,\ ([0-9]+)\ differ ]]
-		carried=${BASH_REMATCH[1]}
+		[[ ${stderr_lines[1]} =~ ^mig-delta:\ [0-9]+\ pages\ in\ the\ input,\ ([0-9]+)\ differ\ .*\ ([0-9]+)\ of\ them\ as\ XBZRLE ]]
+		carried=${BASH_REMATCH[1]} xbzrle=${BASH_REMATCH[2]}
 		# 3 s at 4 MB/s: at least 2000 pages rewritten to something new
 		[ "$carried" -gt 2000 ] || fail "$p: only $carried pages changed"
 		raw=$(stat -c %s "$p.d") z=$(mig-compress < "$p.d" | wc -c)
@@ -139,6 +144,10 @@ nonzero_pages() { # FILE
 		case $p in
 		random) [ $((z * 4)) -gt $((raw * 3)) ] || fail "random pages compressed to $z of $raw" ;;
 		mixed) [ $((z * 2)) -lt "$raw" ] || fail "mixed pages compressed only to $z of $raw" ;;
+		# the data MiBs of the fill (two thirds) go as XBZRLE records
+		# of about 80 bytes; the zero ones, now data, whole
+		sparse) [ $((xbzrle * 2)) -gt "$carried" ] && [ "$raw" -lt $((carried * 2048)) ] ||
+			fail "sparse: $xbzrle of $carried pages as XBZRLE, a delta of $raw bytes" ;;
 		esac
 	done
 }

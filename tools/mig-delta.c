@@ -230,9 +230,11 @@ static int encode(struct delta *d)
 	}
 	if (d->verbose)
 		mig_warn("%llu pages in the input, %llu differ from the base: "
-			 "%llu carried", (unsigned long long)d->id.records,
+			 "%llu carried, %llu of them as XBZRLE records",
+			 (unsigned long long)d->id.records,
 			 (unsigned long long)d->id.delta_pages,
-			 (unsigned long long)d->id.delta_pages);
+			 (unsigned long long)d->id.delta_pages,
+			 (unsigned long long)d->plan.xbzrle);
 	return MIG_EXIT_OK;
 }
 
@@ -257,10 +259,12 @@ static int decode(struct delta *d)
 		return d->err.code ? d->err.code : MIG_EXIT_DATA;
 	}
 	if (d->verbose)
-		mig_warn("%llu page records, %llu from the delta, %llu from "
-			 "the base; %llu bytes written (%llu held back until "
-			 "verified)", (unsigned long long)st.records,
+		mig_warn("%llu page records, %llu from the delta (%llu "
+			 "XBZRLE), %llu from the base; %llu bytes written (%llu "
+			 "held back until verified)",
+			 (unsigned long long)st.records,
 			 (unsigned long long)st.from_delta,
+			 (unsigned long long)st.xbzrle,
 			 (unsigned long long)(st.records - st.from_delta),
 			 (unsigned long long)st.bytes_out,
 			 (unsigned long long)st.held);

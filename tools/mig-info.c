@@ -359,11 +359,16 @@ static void print_qemu_text(const struct qs_info *q)
 		printf("  RAM %s in %zu blocks, page size %llu\n",
 		       human(q->ram_total, b1), q->nblocks,
 		       (unsigned long long)q->page_size);
-		for (size_t i = 0; i < q->nblocks; i++)
-			printf("    %-24s %10s  %llu pages, %llu zero\n",
+		for (size_t i = 0; i < q->nblocks; i++) {
+			printf("    %-24s %10s  %llu pages, %llu zero",
 			       q->blocks[i].id, human(q->blocks[i].size, b1),
 			       (unsigned long long)q->blocks[i].normal_pages,
 			       (unsigned long long)q->blocks[i].zero_pages);
+			if (q->blocks[i].other_pages) /* XBZRLE: a delta's */
+				printf(", %llu XBZRLE or compressed",
+				       (unsigned long long)q->blocks[i].other_pages);
+			printf("\n");
+		}
 	}
 	printf("  sections: %llu start, %llu part, %llu end, %llu full "
 	       "(before device state)\n",
