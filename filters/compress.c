@@ -26,8 +26,9 @@
  * it, with long-distance matching over a 128 MiB window, so a page that
  * repeats anywhere in the last 128 MiB costs a few bytes (a migration
  * stream is full of them: 45 % smaller than independent frames on the
- * bench stream). It runs on one zstd worker whatever -T (more were
- * slower); the layer's frames go one at a time (max_threads), and a
+ * bench stream). It runs on one core whatever -T (more zstd workers
+ * were slower): in this thread at a fixed level, in one zstd worker while
+ * the level adapts; the layer's frames go one at a time (max_threads), and a
  * decoder follows the stream in order,
  * still checking each frame's tag before a byte of it is written. Where
  * the output is not a file, its level adapts to the link, as zstd --adapt
@@ -99,6 +100,7 @@ struct codec_args {
 	int level;
 	bool decoding;
 	int window_log; /* zstd-long */
+	bool adapting;  /* zstd-long: the level changes mid-stream */
 };
 
 /*
@@ -290,18 +292,21 @@ static void *zlong_open(const struct codec_args *a)
 		}
 		return d;
 	}
-	/* one worker, whatever -T: only in zstd's threaded mode may the level
-	 * change mid-stream, and more workers were slower (bench/compress:
-	 * 2.41 s at 2 against 2.02 s at 1): with a flush every frame and long
-	 * matching, which zstd runs serially, they only wait for each other,
-	 * and the pipeline's other stages want the second core */
+	/* Only in zstd's threaded mode may the level change mid-stream, so
+	 * an adapting encoder hands the compression to one zstd worker (more
+	 * were slower: with a flush every frame and long matching, which zstd
+	 * runs serially, they only wait for each other, and the pipeline's
+	 * other stages want the second core). A fixed level compresses in
+	 * this thread: the hand-offs to a worker (the input copied into its
+	 * buffer, wake-ups as it compresses, this thread taking its locks
+	 * over and over while it waits) cost a third more CPU for the same
+	 * stream (README, Real links). */
 	ZSTD_CCtx *z = ZSTD_createCCtx();
-	int w = 1;
 	if (z && (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, a->level)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_enableLongDistanceMatching, 1)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, a->window_log)) ||
-		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, w)))) {
+		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, a->adapting)))) {
 		ZSTD_freeCCtx(z);
 		return NULL;
 	}
@@ -580,7 +585,8 @@ static void *compress_ctx_create(void *st, struct mig_err *e)
 	x->cap = c->frame_size > META_PLAIN_MAX ? c->frame_size : META_PLAIN_MAX;
 	if (!c->decoding) /* compressed bytes and the tag; a stream's may grow */
 		x->cap = (c->codec->stream ? ZSTD_compressBound(x->cap) : x->cap) + TAG_LEN;
-	struct codec_args a = { c->level, c->decoding, c->window_log };
+	struct codec_args a = { c->level, c->decoding, c->window_log,
+				c->adapt > 0 && c->output_wait };
 	if (!(x->buf = malloc(x->cap)) || !(x->state = x->codec->open(&a)))
 		goto oom;
 	x->adapt = (struct adapt){ .on = c->adapt > 0 && c->output_wait,

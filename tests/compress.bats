@@ -554,3 +554,33 @@ Try 'mig-decrypt --help'."
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"
 }
+
+@test "zstd-long: a fixed level compresses in mig-compress's own thread, an adapting one in one zstd worker; both decode" {
+	head -c $((6 << 20)) "$STREAM" > part
+	mkfifo in out
+	local mode pid feeder drainer
+	for mode in --no-adapt --adapt -l3; do
+		mig-compress "$mode" < in > out &
+		pid=$!
+		exec 7> in 8< out
+		cat part >&7 8<&- &
+		feeder=$!
+		# the first frame's first bytes out: the 4 MiB frame was
+		# compressed, by a zstd worker if there is one; the input stays
+		# open, so the process waits for more with its threads
+		dd bs=1 count=$((28 + 100)) status=none <&8 > first
+		run -0 ls "/proc/$pid/task"
+		case $mode in
+		--adapt) [ "${#lines[@]}" -eq 2 ] || fail "$mode: ${#lines[@]} threads" ;;
+		*) [ "${#lines[@]}" -eq 1 ] || fail "$mode: ${#lines[@]} threads" ;;
+		esac
+		cat <&8 > rest 7>&- &
+		drainer=$!
+		wait "$feeder"
+		exec 7>&-
+		wait "$drainer"
+		exec 8<&-
+		wait "$pid"
+		cat first rest | mig-decompress | cmp - part
+	done
+}
