@@ -234,6 +234,23 @@ static const unsigned char *base_page(struct rb *r, bool absorbed, uint64_t off)
 	return w->buf + (off - w->at);
 }
 
+/* The state's data page `page` (at off; absorbed: of the pages its
+ * chain's deltas carried), checked against its key: a base changed since
+ * it was read is refused before a byte of the page is used. */
+static const unsigned char *checked_page(struct rb *r, uint64_t page,
+					 bool absorbed, uint64_t off)
+{
+	const unsigned char *p = base_page(r, absorbed, off);
+
+	if (p && !XXH128_isEqual(XXH3_128bits(p, (size_t)r->base->qc.page_size),
+				 r->base->key[page])) {
+		rb_fail(r, "%s: page %llu changed since it was read",
+			page_file(r->base, absorbed), (ull)page);
+		return NULL;
+	}
+	return p;
+}
+
 /* The base's pages from r->next up to (not including) page `to`. */
 static int merge_base(struct rb *r, uint64_t to)
 {
@@ -255,15 +272,9 @@ static int merge_base(struct rb *r, uint64_t to)
 				return -1;
 			continue;
 		}
-		const unsigned char *p = base_page(r, absorbed, off);
-		if (!p)
-			return -1;
-		XXH128_hash_t key = XXH3_128bits(p, (size_t)b->qc.page_size);
-		if (!XXH128_isEqual(key, b->key[r->next]))
-			return rb_fail(r, "%s: page %llu changed since it was "
-				       "read", page_file(b, absorbed),
-				       (ull)r->next);
-		if (put_record(r, r->next, QS_PAGE_DATA, 0, p, key) < 0)
+		const unsigned char *p = checked_page(r, r->next, absorbed, off);
+		if (!p || put_record(r, r->next, QS_PAGE_DATA, 0, p,
+				     b->key[r->next]) < 0)
 			return -1;
 	}
 	return 0;
@@ -384,12 +395,9 @@ static int apply_xbzrle(struct rb *r, uint64_t page, struct qs_page *pg)
 		return rb_fail(r, "an XBZRLE record at offset %llu for page "
 			       "%llu, of which the base holds no data",
 			       (ull)pg->offset, (ull)page);
-	const unsigned char *p = base_page(r, absorbed, off);
+	const unsigned char *p = checked_page(r, page, absorbed, off);
 	if (!p)
 		return -1;
-	if (!XXH128_isEqual(XXH3_128bits(p, ps), b->key[page]))
-		return rb_fail(r, "%s: page %llu changed since it was read",
-			       page_file(b, absorbed), (ull)page);
 	memcpy(r->page, p, ps);
 	if (xbzrle_decode(pg->data, pg->data_len, r->page, ps, &why) < 0)
 		return rb_fail(r, "an XBZRLE record at offset %llu that does "
