@@ -647,6 +647,13 @@ struct mig_cpu_mark {
 	bool valid;
 };
 double mig_spare_cpus(struct mig_cpu_mark *m);
+/* Memory for a codec's large tables and windows (zstd's ZSTD_customMem
+ * takes the pair): blocks of MIG_HUGE_MIN bytes or more are mapped and
+ * marked for transparent huge pages, others come from malloc; NULL when
+ * out of memory. mig_huge_free takes NULL. (hugemem.c) */
+#define MIG_HUGE_MIN (2u << 20)
+void *mig_huge_alloc(void *opaque, size_t size);
+void mig_huge_free(void *opaque, void *p);
 /* Parse "1M", "64K", "4096" (bytes); -1 on garbage or overflow. */
 int mig_parse_size(const char *s, uint64_t *out);
 /* A whole number from LO (at least 0) to HI, digits only: no sign, space

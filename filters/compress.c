@@ -27,9 +27,9 @@
  * repeats anywhere in the last 128 MiB costs a few bytes (a migration
  * stream is full of them: 45 % smaller than independent frames on the
  * bench stream). It runs on one core whatever -T (more zstd workers
- * were slower): in this thread at a fixed level, in one zstd worker while
- * the level adapts; the layer's frames go one at a time (max_threads), and a
- * decoder follows the stream in order,
+ * were slower): in this thread, until an adapting level first changes,
+ * and from then on in one zstd worker (zlong_restart); the layer's frames
+ * go one at a time (max_threads), and a decoder follows the stream in order,
  * still checking each frame's tag before a byte of it is written. Where
  * the output is not a file, its level adapts to the link, as zstd --adapt
  * does: up while writing the output waits and the machine has CPU to
@@ -37,6 +37,7 @@
  * taken (the compressor, or stages starved of CPU, set the pace).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,9 @@
 #include <lz4.h>
 #include <lz4hc.h>
 #include <xxhash.h>
+/* for ZSTD_customMem, zstd's allocator hook (stable since 1.0, still
+ * filed under its experimental API) */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -93,6 +97,9 @@ struct fctx {
 	uint8_t *buf;
 	size_t cap;
 	struct adapt adapt;
+	/* zstd-long's encoder: its level changed and the zstd frame is to
+	 * end with the next piece (restart), or it has (in_worker) */
+	bool restart, in_worker;
 };
 
 /* What a codec's state is opened for. */
@@ -100,7 +107,6 @@ struct codec_args {
 	int level;
 	bool decoding;
 	int window_log; /* zstd-long */
-	bool adapting;  /* zstd-long: the level changes mid-stream */
 };
 
 /*
@@ -281,10 +287,13 @@ static int lz4_expand(struct fctx *x, const uint8_t *body, size_t blen,
 
 /* ---- zstd-long: one zstd stream through the frames ---------------------------- */
 
+/* zstd-long's window and tables in huge pages (hugemem.c) */
+static const ZSTD_customMem huge_mem = { mig_huge_alloc, mig_huge_free, NULL };
+
 static void *zlong_open(const struct codec_args *a)
 {
 	if (a->decoding) {
-		ZSTD_DCtx *d = ZSTD_createDCtx();
+		ZSTD_DCtx *d = ZSTD_createDCtx_advanced(huge_mem);
 		if (d && ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax,
 							     a->window_log))) {
 			ZSTD_freeDCtx(d);
@@ -292,25 +301,42 @@ static void *zlong_open(const struct codec_args *a)
 		}
 		return d;
 	}
-	/* Only in zstd's threaded mode may the level change mid-stream, so
-	 * an adapting encoder hands the compression to one zstd worker (more
-	 * were slower: with a flush every frame and long matching, which zstd
-	 * runs serially, they only wait for each other, and the pipeline's
-	 * other stages want the second core). A fixed level compresses in
-	 * this thread: the hand-offs to a worker (the input copied into its
-	 * buffer, wake-ups as it compresses, this thread taking its locks
-	 * over and over while it waits) cost a third more CPU for the same
-	 * stream (README, Real links). */
-	ZSTD_CCtx *z = ZSTD_createCCtx();
+	/* In this thread: a zstd worker would cost a third more CPU for the
+	 * same bytes (the input copied into its buffer, wake-ups as it
+	 * compresses, this thread taking its locks over and over while it
+	 * waits; README, Real links). An adapting encoder gets one when its
+	 * level first changes (zlong_restart). */
+	ZSTD_CCtx *z = ZSTD_createCCtx_advanced(huge_mem);
 	if (z && (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, a->level)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0)) ||
 		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_enableLongDistanceMatching, 1)) ||
-		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, a->window_log)) ||
-		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, a->adapting)))) {
+		  ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, a->window_log)))) {
 		ZSTD_freeCCtx(z);
 		return NULL;
 	}
 	return z;
+}
+
+/* Only zstd's threaded mode changes a level within a zstd frame, so the
+ * first change ends the frame (with this piece) and the next starts in
+ * one zstd worker (more were slower: with a flush every frame and long
+ * matching, which zstd runs serially, they only wait for each other, and
+ * the pipeline's other stages want the second core). The new frame
+ * starts without a window: repeats of what came before cost their bytes
+ * once more, once in a stream, early (the level moves at the first look,
+ * where the link is slow); where it never moves, on a fast link, no
+ * worker ever costs its CPU. */
+static int zlong_restart(struct fctx *x, struct mig_err *e)
+{
+	size_t r = ZSTD_CCtx_setParameter(x->state, ZSTD_c_nbWorkers, 1);
+
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel, x->level);
+	if (ZSTD_isError(r))
+		return mig_err_set(e, MIG_EXIT_SYS, "zstd: %s", ZSTD_getErrorName(r));
+	x->restart = false;
+	x->in_worker = true;
+	return 0;
 }
 
 /* The frame's bytes into the stream, flushed: the piece a decoder can
@@ -321,10 +347,11 @@ static int zlong_squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
 {
 	ZSTD_inBuffer in = { p, n, 0 };
 	ZSTD_outBuffer out = { x->buf, cap, 0 };
+	ZSTD_EndDirective how = x->restart ? ZSTD_e_end : ZSTD_e_flush;
 	size_t left;
 
 	do {
-		left = ZSTD_compressStream2(x->state, &out, &in, ZSTD_e_flush);
+		left = ZSTD_compressStream2(x->state, &out, &in, how);
 		if (ZSTD_isError(left))
 			return mig_err_set(e, MIG_EXIT_SYS, "zstd: %s",
 					   ZSTD_getErrorName(left));
@@ -333,7 +360,7 @@ static int zlong_squeeze(struct fctx *x, const uint8_t *p, size_t n, size_t cap,
 		return mig_err_set(e, MIG_EXIT_SYS, "zstd: a flushed frame over "
 				   "its bound");
 	*clen = out.pos;
-	return 0;
+	return x->restart ? zlong_restart(x, e) : 0;
 }
 
 /* A frame's piece of the stream, decoded to at most limit bytes: all of
@@ -585,8 +612,7 @@ static void *compress_ctx_create(void *st, struct mig_err *e)
 	x->cap = c->frame_size > META_PLAIN_MAX ? c->frame_size : META_PLAIN_MAX;
 	if (!c->decoding) /* compressed bytes and the tag; a stream's may grow */
 		x->cap = (c->codec->stream ? ZSTD_compressBound(x->cap) : x->cap) + TAG_LEN;
-	struct codec_args a = { c->level, c->decoding, c->window_log,
-				c->adapt > 0 && c->output_wait };
+	struct codec_args a = { c->level, c->decoding, c->window_log };
 	if (!(x->buf = malloc(x->cap)) || !(x->state = x->codec->open(&a)))
 		goto oom;
 	x->adapt = (struct adapt){ .on = c->adapt > 0 && c->output_wait,
@@ -628,13 +654,16 @@ static void adapt_level(struct fctx *x)
 		level--;
 	a->since = now;
 	a->waited = *a->output_wait;
-	if (level != x->level &&
-	    !ZSTD_isError(ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel,
-						 level))) {
-		x->level = level;
-		a->low = level < a->low ? level : a->low;
-		a->high = level > a->high ? level : a->high;
-	}
+	if (level == x->level)
+		return;
+	if (!x->in_worker)
+		x->restart = true; /* with the next piece (zlong_restart) */
+	else if (ZSTD_isError(ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel,
+						     level)))
+		return;
+	x->level = level;
+	a->low = level < a->low ? level : a->low;
+	a->high = level > a->high ? level : a->high;
 }
 
 /* A DATA frame of a stream codec: always its piece of the stream, however
@@ -642,8 +671,13 @@ static void adapt_level(struct fctx *x)
 static int encode_stream(struct fctx *x, const struct mig_frame *in,
 			 size_t *clen, struct mig_err *e)
 {
+	bool restart = x->restart;
+
 	if (x->codec->squeeze(x, in->data, in->len, x->cap - TAG_LEN, clen, e) < 0)
 		return -1;
+	if (restart && mig_verbose) /* where a decoder's window starts again */
+		mig_warn("zstd-long: level %d from frame %" PRIu64 " on, in a zstd worker",
+			 x->level, in->index + 1);
 	if (x->adapt.on)
 		adapt_level(x);
 	return 0;

@@ -479,33 +479,44 @@ Try 'mig-decrypt --help'."
 	[ "$n" -gt 2 ]
 }
 
-@test "zstd-long: a stream whose level changed midway (--adapt under --rate): it decodes; a changed byte after the change, swapped frames, a cut: refused, output a prefix" {
+@test "zstd-long: a stream whose level changed midway (--adapt under --rate): a new zstd frame from the change on; it decodes; a changed byte there, the frames about it swapped, a cut at the change: refused, output a prefix" {
 	head -c $((24 << 20)) "$STREAM" > part
 	# --rate makes writing wait: the level climbs while the frames go
 	mig-compress -v --adapt --rate 2M < part 2> err | cat > z
 	run cat err
 	assert_line --regexp '^mig-compress: zstd-long levels 1 to [2-9], adapted to the output$'
+	assert_line --regexp '^mig-compress: zstd-long: level 2 from frame [0-9]+ on, in a zstd worker$'
+	local n
+	n=$(sed -n 's/^mig-compress: zstd-long: level 2 from frame \([0-9]*\) on.*/\1/p' err)
+	[ "$n" -ge 1 ] && [ "$n" -le 4 ]
 	mig-decompress < z | cmp - part
-	local a4 a5
-	a4=$(mz_frame_offset z 4); a5=$(mz_frame_offset z 5)
+	# frame n's piece starts a zstd frame (its magic), frame n - 1's and
+	# the first's only the first does
+	local an ap
+	an=$(mz_frame_offset z "$n"); ap=$(mz_frame_offset z $((n - 1)))
+	[ "$(od -An -tx1 -j $((an + 8)) -N4 z | tr -d ' ')" = 28b52ffd ]
+	[ "$(od -An -tx1 -j $((HDR + 8)) -N4 z | tr -d ' ')" = 28b52ffd ]
+	[ "$n" -eq 1 ] || [ "$(od -An -tx1 -j $((ap + 8)) -N4 z | tr -d ' ')" != 28b52ffd ]
 	cp z bad
-	flip_byte bad $((a5 + 8 + $(mz_frame_len z "$a5") / 2))
+	flip_byte bad $((an + 8 + $(mz_frame_len z "$an") / 2))
 	run -1 --separate-stderr bash -c 'mig-decompress < bad > out'
-	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 5 \(offset $a5\): "
-	[ "$(stat -c %s out)" -eq $((5 * (4 << 20))) ]
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame $n \(offset $an\): "
+	[ "$(stat -c %s out)" -eq $((n * (4 << 20))) ]
 	assert_prefix out part
-	# frames 4 and 5 swapped
-	{ head -c "$a4" z; tail -c +$((a5 + 1)) z | head -c $((8 + $(mz_frame_len z "$a5")));
-	  tail -c +$((a4 + 1)) z | head -c $((a5 - a4)); tail -c +$((a5 + 9 + $(mz_frame_len z "$a5"))) z; } > swapped
+	# frames n - 1 and n swapped
+	{ head -c "$ap" z; tail -c +$((an + 1)) z | head -c $((8 + $(mz_frame_len z "$an")));
+	  tail -c +$((ap + 1)) z | head -c $((an - ap)); tail -c +$((an + 9 + $(mz_frame_len z "$an"))) z; } > swapped
 	[ "$(stat -c %s swapped)" -eq "$(stat -c %s z)" ]
 	run -1 --separate-stderr bash -c 'mig-decompress < swapped > out'
-	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame 4 \(offset $a4\): "
-	[ "$(stat -c %s out)" -eq $((4 * (4 << 20))) ]
+	output=$stderr assert_output --regexp "^mig-decompress: stdin: frame $((n - 1)) \(offset $ap\): "
+	[ "$(stat -c %s out)" -eq $(((n - 1) * (4 << 20))) ]
 	assert_prefix out part
-	head -c $((a5 + 50)) z > cut
+	# cut where the first zstd frame ended: a whole zstd frame, but the
+	# layer's END is missing
+	head -c "$an" z > cut
 	run -1 --separate-stderr bash -c 'mig-decompress < cut > out'
 	output=$stderr assert_output --regexp "^mig-decompress: stdin: truncated: "
-	assert_prefix out part
+	cmp out <(head -c $((n * (4 << 20))) part)
 }
 
 @test "zstd-long: a window over 2^27 or a stray parameter byte is refused at the header" {
@@ -555,10 +566,10 @@ Try 'mig-decrypt --help'."
 	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"
 }
 
-@test "zstd-long: a fixed level compresses in mig-compress's own thread, an adapting one in one zstd worker; both decode" {
+@test "zstd-long: compresses in mig-compress's own thread, fixed or adapting, until the level first changes; then in one zstd worker; all decode" {
 	head -c $((6 << 20)) "$STREAM" > part
 	mkfifo in out
-	local mode pid feeder drainer
+	local mode pid feeder drainer i
 	for mode in --no-adapt --adapt -l3; do
 		mig-compress "$mode" < in > out &
 		pid=$!
@@ -566,14 +577,11 @@ Try 'mig-decrypt --help'."
 		cat part >&7 8<&- &
 		feeder=$!
 		# the first frame's first bytes out: the 4 MiB frame was
-		# compressed, by a zstd worker if there is one; the input stays
+		# compressed, by a zstd worker if there were one; the input stays
 		# open, so the process waits for more with its threads
 		dd bs=1 count=$((28 + 100)) status=none <&8 > first
 		run -0 ls "/proc/$pid/task"
-		case $mode in
-		--adapt) [ "${#lines[@]}" -eq 2 ] || fail "$mode: ${#lines[@]} threads" ;;
-		*) [ "${#lines[@]}" -eq 1 ] || fail "$mode: ${#lines[@]} threads" ;;
-		esac
+		[ "${#lines[@]}" -eq 1 ] || fail "$mode: ${#lines[@]} threads"
 		cat <&8 > rest 7>&- &
 		drainer=$!
 		wait "$feeder"
@@ -583,4 +591,28 @@ Try 'mig-decrypt --help'."
 		wait "$pid"
 		cat first rest | mig-decompress | cmp - part
 	done
+	# a level that climbs (writing waits under --rate): a worker from then on
+	head -c $((24 << 20)) "$STREAM" > part
+	mkfifo zout
+	cat zout > z &
+	drainer=$!
+	mig-compress -v --adapt --rate 8M < in 2> err > zout &
+	pid=$!
+	exec 7> in
+	cat part >&7 &
+	feeder=$!
+	# the worker starts with the frame after the change (bounded: 10 s)
+	local threads=0
+	for ((i = 0; i < 200 && threads < 2; i++)); do
+		threads=$(ls "/proc/$pid/task" 2>/dev/null | wc -l)
+		sleep 0.05
+	done
+	wait "$feeder"
+	exec 7>&-
+	wait "$pid"
+	wait "$drainer"
+	run cat err
+	assert_line --regexp '^mig-compress: zstd-long: level 2 from frame [0-9]+ on, in a zstd worker$'
+	[ "$threads" -eq 2 ] || fail "after the change: $threads threads"
+	mig-decompress < z | cmp - part
 }

@@ -5,6 +5,8 @@
  * Run from the repository root (it reads tests/vectors/).
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <time.h>
@@ -1523,10 +1525,68 @@ static void test_spare_cpus(void)
 	   spare, mig_cpus());
 }
 
+/* The smaps line KEY of the mapping that holds P: its number, -1 if none. */
+static long smaps_field(const void *p, const char *key)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[256];
+	unsigned long lo, hi, at = (unsigned long)p;
+	bool in = false;
+	long v = -1;
+
+	if (!f)
+		return -1;
+	while (v < 0 && fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = at >= lo && at < hi;
+		else if (in && !strncmp(line, key, strlen(key)))
+			v = strtol(line + strlen(key), NULL, 10);
+	}
+	fclose(f);
+	return v;
+}
+
+/* Codec memory: a large block is mapped for huge pages wherever the
+ * kernel gives them on request, a small one comes from malloc; both are
+ * aligned as malloc's, writable throughout, and freed by one call. */
+static void test_huge_alloc(void)
+{
+	char mode[64] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	bool thp;
+
+	if (f) {
+		if (!fgets(mode, sizeof mode, f))
+			mode[0] = '\0';
+		mode[strcspn(mode, "\n")] = '\0';
+		fclose(f);
+	}
+	thp = strstr(mode, "[always]") || strstr(mode, "[madvise]");
+	size_t big = 8u << 20, small = 4096;
+	unsigned char *b = mig_huge_alloc(NULL, big), *sm = mig_huge_alloc(NULL, small);
+	ok(b && sm && (uintptr_t)b % _Alignof(max_align_t) == 0 &&
+	   (uintptr_t)sm % _Alignof(max_align_t) == 0,
+	   "huge alloc: 8 MiB and 4 KiB blocks, aligned as malloc's");
+	if (b && sm) {
+		memset(b, 0xa5, big);
+		memset(sm, 0x5a, small);
+		ok(b[0] == 0xa5 && b[big - 1] == 0xa5 && sm[small - 1] == 0x5a,
+		   "huge alloc: every byte writable");
+		ok(smaps_field(b, "THPeligible:") == thp,
+		   "huge alloc: the 8 MiB block %s for huge pages (THP mode: %s)",
+		   thp ? "marked" : "not marked", mode[0] ? mode : "unknown");
+	}
+	mig_huge_free(NULL, b);
+	mig_huge_free(NULL, sm);
+	mig_huge_free(NULL, NULL);
+	ok(mig_huge_alloc(NULL, SIZE_MAX - 4) == NULL, "huge alloc: a size past the address space: NULL");
+}
+
 int main(void)
 {
 	test_sizes();
 	test_spare_cpus();
+	test_huge_alloc();
 	test_rate_parse();
 	test_rate_bucket();
 	test_rate_windows();
