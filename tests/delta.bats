@@ -157,6 +157,7 @@ assert_same_ram_loaded() { # A B
 	# mig-info counts them
 	run -0 mig-info d
 	assert_line --regexp "^    mem +[0-9.]+ MiB  0 pages, [0-9]+ zero, $PAGES_SPARSE XBZRLE or compressed\$"
+	assert_line "  compaction: not possible: a delta: mig-compact takes a whole checkpoint (mig-delta -d rebuilds one)"
 }
 
 @test "a chain through XBZRLE records: base -> sparse (XBZRLE) -> new2-like change on it; each state's pages from the one before" {
@@ -418,6 +419,9 @@ Try 'mig-delta --help'."
 	run -0 mig-info "$v/delta-ab.mig"
 	assert_line "layer 1: delta (hash=xxh3 base=659ba2a1bc49774d7046c0b255816782 base-bytes=8447 pages=3 records=3 carried=1)"
 	assert_line "    a                          12.0 KiB  1 pages, 0 zero"
+	assert_line "  compaction: not possible: a delta: mig-compact takes a whole checkpoint (mig-delta -d rebuilds one)"
+	run -0 mig-info --json "$v/delta-ab.mig"
+	[ "$(jq -r .compaction.not_compactable <<<"$output")" = "a delta: mig-compact takes a whole checkpoint (mig-delta -d rebuilds one)" ]
 	run -0 mig-info "$v/delta-aa.mig"
 	assert_line "    a                          12.0 KiB  0 pages, 0 zero"
 	# the base is what the header names: any other is refused

@@ -248,10 +248,14 @@ static int scan_stream(struct info *in)
 	in->have_qemu = true;
 	if (qc_init(&in->compact, -1, -1) < 0)
 		return mig_err_set(&in->err, MIG_EXIT_SYS, "out of memory");
-	/* a delta layer carries only the pages that changed: maybe none */
-	unsigned flags = in->nlayers &&
-		in->layers[in->nlayers - 1].kind == MIG_KIND_DELTA ?
-		QS_ALLOW_NO_PAGES : 0;
+	/* a delta layer carries only the pages that changed: maybe none; its
+	 * XBZRLE records are its own, against its base, not QEMU's */
+	bool delta = in->nlayers && in->layers[in->nlayers - 1].kind == MIG_KIND_DELTA;
+	unsigned flags = delta ? QS_ALLOW_NO_PAGES : 0;
+	if (delta)
+		snprintf(in->compact.not_compactable, sizeof in->compact.not_compactable,
+			 "a delta: mig-compact takes a whole checkpoint "
+			 "(mig-delta -d rebuilds one)");
 	if (qs_scan_hooks(mig_src_pull_read, &p, flags, &in->compact.hooks,
 			  &in->qemu, qerr, sizeof qerr) < 0) {
 		if (in->compact.code) /* the page index could not be made */
