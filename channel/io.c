@@ -25,6 +25,23 @@ void mig_pipe_grow(int fd)
 			return;
 }
 
+ssize_t mig_pread_full(int fd, void *buf, size_t n, off_t at)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = pread(fd, (char *)buf + done, n - done, at + (off_t)done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
 /* Wait until fd is writable again when a spawner handed us a
  * non-blocking descriptor. */
 static int wait_writable(int fd)

@@ -171,6 +171,9 @@ static inline uint64_t mig_get_le64(const uint8_t *p)
 int mig_write_all(int fd, const void *buf, size_t len, struct mig_err *e);
 int mig_writev_all(int fd, const void *a, size_t alen, const void *b,
 		   size_t blen, struct mig_err *e);
+/* Read n bytes at offset at, across short reads and EINTR: n, fewer
+ * where the file ends first, or -1 with errno set. */
+ssize_t mig_pread_full(int fd, void *buf, size_t n, off_t at);
 /* Ask for a large pipe buffer where fd is a pipe; silently keeps the
  * default where the system refuses. */
 void mig_pipe_grow(int fd);

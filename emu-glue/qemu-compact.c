@@ -434,18 +434,12 @@ static void out_be64(struct out *o, uint64_t v)
 static int read_at(int fd, void *buf, size_t n, off_t at, const char *what,
 		   struct mig_err *e)
 {
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = pread(fd, (char *)buf + done, n - done, at + (off_t)done);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return mig_err_set(e, MIG_EXIT_IO, "%s: %s", what,
-					   r < 0 ? strerror(errno) :
-					   "ends early: it changed while read");
-		done += (size_t)r;
-	}
-	return 0;
+	ssize_t r = mig_pread_full(fd, buf, n, at);
+
+	if (r == (ssize_t)n)
+		return 0;
+	return mig_err_set(e, MIG_EXIT_IO, "%s: %s", what, r < 0 ? strerror(errno) :
+			   "ends early: it changed while read");
 }
 
 /* n bytes of the page file at `at` into dst, through the window. */

@@ -212,11 +212,8 @@ static const unsigned char *base_page(struct rb *r, bool absorbed, uint64_t off)
 	const char *name = page_file(r->base, absorbed);
 
 	if (off < w->at || off + ps > w->at + w->len) {
-		ssize_t n;
-		do
-			n = pread(fd, w->buf, absorbed ? ps : BUF_CAP,
-				  (off_t)off);
-		while (n < 0 && errno == EINTR);
+		ssize_t n = mig_pread_full(fd, w->buf, absorbed ? ps : BUF_CAP,
+					   (off_t)off);
 		if (n < 0) {
 			mig_err_set(r->e, MIG_EXIT_IO, "%s: %s", name,
 				    strerror(errno));

@@ -371,7 +371,7 @@ int qd_page_where(const struct qd_stream *s, uint64_t i, uint8_t *fill,
 static int base_data(const struct qd_stream *b, uint64_t i, unsigned char *buf,
 		     struct mig_err *e)
 {
-	size_t ps = (size_t)b->qc.page_size, done = 0;
+	size_t ps = (size_t)b->qc.page_size;
 	uint64_t off;
 	uint8_t fill;
 	bool absorbed;
@@ -381,16 +381,11 @@ static int base_data(const struct qd_stream *b, uint64_t i, unsigned char *buf,
 	int fd = absorbed ? b->absorb_fd : b->page_fd;
 	const char *file = absorbed ? "the chain's pages (temporary file)" :
 			   b->file;
-	while (done < ps) {
-		ssize_t n = pread(fd, buf + done, ps - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return mig_err_set(e, MIG_EXIT_IO, "%s: %s", file, n < 0 ?
-					   strerror(errno) : "ends early: it "
-					   "changed since it was read");
-		done += (size_t)n;
-	}
+	ssize_t n = mig_pread_full(fd, buf, ps, (off_t)off);
+	if (n != (ssize_t)ps)
+		return mig_err_set(e, MIG_EXIT_IO, "%s: %s", file, n < 0 ?
+				   strerror(errno) : "ends early: it "
+				   "changed since it was read");
 	if (!XXH128_isEqual(XXH3_128bits(buf, ps), b->key[i]))
 		return mig_err_set(e, MIG_EXIT_DATA, "%s: page %llu changed "
 				   "since it was read", file, (ull)i);

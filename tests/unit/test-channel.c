@@ -1582,11 +1582,32 @@ static void test_huge_alloc(void)
 	ok(mig_huge_alloc(NULL, SIZE_MAX - 4) == NULL, "huge alloc: a size past the address space: NULL");
 }
 
+/* pread in full: the bytes asked, fewer at the file's end, -1 on a bad
+ * descriptor. */
+static void test_pread_full(void)
+{
+	char path[] = "/tmp/mig-pread-XXXXXX", buf[16];
+	int fd = mkstemp(path);
+
+	ok(fd >= 0 && write(fd, "0123456789", 10) == 10, "pread full: a file of 10 bytes");
+	ok(mig_pread_full(fd, buf, 4, 3) == 4 && !memcmp(buf, "3456", 4),
+	   "pread full: 4 bytes at 3");
+	ok(mig_pread_full(fd, buf, 8, 6) == 4 && !memcmp(buf, "6789", 4),
+	   "pread full: 8 asked at 6, 4 before the end");
+	ok(mig_pread_full(fd, buf, 8, 10) == 0, "pread full: at the end, 0");
+	close(fd);
+	unlink(path);
+	errno = 0;
+	ok(mig_pread_full(fd, buf, 4, 0) == -1 && errno == EBADF,
+	   "pread full: a closed descriptor, -1 and EBADF");
+}
+
 int main(void)
 {
 	test_sizes();
 	test_spare_cpus();
 	test_huge_alloc();
+	test_pread_full();
 	test_rate_parse();
 	test_rate_bucket();
 	test_rate_windows();
