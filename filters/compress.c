@@ -97,9 +97,12 @@ struct fctx {
 	uint8_t *buf;
 	size_t cap;
 	struct adapt adapt;
-	/* zstd-long's encoder: its level changed and the zstd frame is to
-	 * end with the next piece (restart), or it has (in_worker) */
-	bool restart, in_worker;
+	/* zstd-long's encoder: its level is to change and the zstd frame to
+	 * end with the next piece (restart, to restart_level), or it has
+	 * (in_worker; -v tells with the first piece after: announce); level
+	 * is always the one the next piece goes at */
+	bool restart, in_worker, announce;
+	int restart_level;
 };
 
 /* What a codec's state is opened for. */
@@ -331,11 +334,13 @@ static int zlong_restart(struct fctx *x, struct mig_err *e)
 	size_t r = ZSTD_CCtx_setParameter(x->state, ZSTD_c_nbWorkers, 1);
 
 	if (!ZSTD_isError(r))
-		r = ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel, x->level);
+		r = ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel,
+					   x->restart_level);
 	if (ZSTD_isError(r))
 		return mig_err_set(e, MIG_EXIT_SYS, "zstd: %s", ZSTD_getErrorName(r));
+	x->level = x->restart_level;
 	x->restart = false;
-	x->in_worker = true;
+	x->in_worker = x->announce = true;
 	return 0;
 }
 
@@ -656,14 +661,12 @@ static void adapt_level(struct fctx *x)
 	a->waited = *a->output_wait;
 	if (level == x->level)
 		return;
-	if (!x->in_worker)
-		x->restart = true; /* with the next piece (zlong_restart) */
-	else if (ZSTD_isError(ZSTD_CCtx_setParameter(x->state, ZSTD_c_compressionLevel,
-						     level)))
-		return;
-	x->level = level;
-	a->low = level < a->low ? level : a->low;
-	a->high = level > a->high ? level : a->high;
+	if (!x->in_worker) { /* after the next piece (zlong_restart) */
+		x->restart = true;
+		x->restart_level = level;
+	} else if (!ZSTD_isError(ZSTD_CCtx_setParameter(x->state,
+							ZSTD_c_compressionLevel, level)))
+		x->level = level;
 }
 
 /* A DATA frame of a stream codec: always its piece of the stream, however
@@ -671,13 +674,18 @@ static void adapt_level(struct fctx *x)
 static int encode_stream(struct fctx *x, const struct mig_frame *in,
 			 size_t *clen, struct mig_err *e)
 {
-	bool restart = x->restart;
+	int level = x->level; /* this piece's, whatever the squeeze changes */
 
+	if (x->announce && mig_verbose) /* where a decoder's window starts again */
+		mig_warn("zstd-long: level %d from frame %" PRIu64 " on, in a zstd worker",
+			 level, in->index);
+	x->announce = false;
 	if (x->codec->squeeze(x, in->data, in->len, x->cap - TAG_LEN, clen, e) < 0)
 		return -1;
-	if (restart && mig_verbose) /* where a decoder's window starts again */
-		mig_warn("zstd-long: level %d from frame %" PRIu64 " on, in a zstd worker",
-			 x->level, in->index + 1);
+	/* -v's levels are the ones pieces went at: a change decided with
+	 * the last piece is never used */
+	x->adapt.low = level < x->adapt.low ? level : x->adapt.low;
+	x->adapt.high = level > x->adapt.high ? level : x->adapt.high;
 	if (x->adapt.on)
 		adapt_level(x);
 	return 0;

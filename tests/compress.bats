@@ -485,9 +485,9 @@ Try 'mig-decrypt --help'."
 	mig-compress -v --adapt --rate 2M < part 2> err | cat > z
 	run cat err
 	assert_line --regexp '^mig-compress: zstd-long levels 1 to [2-9], adapted to the output$'
-	assert_line --regexp '^mig-compress: zstd-long: level 2 from frame [0-9]+ on, in a zstd worker$'
+	assert_line --regexp '^mig-compress: zstd-long: level [2-9] from frame [0-9]+ on, in a zstd worker$'
 	local n
-	n=$(sed -n 's/^mig-compress: zstd-long: level 2 from frame \([0-9]*\) on.*/\1/p' err)
+	n=$(sed -n 's/^mig-compress: zstd-long: level [2-9] from frame \([0-9]*\) on.*/\1/p' err)
 	[ "$n" -ge 1 ] && [ "$n" -le 4 ]
 	mig-decompress < z | cmp - part
 	# frame n's piece starts a zstd frame (its magic), frame n - 1's and
@@ -544,6 +544,21 @@ Try 'mig-decrypt --help'."
 	run -0 --separate-stderr bash -c 'mig-compress -v --adapt < part > /dev/null'
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"
+}
+
+@test "zstd-long --adapt: a level chosen with one of the last two pieces is never used, and -v does not name it" {
+	# three DATA frames: no write has waited when the first is
+	# compressed, so a change is chosen after the second at the
+	# earliest (the rate makes writing wait); the zstd frame would end
+	# with the third, the new level start with a fourth
+	head -c $((12 << 20)) "$STREAM" > part
+	run -0 --separate-stderr bash -c 'mig-compress -v --adapt --rate 1M < part | cat > z'
+	output=$stderr lines=("${stderr_lines[@]}")
+	assert_line --regexp '^mig-compress: 3 frames, 12.0 MiB in, [0-9.]+ MiB out$'
+	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"
+	refute_line --partial " on, in a zstd worker"
+	[ "${#lines[@]}" -eq 2 ]
+	mig-decompress < z | cmp - part
 }
 
 @test "zstd-long --adapt: a slow reader while every CPU is busy keeps level 1 (the stages after wait for CPU, not for a link)" {
@@ -612,7 +627,7 @@ Try 'mig-decrypt --help'."
 	wait "$pid"
 	wait "$drainer"
 	run cat err
-	assert_line --regexp '^mig-compress: zstd-long: level 2 from frame [0-9]+ on, in a zstd worker$'
+	assert_line --regexp '^mig-compress: zstd-long: level [2-9] from frame [0-9]+ on, in a zstd worker$'
 	[ "$threads" -eq 2 ] || fail "after the change: $threads threads"
 	mig-decompress < z | cmp - part
 }
