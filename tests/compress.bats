@@ -552,7 +552,7 @@ Try 'mig-decrypt --help'."
 	# earliest (the rate makes writing wait); the zstd frame would end
 	# with the third, the new level start with a fourth
 	head -c $((12 << 20)) "$STREAM" > part
-	run -0 --separate-stderr bash -c 'mig-compress -v --adapt --rate 1M < part | cat > z'
+	run -0 --separate-stderr bash -c 'mig-compress -v --adapt --rate 4M < part | cat > z'
 	output=$stderr lines=("${stderr_lines[@]}")
 	assert_line --regexp '^mig-compress: 3 frames, 12.0 MiB in, [0-9.]+ MiB out$'
 	assert_line "mig-compress: zstd-long levels 1 to 1, adapted to the output"

@@ -236,10 +236,15 @@ check_all() { # C
 # migration fails with the source running (tests/faults.bats).
 @test "every filter fails at once (exit 3) when its reader goes while its input is idle" {
 	local c
+	# The input stalls for 3 s (a sleep whose pid is in sp); once the
+	# filter has exited, the sleep is ended, so the test need not wait.
+	local stall='sleep 3 & echo $! > sp; wait'
+	local end_stall='for ((i = 0; i < 500; i++)); do [ -s sp ] && break; sleep 0.01; done; kill $(cat sp) 2>/dev/null'
 	for c in mig-checksum mig-compress mig-envelope; do
-		# the input stalls for 3 s after 100 bytes; the reader takes 1 byte
-		run -0 --separate-stderr bash -c "{ head -c 100 /dev/urandom; sleep 3; } |
-			{ s=\$EPOCHREALTIME; $c; echo \$? > rc; echo \"\$EPOCHREALTIME - \$s\" | bc > took; } |
+		# after 100 bytes; the reader takes 1 byte
+		rm -f sp
+		run -0 --separate-stderr bash -c "{ head -c 100 /dev/urandom; $stall; } |
+			{ s=\$EPOCHREALTIME; $c; echo \$? > rc; echo \"\$EPOCHREALTIME - \$s\" | bc > took; $end_stall; } |
 			head -c 1 > /dev/null"
 		[ "$(cat rc)" = 3 ] || fail "$c exited $(cat rc)"
 		output=$stderr assert_output "$c: stdin: write to stdout: Broken pipe"
@@ -247,8 +252,9 @@ check_all() { # C
 		[ "$(echo "$(cat took) < 1.5" | bc)" = 1 ] || fail "$c took $(cat took) s"
 		# with --progress, which waits for the first byte to say when it
 		# came: a reader gone before any input is seen at once too
-		run -0 --separate-stderr bash -c "sleep 3 |
-			{ s=\$EPOCHREALTIME; $c --progress; echo \$? > rc; echo \"\$EPOCHREALTIME - \$s\" | bc > took; } |
+		rm -f sp
+		run -0 --separate-stderr bash -c "{ $stall; } |
+			{ s=\$EPOCHREALTIME; $c --progress; echo \$? > rc; echo \"\$EPOCHREALTIME - \$s\" | bc > took; $end_stall; } |
 			true"
 		[ "$(cat rc)" = 3 ] || fail "$c --progress exited $(cat rc)"
 		output=$stderr assert_output --partial "$c: stdin: write to stdout: Broken pipe"
